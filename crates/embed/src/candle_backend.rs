@@ -24,23 +24,24 @@ fn backend_error(e: candle_core::Error) -> EmbedError {
 impl CandleEncoder {
     pub fn load(files: &ModelFiles, device: Device) -> Result<Self> {
         let config_path = files.dir.join("config.json");
-        let config_text = std::fs::read_to_string(&config_path).map_err(|source| EmbedError::Io {
-            path: config_path.clone(),
-            source,
-        })?;
-        let config: Config = serde_json::from_str(&config_text).map_err(|e| EmbedError::Config {
-            path: config_path,
-            message: e.to_string(),
-        })?;
+        let config_text =
+            std::fs::read_to_string(&config_path).map_err(|source| EmbedError::Io {
+                path: config_path.clone(),
+                source,
+            })?;
+        let config: Config =
+            serde_json::from_str(&config_text).map_err(|e| EmbedError::Config {
+                path: config_path,
+                message: e.to_string(),
+            })?;
         // SAFETY: the weights file is memory-mapped read-only; mnemo never writes to it, and
         // the model folder is ours (a verified cache), so it does not change under us.
-        let vb = unsafe {
-            VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &device)
-        }
-        .map_err(|e| EmbedError::Weights {
-            path: files.weights.clone(),
-            message: e.to_string(),
-        })?;
+        let vb =
+            unsafe { VarBuilder::from_mmaped_safetensors(&[&files.weights], DType::F32, &device) }
+                .map_err(|e| EmbedError::Weights {
+                    path: files.weights.clone(),
+                    message: e.to_string(),
+                })?;
         let model = BertModel::load(vb, &config).map_err(|e| EmbedError::Weights {
             path: files.weights.clone(),
             message: e.to_string(),

@@ -131,7 +131,10 @@ impl Embeddings {
     }
 
     pub fn into_vecs(self) -> Vec<Vec<f32>> {
-        self.data.chunks_exact(self.dim.max(1)).map(<[f32]>::to_vec).collect()
+        self.data
+            .chunks_exact(self.dim.max(1))
+            .map(<[f32]>::to_vec)
+            .collect()
     }
 }
 
@@ -216,24 +219,29 @@ impl Embedder {
         let mut data = vec![0f32; texts.len() * dim];
         let batches = plan_batches(&tokenized, self.threads, &self.options);
 
-        let run_batch = |batch: &[usize], threads: Threads, ws: &mut Workspace| -> Result<Vec<f32>> {
-            let seqs: Vec<&[u32]> = batch.iter().map(|&i| tokenized[i].ids.as_slice()).collect();
-            let mut out = vec![0f32; seqs.len() * dim];
-            match &self.engine {
-                Engine::Cpu(encoder) => encoder.encode(&seqs, threads, ws, &mut out),
-                Engine::Candle(encoder) => encoder.encode(&seqs, &mut out)?,
-            }
-            Ok(out)
-        };
+        let run_batch =
+            |batch: &[usize], threads: Threads, ws: &mut Workspace| -> Result<Vec<f32>> {
+                let seqs: Vec<&[u32]> =
+                    batch.iter().map(|&i| tokenized[i].ids.as_slice()).collect();
+                let mut out = vec![0f32; seqs.len() * dim];
+                match &self.engine {
+                    Engine::Cpu(encoder) => encoder.encode(&seqs, threads, ws, &mut out),
+                    Engine::Candle(encoder) => encoder.encode(&seqs, &mut out)?,
+                }
+                Ok(out)
+            };
 
-        let parallel_batches = matches!(self.engine, Engine::Cpu(_)) && self.threads > 1 && batches.len() > 1;
+        let parallel_batches =
+            matches!(self.engine, Engine::Cpu(_)) && self.threads > 1 && batches.len() > 1;
         let outputs: Vec<Result<Vec<f32>>> = if parallel_batches {
             // Whole batches side by side, one per worker, each with single-threaded matrix
             // products: on a few cores this beats splitting every product across threads.
             self.pool.install(|| {
                 batches
                     .par_iter()
-                    .map_init(Workspace::default, |ws, batch| run_batch(batch, Threads::One, ws))
+                    .map_init(Workspace::default, |ws, batch| {
+                        run_batch(batch, Threads::One, ws)
+                    })
                     .collect()
             })
         } else {
@@ -303,12 +311,15 @@ fn select_engine(files: &ModelFiles, backend: Backend) -> Result<Engine> {
             files,
             candle_core::Device::Cpu,
         )?)),
-        Backend::Cuda(ordinal) => Ok(Engine::Candle(CandleEncoder::load(files, cuda_device(ordinal)?)?)),
+        Backend::Cuda(ordinal) => Ok(Engine::Candle(CandleEncoder::load(
+            files,
+            cuda_device(ordinal)?,
+        )?)),
         Backend::Auto => {
-            if cfg!(feature = "cuda") {
-                if let Ok(device) = cuda_device(0) {
-                    return Ok(Engine::Candle(CandleEncoder::load(files, device)?));
-                }
+            if cfg!(feature = "cuda")
+                && let Ok(device) = cuda_device(0)
+            {
+                return Ok(Engine::Candle(CandleEncoder::load(files, device)?));
             }
             Ok(Engine::Cpu(CpuEncoder::load(files)?))
         }
@@ -320,7 +331,8 @@ fn cuda_device(ordinal: usize) -> Result<candle_core::Device> {
     if !cfg!(feature = "cuda") {
         return Err(EmbedError::DeviceUnavailable {
             device: format!("cuda:{ordinal}"),
-            message: "this build of mnemo has no GPU support; rebuild with `--features cuda`".to_owned(),
+            message: "this build of mnemo has no GPU support; rebuild with `--features cuda`"
+                .to_owned(),
         });
     }
     candle_core::Device::new_cuda(ordinal).map_err(|e| EmbedError::DeviceUnavailable {
@@ -360,7 +372,10 @@ mod tests {
         for batch in &batches {
             let tokens: usize = batch.iter().map(|&i| tokenized[i].ids.len()).sum();
             assert!(batch.len() <= 3);
-            assert!(batch.len() == 1 || tokens <= 100, "batch {batch:?} has {tokens} tokens");
+            assert!(
+                batch.len() == 1 || tokens <= 100,
+                "batch {batch:?} has {tokens} tokens"
+            );
         }
     }
 

@@ -58,7 +58,10 @@ fn cosine(a: &[f32], b: &[f32]) -> f64 {
 }
 
 fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-    a.iter().zip(b).map(|(x, y)| (x - y).abs()).fold(0.0, f32::max)
+    a.iter()
+        .zip(b)
+        .map(|(x, y)| (x - y).abs())
+        .fold(0.0, f32::max)
 }
 
 #[test]
@@ -93,14 +96,23 @@ fn every_reference_text_matches_sentence_transformers() {
         "parity over {} texts: min cosine {min:.9} (row {min_index}: {min_text:?}), median {median:.9}, max |diff| {worst:.2e}",
         refs.len()
     );
-    assert!(min >= 0.9999, "min cosine {min} below 0.9999 at row {min_index}");
+    assert!(
+        min >= 0.9999,
+        "min cosine {min} below 0.9999 at row {min_index}"
+    );
 
     for (i, r) in refs.iter().enumerate() {
         assert_eq!(got.token_counts()[i], r.n_tokens, "token count of row {i}");
     }
-    let expected_truncated: Vec<usize> = (0..refs.len()).filter(|&i| refs[i].n_tokens > 256).collect();
+    let expected_truncated: Vec<usize> = (0..refs.len())
+        .filter(|&i| refs[i].n_tokens > 256)
+        .collect();
     assert_eq!(got.truncated(), expected_truncated.as_slice());
-    assert_eq!(expected_truncated.len(), 32, "the fixture has 32 texts over 256 word pieces");
+    assert_eq!(
+        expected_truncated.len(),
+        32,
+        "the fixture has 32 texts over 256 word pieces"
+    );
 }
 
 #[test]
@@ -121,7 +133,8 @@ fn candle_reference_backend_matches_sentence_transformers_too() {
 /// independent implementations of the same pipeline; they must agree everywhere.
 #[test]
 fn fused_encoder_agrees_with_candle_on_unseen_texts() {
-    let tasks = std::fs::read_to_string(shared_dir().join("bench/tasks-public.txt")).expect("tasks file");
+    let tasks =
+        std::fs::read_to_string(shared_dir().join("bench/tasks-public.txt")).expect("tasks file");
     let mut texts: Vec<String> = tasks
         .lines()
         .skip(20_000)
@@ -131,7 +144,8 @@ fn fused_encoder_agrees_with_candle_on_unseen_texts() {
         .map(str::to_owned)
         .collect();
     // Long texts too: whole plan files cut at growing sizes, to cover 2..256+ word pieces.
-    let plan = std::fs::read_to_string(shared_dir().join("seeds/002_9d49f9aeb5c21e00.txt")).expect("seed plan");
+    let plan = std::fs::read_to_string(shared_dir().join("seeds/002_9d49f9aeb5c21e00.txt"))
+        .expect("seed plan");
     for size in [40, 300, 700, 1500, 4000] {
         texts.push(plan.chars().skip(size).take(size).collect());
     }
@@ -143,8 +157,14 @@ fn fused_encoder_agrees_with_candle_on_unseen_texts() {
         let diff = max_abs_diff(fused.row(i), candle.row(i));
         assert!(diff < 1e-5, "text {i}: max |diff| {diff}");
     }
-    println!("fused vs candle over {} unseen texts: min cosine {min:.9}", texts.len());
-    assert!(!fused.truncated().is_empty(), "the long texts exercise truncation");
+    println!(
+        "fused vs candle over {} unseen texts: min cosine {min:.9}",
+        texts.len()
+    );
+    assert!(
+        !fused.truncated().is_empty(),
+        "the long texts exercise truncation"
+    );
 }
 
 #[test]
@@ -160,7 +180,10 @@ fn a_text_embeds_the_same_alone_and_in_any_batch() {
     for (i, text) in texts.iter().enumerate() {
         let alone = embedder.embed(&[text]).expect("single");
         let diff = max_abs_diff(alone.row(0), together.row(i));
-        assert!(diff < 1e-6, "text {i} differs by {diff} between batch and alone");
+        assert!(
+            diff < 1e-6,
+            "text {i} differs by {diff} between batch and alone"
+        );
         let norm: f32 = alone.row(0).iter().map(|v| v * v).sum::<f32>().sqrt();
         assert!((norm - 1.0).abs() < 1e-5, "norm {norm}");
     }
@@ -195,7 +218,9 @@ fn token_counts_include_special_tokens_and_ignore_the_window() {
 #[test]
 fn a_missing_model_folder_says_how_to_fetch_it() {
     let dir = std::env::temp_dir().join("mnemo-no-such-model-dir");
-    let error = Embedder::load(&dir, EmbedderOptions::default()).err().expect("must fail");
+    let error = Embedder::load(&dir, EmbedderOptions::default())
+        .err()
+        .expect("must fail");
     let message = error.to_string();
     assert!(message.contains("make model"), "{message}");
     assert!(message.contains(&dir.display().to_string()), "{message}");

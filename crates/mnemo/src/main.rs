@@ -1,1 +1,91 @@
-fn main() {}
+//! `mnemo`: the command line. It parses arguments, calls the library crates, and prints;
+//! the work itself lives in the crates (`mnemo-embed`, ...).
+
+mod bench;
+mod embed_cmd;
+mod nearest;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use anyhow::Context;
+use clap::{Args, Parser, Subcommand};
+use mnemo_embed::{Backend, Embedder, EmbedderOptions, default_model_dir};
+
+#[derive(Parser)]
+#[command(
+    name = "mnemo",
+    version,
+    about = "Local-first semantic memory for Markdown plans and notes"
+)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Embed texts: JSON Lines `{"text": ...}` in (stdin or --input), the same objects out
+    /// with an `embedding` field added, in the same order.
+    Embed(embed_cmd::EmbedArgs),
+    /// For each line of text, print the most similar other lines by cosine.
+    Nearest(nearest::NearestArgs),
+    /// Measure speed.
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+}
+
+/// How to find and run the model; shared by every command that embeds.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// The sentence-transformers model folder [default: ~/.cache/mnemo/models/all-MiniLM-L6-v2]
+    #[arg(long, env = "MNEMO_MODEL_DIR")]
+    model_dir: Option<PathBuf>,
+    /// Where the encoder runs: auto, cpu, candle-cpu, cuda, cuda:N
+    #[arg(long, default_value = "auto")]
+    device: Backend,
+    /// Worker threads (0: one per core)
+    #[arg(long, env = "MNEMO_THREADS", default_value_t = 0)]
+    threads: usize,
+}
+
+impl ModelArgs {
+    fn load(
+        &self,
+        max_batch_texts: Option<usize>,
+        max_batch_tokens: Option<usize>,
+    ) -> anyhow::Result<Embedder> {
+        let dir = self.model_dir.clone().unwrap_or_else(default_model_dir);
+        let mut options = EmbedderOptions {
+            backend: self.device,
+            threads: self.threads,
+            ..EmbedderOptions::default()
+        };
+        if let Some(n) = max_batch_texts {
+            options.max_batch_texts = n;
+        }
+        if let Some(n) = max_batch_tokens {
+            options.max_batch_tokens = n;
+        }
+        Embedder::load(&dir, options)
+            .with_context(|| format!("cannot load the model from {}", dir.display()))
+    }
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    let result = match cli.command {
+        Command::Embed(args) => embed_cmd::run(args),
+        Command::Nearest(args) => nearest::run(args),
+        Command::Bench { what } => bench::run(what),
+    };
+    match result {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(error) => {
+            eprintln!("error: {error:#}");
+            ExitCode::FAILURE
+        }
+    }
+}

@@ -97,7 +97,7 @@ fn exp_impl<const FMA: bool>(x: f32) -> f32 {
     p = madd::<FMA>(p, r, 8.333_452e-3);
     p = madd::<FMA>(p, r, 4.166_579_6e-2);
     p = madd::<FMA>(p, r, 1.666_666_5e-1);
-    p = madd::<FMA>(p, r, 5.000_000_1e-1);
+    p = madd::<FMA>(p, r, 0.5);
     let y = madd::<FMA>(p, r * r, r) + 1.0;
     let scale = f32::from_bits(((n as i32 + 127) as u32) << 23);
     y * scale
@@ -225,7 +225,11 @@ fn softmax_impl<const FMA: bool>(scores: &mut [f32]) {
 ///
 /// `qkv` holds the sequence's rows (`len` of them, `row_stride` floats apart) with the
 /// head's query at `q_off`, key at `k_off` and value at `v_off`; the context rows go to
-/// `out` (`out_stride` floats apart, at `out_off`). `scores` is scratch of at least `len`.
+/// `out` (`out_stride` floats apart, at `out_off`). `scratch` is reused between calls.
+///
+/// The keys are first copied transposed (`head_dim` rows of `len`), so every score row is
+/// built from contiguous multiply-adds across keys instead of one short dot product (and
+/// its horizontal sum) per key.
 #[inline(always)]
 #[allow(clippy::too_many_arguments)]
 fn attention_head_impl<const FMA: bool>(
@@ -240,14 +244,24 @@ fn attention_head_impl<const FMA: bool>(
     out: &mut [f32],
     out_stride: usize,
     out_off: usize,
-    scores: &mut [f32],
+    scratch: &mut Vec<f32>,
 ) {
-    let scores = &mut scores[..len];
+    scratch.resize(len * (head_dim + 1), 0.0);
+    let (keys_t, scores) = scratch.split_at_mut(len * head_dim);
+    for j in 0..len {
+        let k = &qkv[j * row_stride + k_off..][..head_dim];
+        for (d, v) in k.iter().enumerate() {
+            keys_t[d * len + j] = *v;
+        }
+    }
     for i in 0..len {
         let q = &qkv[i * row_stride + q_off..][..head_dim];
-        for (j, s) in scores.iter_mut().enumerate() {
-            let k = &qkv[j * row_stride + k_off..][..head_dim];
-            *s = dot_impl::<FMA>(q, k) * scale;
+        scores.fill(0.0);
+        for (d, key_row) in keys_t.chunks_exact(len).enumerate() {
+            let qd = q[d] * scale;
+            for (s, k) in scores.iter_mut().zip(key_row) {
+                *s = madd::<FMA>(qd, *k, *s);
+            }
         }
         softmax_impl::<FMA>(scores);
         let ctx = &mut out[i * out_stride + out_off..][..head_dim];
@@ -303,7 +317,7 @@ dispatch! {
 dispatch! {
     /// See [`attention_head_impl`].
     #[allow(clippy::too_many_arguments)]
-    pub fn attention_head(qkv: &[f32], row_stride: usize, len: usize, head_dim: usize, q_off: usize, k_off: usize, v_off: usize, scale: f32, out: &mut [f32], out_stride: usize, out_off: usize, scores: &mut [f32]) => attention_head_impl;
+    pub fn attention_head(qkv: &[f32], row_stride: usize, len: usize, head_dim: usize, q_off: usize, k_off: usize, v_off: usize, scale: f32, out: &mut [f32], out_stride: usize, out_off: usize, scratch: &mut Vec<f32>) => attention_head_impl;
 }
 dispatch! {
     /// Mean of the rows into `out`, then L2-normalised.
@@ -336,7 +350,11 @@ mod tests {
         for i in -5000..=5000 {
             let x = i as f32 * 0.001;
             for fma in [false, true] {
-                let got = if fma { erf_impl::<true>(x) } else { erf_impl::<false>(x) };
+                let got = if fma {
+                    erf_impl::<true>(x)
+                } else {
+                    erf_impl::<false>(x)
+                };
                 worst = worst.max((got as f64 - erf_f64(x as f64)).abs());
             }
         }
@@ -358,7 +376,9 @@ mod tests {
 
     #[test]
     fn layer_norm_gives_zero_mean_unit_variance() {
-        let mut x: Vec<f32> = (0..384).map(|i| (i as f32 * 0.37).sin() * 3.0 + 1.0).collect();
+        let mut x: Vec<f32> = (0..384)
+            .map(|i| (i as f32 * 0.37).sin() * 3.0 + 1.0)
+            .collect();
         let gamma = vec![1.0; 384];
         let beta = vec![0.0; 384];
         layer_norm(&mut x, &gamma, &beta, 1e-12);

@@ -67,7 +67,7 @@ pub struct Workspace {
     context: Vec<f32>,
     projected: Vec<f32>,
     intermediate: Vec<f32>,
-    scores: Vec<f32>,
+    attention_scratch: Vec<f32>,
 }
 
 impl CpuEncoder {
@@ -86,13 +86,18 @@ impl CpuEncoder {
         let h = c.hidden_size;
 
         // Checkpoints exported from `BertModel` have no prefix; ones from `BertForX` have "bert.".
-        let prefix = if weights.tensors.contains_key("embeddings.word_embeddings.weight") {
+        let prefix = if weights
+            .tensors
+            .contains_key("embeddings.word_embeddings.weight")
+        {
             ""
         } else {
             "bert."
         };
-        let word_embeddings =
-            weights.take(&format!("{prefix}embeddings.word_embeddings.weight"), &[c.vocab_size, h])?;
+        let word_embeddings = weights.take(
+            &format!("{prefix}embeddings.word_embeddings.weight"),
+            &[c.vocab_size, h],
+        )?;
         let mut position_embeddings = weights.take(
             &format!("{prefix}embeddings.position_embeddings.weight"),
             &[c.max_position_embeddings, h],
@@ -106,7 +111,8 @@ impl CpuEncoder {
                 *p += t;
             }
         }
-        let embed_norm_gamma = weights.take(&format!("{prefix}embeddings.LayerNorm.weight"), &[h])?;
+        let embed_norm_gamma =
+            weights.take(&format!("{prefix}embeddings.LayerNorm.weight"), &[h])?;
         let embed_norm_beta = weights.take(&format!("{prefix}embeddings.LayerNorm.bias"), &[h])?;
 
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
@@ -115,17 +121,21 @@ impl CpuEncoder {
             let mut qkv_weight = Vec::with_capacity(3 * h * h);
             let mut qkv_bias = Vec::with_capacity(3 * h);
             for part in ["query", "key", "value"] {
-                qkv_weight.extend(weights.take(&format!("{p}attention.self.{part}.weight"), &[h, h])?);
+                qkv_weight
+                    .extend(weights.take(&format!("{p}attention.self.{part}.weight"), &[h, h])?);
                 qkv_bias.extend(weights.take(&format!("{p}attention.self.{part}.bias"), &[h])?);
             }
             let i = c.intermediate_size;
             layers.push(Layer {
                 qkv_weight,
                 qkv_bias,
-                attn_out_weight: weights.take(&format!("{p}attention.output.dense.weight"), &[h, h])?,
+                attn_out_weight: weights
+                    .take(&format!("{p}attention.output.dense.weight"), &[h, h])?,
                 attn_out_bias: weights.take(&format!("{p}attention.output.dense.bias"), &[h])?,
-                attn_norm_gamma: weights.take(&format!("{p}attention.output.LayerNorm.weight"), &[h])?,
-                attn_norm_beta: weights.take(&format!("{p}attention.output.LayerNorm.bias"), &[h])?,
+                attn_norm_gamma: weights
+                    .take(&format!("{p}attention.output.LayerNorm.weight"), &[h])?,
+                attn_norm_beta: weights
+                    .take(&format!("{p}attention.output.LayerNorm.bias"), &[h])?,
                 inter_weight: weights.take(&format!("{p}intermediate.dense.weight"), &[i, h])?,
                 inter_bias: weights.take(&format!("{p}intermediate.dense.bias"), &[i])?,
                 out_weight: weights.take(&format!("{p}output.dense.weight"), &[h, i])?,
@@ -160,8 +170,6 @@ impl CpuEncoder {
         resize(&mut ws.context, total * h);
         resize(&mut ws.projected, total * h);
         resize(&mut ws.intermediate, total * self.intermediate);
-        let longest = seqs.iter().map(|s| s.len()).max().unwrap_or(0);
-        resize(&mut ws.scores, longest);
 
         self.embed_tokens(seqs, &mut ws.hidden);
         let parallelism = match threads {
@@ -189,7 +197,11 @@ impl CpuEncoder {
                 let Some(row) = rows.next() else { return };
                 // Ids come from the model's own tokenizer; an out-of-range id (a mismatched
                 // tokenizer) falls back to row 0 rather than reading out of bounds.
-                let id = if (id as usize) < self.vocab_size { id as usize } else { 0 };
+                let id = if (id as usize) < self.vocab_size {
+                    id as usize
+                } else {
+                    0
+                };
                 let pos = pos.min(self.max_positions - 1);
                 let word = &self.word_embeddings[id * h..][..h];
                 let position = &self.position_embeddings[pos * h..][..h];
@@ -198,18 +210,39 @@ impl CpuEncoder {
                 }
             }
         }
-        kernels::layer_norm(hidden, &self.embed_norm_gamma, &self.embed_norm_beta, self.eps);
+        kernels::layer_norm(
+            hidden,
+            &self.embed_norm_gamma,
+            &self.embed_norm_beta,
+            self.eps,
+        );
     }
 
     fn layer(&self, layer: &Layer, seqs: &[&[u32]], par: gemm::Parallelism, ws: &mut Workspace) {
         let h = self.hidden;
         let rows = ws.hidden.len() / h;
 
-        matmul_transposed(&mut ws.qkv, &ws.hidden, &layer.qkv_weight, rows, h, 3 * h, par);
+        matmul_transposed(
+            &mut ws.qkv,
+            &ws.hidden,
+            &layer.qkv_weight,
+            rows,
+            h,
+            3 * h,
+            par,
+        );
         kernels::add_bias(&mut ws.qkv, &layer.qkv_bias);
         self.attention(seqs, ws);
 
-        matmul_transposed(&mut ws.projected, &ws.context, &layer.attn_out_weight, rows, h, h, par);
+        matmul_transposed(
+            &mut ws.projected,
+            &ws.context,
+            &layer.attn_out_weight,
+            rows,
+            h,
+            h,
+            par,
+        );
         kernels::residual_layer_norm(
             &mut ws.hidden,
             &ws.projected,
@@ -220,10 +253,26 @@ impl CpuEncoder {
         );
 
         let i = self.intermediate;
-        matmul_transposed(&mut ws.intermediate, &ws.hidden, &layer.inter_weight, rows, h, i, par);
+        matmul_transposed(
+            &mut ws.intermediate,
+            &ws.hidden,
+            &layer.inter_weight,
+            rows,
+            h,
+            i,
+            par,
+        );
         kernels::bias_gelu(&mut ws.intermediate, &layer.inter_bias);
 
-        matmul_transposed(&mut ws.projected, &ws.intermediate, &layer.out_weight, rows, i, h, par);
+        matmul_transposed(
+            &mut ws.projected,
+            &ws.intermediate,
+            &layer.out_weight,
+            rows,
+            i,
+            h,
+            par,
+        );
         kernels::residual_layer_norm(
             &mut ws.hidden,
             &ws.projected,
@@ -257,7 +306,7 @@ impl CpuEncoder {
                     out,
                     h,
                     off,
-                    &mut ws.scores,
+                    &mut ws.attention_scratch,
                 );
             }
             start += len;

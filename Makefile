@@ -1,0 +1,30 @@
+# The two commands of the README, and the steps they are made of.
+SHELL := /bin/bash
+CARGO ?= cargo
+MNEMO := target/release/mnemo
+
+.PHONY: demo test model build fmt clippy bench-embed
+
+# Fetch and verify the model, build, and show each demo line's nearest neighbours.
+demo: model build
+	$(MNEMO) nearest --input examples/demo-tasks.txt --top 2
+
+# Everything CI checks.
+test: model fmt clippy
+	$(CARGO) test --release --workspace
+
+model:
+	scripts/fetch-model.sh
+
+build:
+	$(CARGO) build --release
+
+fmt:
+	$(CARGO) fmt --all --check
+
+clippy:
+	$(CARGO) clippy --release --workspace --all-targets -- -D warnings
+
+# mnemo against sentence-transformers (torch and ONNX) on the same texts, one table.
+bench-embed: model build
+	bench/embed-vs-sentence-transformers.sh
