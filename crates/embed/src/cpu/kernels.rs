@@ -208,69 +208,17 @@ fn layer_norm_impl<const FMA: bool>(x: &mut [f32], gamma: &[f32], beta: &[f32], 
     }
 }
 
-/// Softmax of `scores` in place; returns nothing since the sum is folded into the values.
+/// Row by row: `row = softmax(row * scale)`.
 #[inline(always)]
-fn softmax_impl<const FMA: bool>(scores: &mut [f32]) {
-    let max = scores.iter().copied().fold(f32::NEG_INFINITY, f32::max);
-    for s in scores.iter_mut() {
-        *s = exp_impl::<FMA>(*s - max);
-    }
-    let inv = 1.0 / sum_impl(scores);
-    for s in scores.iter_mut() {
-        *s *= inv;
-    }
-}
-
-/// Attention of one head over one sequence.
-///
-/// `qkv` holds the sequence's rows (`len` of them, `row_stride` floats apart) with the
-/// head's query at `q_off`, key at `k_off` and value at `v_off`; the context rows go to
-/// `out` (`out_stride` floats apart, at `out_off`). `scratch` is reused between calls.
-///
-/// The keys are first copied transposed (`head_dim` rows of `len`), so every score row is
-/// built from contiguous multiply-adds across keys instead of one short dot product (and
-/// its horizontal sum) per key.
-#[inline(always)]
-#[allow(clippy::too_many_arguments)]
-fn attention_head_impl<const FMA: bool>(
-    qkv: &[f32],
-    row_stride: usize,
-    len: usize,
-    head_dim: usize,
-    q_off: usize,
-    k_off: usize,
-    v_off: usize,
-    scale: f32,
-    out: &mut [f32],
-    out_stride: usize,
-    out_off: usize,
-    scratch: &mut Vec<f32>,
-) {
-    scratch.resize(len * (head_dim + 1), 0.0);
-    let (keys_t, scores) = scratch.split_at_mut(len * head_dim);
-    for j in 0..len {
-        let k = &qkv[j * row_stride + k_off..][..head_dim];
-        for (d, v) in k.iter().enumerate() {
-            keys_t[d * len + j] = *v;
+fn scaled_softmax_rows_impl<const FMA: bool>(scores: &mut [f32], width: usize, scale: f32) {
+    for row in scores.chunks_exact_mut(width) {
+        let max = row.iter().copied().fold(f32::NEG_INFINITY, f32::max);
+        for s in row.iter_mut() {
+            *s = exp_impl::<FMA>((*s - max) * scale);
         }
-    }
-    for i in 0..len {
-        let q = &qkv[i * row_stride + q_off..][..head_dim];
-        scores.fill(0.0);
-        for (d, key_row) in keys_t.chunks_exact(len).enumerate() {
-            let qd = q[d] * scale;
-            for (s, k) in scores.iter_mut().zip(key_row) {
-                *s = madd::<FMA>(qd, *k, *s);
-            }
-        }
-        softmax_impl::<FMA>(scores);
-        let ctx = &mut out[i * out_stride + out_off..][..head_dim];
-        ctx.fill(0.0);
-        for (j, p) in scores.iter().enumerate() {
-            let v = &qkv[j * row_stride + v_off..][..head_dim];
-            for (c, v) in ctx.iter_mut().zip(v) {
-                *c = madd::<FMA>(*p, *v, *c);
-            }
+        let inv = 1.0 / sum_impl(row);
+        for s in row.iter_mut() {
+            *s *= inv;
         }
     }
 }
@@ -315,9 +263,8 @@ dispatch! {
     pub fn layer_norm(x: &mut [f32], gamma: &[f32], beta: &[f32], eps: f32) => layer_norm_impl;
 }
 dispatch! {
-    /// See [`attention_head_impl`].
-    #[allow(clippy::too_many_arguments)]
-    pub fn attention_head(qkv: &[f32], row_stride: usize, len: usize, head_dim: usize, q_off: usize, k_off: usize, v_off: usize, scale: f32, out: &mut [f32], out_stride: usize, out_off: usize, scratch: &mut Vec<f32>) => attention_head_impl;
+    /// Row by row (`width` floats each): `row = softmax(row * scale)`.
+    pub fn scaled_softmax_rows(scores: &mut [f32], width: usize, scale: f32) => scaled_softmax_rows_impl;
 }
 dispatch! {
     /// Mean of the rows into `out`, then L2-normalised.
@@ -390,8 +337,8 @@ mod tests {
 
     #[test]
     fn softmax_sums_to_one_and_keeps_order() {
-        let mut s = vec![1.0, 3.0, -2.0, 0.5, 10.0, -100.0, 2.0, 2.0, 7.0];
-        softmax_impl::<false>(&mut s);
+        let mut s = vec![0.5, 1.5, -1.0, 0.25, 5.0, -50.0, 1.0, 1.0, 3.5];
+        scaled_softmax_rows(&mut s, 9, 2.0);
         let total: f32 = s.iter().sum();
         assert!((total - 1.0).abs() < 1e-6);
         assert!(s[4] > s[8] && s[8] > s[1] && s[5] >= 0.0);

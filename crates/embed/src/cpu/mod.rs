@@ -3,13 +3,14 @@
 //! What makes it fast, measured against candle's stock `BertModel` on the same machine:
 //! - packed batches: the texts of a batch are laid end to end, so no padding is computed
 //!   at all (attention is taken per text), and the matrix products see one tall matrix;
-//! - the matrix products go straight to the `gemm` crate (the kernels candle itself uses)
-//!   with the query, key and value projections in one product;
+//! - the weights are packed once at load for mnemo's own matrix kernel (`matmul`), so no
+//!   call repacks 22 M weights, with the query, key and value projections in one product;
 //! - everything between two products is one fused pass over the rows (see `kernels`).
 //!
 //! The arithmetic is BERT's, in f32: results match sentence-transformers to float rounding.
 
 mod kernels;
+mod matmul;
 
 use std::collections::HashMap;
 
@@ -17,18 +18,20 @@ use candle_core::{DType, Device, Tensor};
 
 use crate::error::{EmbedError, Result};
 use crate::model_dir::{BertConfig, ModelFiles};
+use matmul::{PackedMatrix, matmul, matmul_packed_strided, pack_strided};
 
+/// Weights of one encoder layer; matrices packed once for [`matmul`].
 struct Layer {
-    /// Query, key and value weights stacked: `[3 * hidden, hidden]` (out, in).
-    qkv_weight: Vec<f32>,
+    /// Query, key and value projections side by side: `hidden` in, `3 * hidden` out.
+    qkv_weight: PackedMatrix,
     qkv_bias: Vec<f32>,
-    attn_out_weight: Vec<f32>,
+    attn_out_weight: PackedMatrix,
     attn_out_bias: Vec<f32>,
     attn_norm_gamma: Vec<f32>,
     attn_norm_beta: Vec<f32>,
-    inter_weight: Vec<f32>,
+    inter_weight: PackedMatrix,
     inter_bias: Vec<f32>,
-    out_weight: Vec<f32>,
+    out_weight: PackedMatrix,
     out_bias: Vec<f32>,
     out_norm_gamma: Vec<f32>,
     out_norm_beta: Vec<f32>,
@@ -67,7 +70,8 @@ pub struct Workspace {
     context: Vec<f32>,
     projected: Vec<f32>,
     intermediate: Vec<f32>,
-    attention_scratch: Vec<f32>,
+    scores: Vec<f32>,
+    packed: Vec<f32>,
 }
 
 impl CpuEncoder {
@@ -118,27 +122,35 @@ impl CpuEncoder {
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for l in 0..c.num_hidden_layers {
             let p = format!("{prefix}encoder.layer.{l}.");
-            let mut qkv_weight = Vec::with_capacity(3 * h * h);
+            let mut qkv_rows = Vec::with_capacity(3 * h * h);
             let mut qkv_bias = Vec::with_capacity(3 * h);
             for part in ["query", "key", "value"] {
-                qkv_weight
+                qkv_rows
                     .extend(weights.take(&format!("{p}attention.self.{part}.weight"), &[h, h])?);
                 qkv_bias.extend(weights.take(&format!("{p}attention.self.{part}.bias"), &[h])?);
             }
             let i = c.intermediate_size;
+            let attn_out = weights.take(&format!("{p}attention.output.dense.weight"), &[h, h])?;
             layers.push(Layer {
-                qkv_weight,
+                qkv_weight: PackedMatrix::from_linear(&qkv_rows, 3 * h, h),
                 qkv_bias,
-                attn_out_weight: weights
-                    .take(&format!("{p}attention.output.dense.weight"), &[h, h])?,
+                attn_out_weight: PackedMatrix::from_linear(&attn_out, h, h),
                 attn_out_bias: weights.take(&format!("{p}attention.output.dense.bias"), &[h])?,
                 attn_norm_gamma: weights
                     .take(&format!("{p}attention.output.LayerNorm.weight"), &[h])?,
                 attn_norm_beta: weights
                     .take(&format!("{p}attention.output.LayerNorm.bias"), &[h])?,
-                inter_weight: weights.take(&format!("{p}intermediate.dense.weight"), &[i, h])?,
+                inter_weight: PackedMatrix::from_linear(
+                    &weights.take(&format!("{p}intermediate.dense.weight"), &[i, h])?,
+                    i,
+                    h,
+                ),
                 inter_bias: weights.take(&format!("{p}intermediate.dense.bias"), &[i])?,
-                out_weight: weights.take(&format!("{p}output.dense.weight"), &[h, i])?,
+                out_weight: PackedMatrix::from_linear(
+                    &weights.take(&format!("{p}output.dense.weight"), &[h, i])?,
+                    h,
+                    i,
+                ),
                 out_bias: weights.take(&format!("{p}output.dense.bias"), &[h])?,
                 out_norm_gamma: weights.take(&format!("{p}output.LayerNorm.weight"), &[h])?,
                 out_norm_beta: weights.take(&format!("{p}output.LayerNorm.bias"), &[h])?,
@@ -173,9 +185,8 @@ impl CpuEncoder {
 
         self.embed_tokens(seqs, &mut ws.hidden);
         let parallelism = match threads {
-            Threads::One => gemm::Parallelism::None,
-            Threads::Split(n) if n > 1 => gemm::Parallelism::Rayon(n),
-            Threads::Split(_) => gemm::Parallelism::None,
+            Threads::One => 1,
+            Threads::Split(n) => n,
         };
         for layer in &self.layers {
             self.layer(layer, seqs, parallelism, ws);
@@ -218,29 +229,19 @@ impl CpuEncoder {
         );
     }
 
-    fn layer(&self, layer: &Layer, seqs: &[&[u32]], par: gemm::Parallelism, ws: &mut Workspace) {
+    fn layer(&self, layer: &Layer, seqs: &[&[u32]], par: usize, ws: &mut Workspace) {
         let h = self.hidden;
         let rows = ws.hidden.len() / h;
 
-        matmul_transposed(
-            &mut ws.qkv,
-            &ws.hidden,
-            &layer.qkv_weight,
-            rows,
-            h,
-            3 * h,
-            par,
-        );
+        matmul(&mut ws.qkv, &ws.hidden, rows, &layer.qkv_weight, par);
         kernels::add_bias(&mut ws.qkv, &layer.qkv_bias);
         self.attention(seqs, ws);
 
-        matmul_transposed(
+        matmul(
             &mut ws.projected,
             &ws.context,
-            &layer.attn_out_weight,
             rows,
-            h,
-            h,
+            &layer.attn_out_weight,
             par,
         );
         kernels::residual_layer_norm(
@@ -252,25 +253,20 @@ impl CpuEncoder {
             self.eps,
         );
 
-        let i = self.intermediate;
-        matmul_transposed(
+        matmul(
             &mut ws.intermediate,
             &ws.hidden,
-            &layer.inter_weight,
             rows,
-            h,
-            i,
+            &layer.inter_weight,
             par,
         );
         kernels::bias_gelu(&mut ws.intermediate, &layer.inter_bias);
 
-        matmul_transposed(
+        matmul(
             &mut ws.projected,
             &ws.intermediate,
-            &layer.out_weight,
             rows,
-            i,
-            h,
+            &layer.out_weight,
             par,
         );
         kernels::residual_layer_norm(
@@ -283,74 +279,52 @@ impl CpuEncoder {
         );
     }
 
+    /// Self-attention of every text of the batch, head by head. Both products of a head
+    /// (queries · keysᵀ, then probabilities · values) run on the same register-blocked
+    /// kernel as the projections, with keys and values packed per head.
     fn attention(&self, seqs: &[&[u32]], ws: &mut Workspace) {
         let h = self.hidden;
         let head_dim = h / self.heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
+        let row = 3 * h;
         let mut start = 0;
         for seq in seqs {
             let len = seq.len();
-            let qkv = &ws.qkv[start * 3 * h..(start + len) * 3 * h];
+            let qkv = &ws.qkv[start * row..(start + len) * row];
             let out = &mut ws.context[start * h..(start + len) * h];
+            resize(&mut ws.scores, len * len);
             for head in 0..self.heads {
-                let off = head * head_dim;
-                kernels::attention_head(
-                    qkv,
-                    3 * h,
+                let q_off = head * head_dim;
+                let k_off = h + q_off;
+                let v_off = 2 * h + q_off;
+                // Keysᵀ: element (d, j) is key j's dimension d.
+                pack_strided(&qkv[k_off..], head_dim, len, 1, row, &mut ws.packed);
+                matmul_packed_strided(
+                    &mut ws.scores,
+                    len,
+                    &qkv[q_off..],
+                    row,
+                    len,
+                    &ws.packed,
+                    head_dim,
+                    len,
+                );
+                kernels::scaled_softmax_rows(&mut ws.scores, len, scale);
+                // Values: element (j, d) is value j's dimension d.
+                pack_strided(&qkv[v_off..], len, head_dim, row, 1, &mut ws.packed);
+                matmul_packed_strided(
+                    &mut out[q_off..],
+                    h,
+                    &ws.scores,
+                    len,
+                    len,
+                    &ws.packed,
                     len,
                     head_dim,
-                    off,
-                    h + off,
-                    2 * h + off,
-                    scale,
-                    out,
-                    h,
-                    off,
-                    &mut ws.attention_scratch,
                 );
             }
             start += len;
         }
-    }
-}
-
-/// `dst[rows × n] = lhs[rows × k] · weightᵀ`, with `weight` stored `[n, k]` as PyTorch
-/// stores a `Linear` layer's weight.
-fn matmul_transposed(
-    dst: &mut [f32],
-    lhs: &[f32],
-    weight: &[f32],
-    rows: usize,
-    k: usize,
-    n: usize,
-    parallelism: gemm::Parallelism,
-) {
-    assert!(dst.len() >= rows * n && lhs.len() >= rows * k && weight.len() >= n * k);
-    // SAFETY: the assert above keeps every access of gemm inside the three slices: dst is
-    // rows×n row-major (row stride n, column stride 1), lhs rows×k row-major, and the
-    // right-hand side is k×n read through weight[n][k] (row stride 1, column stride k).
-    unsafe {
-        gemm::gemm(
-            rows,
-            n,
-            k,
-            dst.as_mut_ptr(),
-            1,
-            n as isize,
-            false,
-            lhs.as_ptr(),
-            1,
-            k as isize,
-            weight.as_ptr(),
-            k as isize,
-            1,
-            0.0f32,
-            1.0f32,
-            false,
-            false,
-            false,
-            parallelism,
-        );
     }
 }
 
