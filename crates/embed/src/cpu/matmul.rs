@@ -180,6 +180,7 @@ impl SendPtr {
 ///
 /// # Safety
 /// `dst` must be valid for writes of `block` rows of `cols` floats, `dst_rs` apart.
+#[inline]
 #[allow(clippy::too_many_arguments)]
 unsafe fn kernel(
     x: &[f32],
@@ -207,6 +208,26 @@ unsafe fn kernel(
         }
         return;
     }
+    // SAFETY: the caller's guarantee on dst is passed on.
+    unsafe { portable_block(x, x_rs, k, panel, dst, dst_rs, block, cols) }
+}
+
+/// [`kernel`] for CPUs without AVX2: the same loops, left to the compiler to vectorise.
+///
+/// # Safety
+/// As for [`kernel`].
+#[inline(never)]
+#[allow(clippy::too_many_arguments)]
+unsafe fn portable_block(
+    x: &[f32],
+    x_rs: usize,
+    k: usize,
+    panel: &[f32],
+    dst: *mut f32,
+    dst_rs: usize,
+    block: usize,
+    cols: usize,
+) {
     let mut acc = [[0f32; PANEL]; ROWS];
     for kk in 0..k {
         let w = &panel[kk * PANEL..][..PANEL];
