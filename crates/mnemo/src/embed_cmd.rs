@@ -66,6 +66,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
     let embedder = args.model.load(None, None)?;
     let mut lines = LineReader::new(reader);
     let mut truncated_lines = Vec::new();
+    let mut progress = Progress::new();
     let chunk = args.chunk as usize;
     loop {
         let mut records = Vec::with_capacity(chunk);
@@ -98,13 +99,48 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
             }
             truncated_lines.extend(embeddings.truncated().iter().map(|&i| records[i].line));
             out.flush().context("cannot write to standard output")?;
+            progress.add(records.len());
         }
         if let Some(error) = failure {
             return Err(error.context(source));
         }
     }
+    progress.finish();
     report_truncation(&embedder, &truncated_lines);
     Ok(())
+}
+
+/// A one-line counter on stderr while a long input is embedded, shown only when stderr is
+/// a terminal so pipelines and logs stay clean.
+struct Progress {
+    enabled: bool,
+    done: usize,
+    started: std::time::Instant,
+}
+
+impl Progress {
+    fn new() -> Self {
+        use std::io::IsTerminal;
+        Self {
+            enabled: io::stderr().is_terminal(),
+            done: 0,
+            started: std::time::Instant::now(),
+        }
+    }
+
+    fn add(&mut self, lines: usize) {
+        self.done += lines;
+        if self.enabled {
+            let rate = self.done as f64 / self.started.elapsed().as_secs_f64().max(1e-9);
+            eprint!("\rembedded {} lines ({rate:.0} lines/s)", self.done);
+        }
+    }
+
+    fn finish(&self) {
+        if self.enabled && self.done > 0 {
+            eprintln!();
+        }
+    }
 }
 
 /// Tells on stderr which input lines were longer than the model's window and so were cut.

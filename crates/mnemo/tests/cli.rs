@@ -225,3 +225,38 @@ fn nearest_pairs_a_french_task_with_its_english_twin() {
     assert_eq!(lines[0], "Migrer les vecteurs vers Qdrant");
     assert!(lines[1].ends_with("Move the vectors into Qdrant"), "{text}");
 }
+
+#[test]
+fn a_reader_that_goes_away_ends_the_run_quietly() {
+    use std::io::{BufRead, BufReader};
+    let mut input = String::new();
+    for i in 0..3000 {
+        input.push_str(&format!("{{\"text\": \"tâche numéro {i}\"}}\n"));
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
+        .arg("embed")
+        .stdin(Stdio::piped())
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .expect("start");
+    let mut stdin = child.stdin.take().expect("stdin");
+    let writer = std::thread::spawn(move || {
+        let _ = stdin.write_all(input.as_bytes());
+    });
+    let mut first = String::new();
+    BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut first)
+        .expect("one line");
+    assert!(first.contains("\"embedding\""));
+    // stdout is dropped here, as `| head -1` would close it.
+    let output = child.wait_with_output().expect("wait");
+    writer.join().expect("writer");
+    assert!(
+        output.status.success(),
+        "exit {:?}: {}",
+        output.status,
+        stderr(&output)
+    );
+    assert!(stderr(&output).is_empty(), "{}", stderr(&output));
+}
