@@ -12,7 +12,9 @@ fn shared_dir() -> PathBuf {
         .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
 }
 
-fn mnemo(args: &[&str], stdin: &str) -> Output {
+/// Starts `mnemo ARGS` with all three streams piped and `stdin` fed from another thread, so
+/// a large input cannot deadlock against a full stdout pipe.
+fn spawn(args: &[&str], stdin: &[u8]) -> (std::process::Child, std::thread::JoinHandle<()>) {
     let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
         .args(args)
         .stdin(Stdio::piped())
@@ -21,11 +23,15 @@ fn mnemo(args: &[&str], stdin: &str) -> Output {
         .spawn()
         .expect("the mnemo binary starts");
     let mut input = child.stdin.take().expect("stdin");
-    let body = stdin.to_owned();
-    // Written from another thread so a large input cannot deadlock against a full stdout pipe.
+    let body = stdin.to_vec();
     let writer = std::thread::spawn(move || {
-        let _ = input.write_all(body.as_bytes());
+        let _ = input.write_all(&body);
     });
+    (child, writer)
+}
+
+fn mnemo(args: &[&str], stdin: &str) -> Output {
+    let (child, writer) = spawn(args, stdin.as_bytes());
     let output = child.wait_with_output().expect("mnemo runs");
     writer.join().expect("stdin writer");
     output
@@ -233,17 +239,7 @@ fn a_reader_that_goes_away_ends_the_run_quietly() {
     for i in 0..3000 {
         input.push_str(&format!("{{\"text\": \"tâche numéro {i}\"}}\n"));
     }
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
-        .arg("embed")
-        .stdin(Stdio::piped())
-        .stdout(Stdio::piped())
-        .stderr(Stdio::piped())
-        .spawn()
-        .expect("start");
-    let mut stdin = child.stdin.take().expect("stdin");
-    let writer = std::thread::spawn(move || {
-        let _ = stdin.write_all(input.as_bytes());
-    });
+    let (mut child, writer) = spawn(&["embed"], input.as_bytes());
     let mut first = String::new();
     BufReader::new(child.stdout.take().expect("stdout"))
         .read_line(&mut first)

@@ -75,20 +75,19 @@ pub fn matmul(dst: &mut [f32], x: &[f32], rows: usize, w: &PackedMatrix, threads
             let mut r = start;
             while r < end {
                 let block = ROWS.min(end - r);
+                let job = Block {
+                    x: &x[r * k..(r + block) * k],
+                    x_row_stride: k,
+                    k,
+                    panel: w.panel(p),
+                    dst: dst_ptr.get().wrapping_add(r * n + p * PANEL),
+                    dst_row_stride: n,
+                    rows: block,
+                    cols,
+                };
                 // SAFETY: rows r..r+block and columns p*16..p*16+cols lie inside dst (checked
                 // above); panels write disjoint columns, so threads never touch the same float.
-                unsafe {
-                    kernel(
-                        &x[r * k..(r + block) * k],
-                        k,
-                        k,
-                        w.panel(p),
-                        dst_ptr.get().add(r * n + p * PANEL),
-                        n,
-                        block,
-                        cols,
-                    );
-                }
+                unsafe { job.run() };
                 r += block;
             }
         };
@@ -146,19 +145,18 @@ pub fn matmul_packed_strided(
         let mut r = 0;
         while r < rows {
             let block = ROWS.min(rows - r);
+            let job = Block {
+                x: &x[r * x_rs..],
+                x_row_stride: x_rs,
+                k,
+                panel,
+                dst: dst.as_mut_ptr().wrapping_add(r * dst_rs + p * PANEL),
+                dst_row_stride: dst_rs,
+                rows: block,
+                cols,
+            };
             // SAFETY: rows r..r+block, columns p*16..p*16+cols of dst are in bounds (asserted).
-            unsafe {
-                kernel(
-                    &x[r * x_rs..],
-                    x_rs,
-                    k,
-                    panel,
-                    dst.as_mut_ptr().add(r * dst_rs + p * PANEL),
-                    dst_rs,
-                    block,
-                    cols,
-                );
-            }
+            unsafe { job.run() };
             r += block;
         }
     }
@@ -175,72 +173,75 @@ impl SendPtr {
     }
 }
 
-/// One register block: `block` (≤ 6) rows of `x` (`k` floats each, `x_rs` apart) times one
-/// panel, into `cols` (≤ 16) columns of `dst` (row stride `dst_rs`).
-///
-/// # Safety
-/// `dst` must be valid for writes of `block` rows of `cols` floats, `dst_rs` apart.
-#[inline]
-#[allow(clippy::too_many_arguments)]
-unsafe fn kernel(
-    x: &[f32],
-    x_rs: usize,
+/// One register block: `rows` (≤ 6) rows of `x` (`k` floats each, `x_row_stride` apart)
+/// times one weight panel, into `cols` (≤ 16) columns of `dst` (`dst_row_stride` apart).
+struct Block<'a> {
+    x: &'a [f32],
+    x_row_stride: usize,
     k: usize,
-    panel: &[f32],
+    panel: &'a [f32],
     dst: *mut f32,
-    dst_rs: usize,
-    block: usize,
+    dst_row_stride: usize,
+    rows: usize,
     cols: usize,
-) {
-    assert!(block >= 1 && x.len() >= (block - 1) * x_rs + k && panel.len() >= k * PANEL);
-    #[cfg(target_arch = "x86_64")]
-    if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
-        // SAFETY: the CPU has AVX2 and FMA; the caller's guarantee on dst is passed on.
-        unsafe {
-            match block {
-                6 => avx2::block::<6>(x, x_rs, k, panel, dst, dst_rs, cols),
-                5 => avx2::block::<5>(x, x_rs, k, panel, dst, dst_rs, cols),
-                4 => avx2::block::<4>(x, x_rs, k, panel, dst, dst_rs, cols),
-                3 => avx2::block::<3>(x, x_rs, k, panel, dst, dst_rs, cols),
-                2 => avx2::block::<2>(x, x_rs, k, panel, dst, dst_rs, cols),
-                _ => avx2::block::<1>(x, x_rs, k, panel, dst, dst_rs, cols),
-            }
-        }
-        return;
-    }
-    // SAFETY: the caller's guarantee on dst is passed on.
-    unsafe { portable_block(x, x_rs, k, panel, dst, dst_rs, block, cols) }
 }
 
-/// [`kernel`] for CPUs without AVX2: the same loops, left to the compiler to vectorise.
-///
-/// # Safety
-/// As for [`kernel`].
-#[inline(never)]
-#[allow(clippy::too_many_arguments)]
-unsafe fn portable_block(
-    x: &[f32],
-    x_rs: usize,
-    k: usize,
-    panel: &[f32],
-    dst: *mut f32,
-    dst_rs: usize,
-    block: usize,
-    cols: usize,
-) {
-    let mut acc = [[0f32; PANEL]; ROWS];
-    for kk in 0..k {
-        let w = &panel[kk * PANEL..][..PANEL];
-        for (r, acc_row) in acc.iter_mut().enumerate().take(block) {
-            let xv = x[r * x_rs + kk];
-            for (a, wv) in acc_row.iter_mut().zip(w) {
-                *a += xv * wv;
+impl Block<'_> {
+    /// # Safety
+    /// `dst` must be valid for writes of `rows` rows of `cols` floats, `dst_row_stride` apart.
+    #[inline]
+    unsafe fn run(&self) {
+        assert!((1..=ROWS).contains(&self.rows) && (1..=PANEL).contains(&self.cols));
+        assert!(
+            self.x.len() >= (self.rows - 1) * self.x_row_stride + self.k
+                && self.panel.len() >= self.k * PANEL
+        );
+        #[cfg(target_arch = "x86_64")]
+        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+            // SAFETY: the CPU has AVX2 and FMA; x and panel bounds asserted above; the
+            // caller's guarantee on dst is passed on.
+            unsafe {
+                match self.rows {
+                    6 => avx2::block::<6>(self),
+                    5 => avx2::block::<5>(self),
+                    4 => avx2::block::<4>(self),
+                    3 => avx2::block::<3>(self),
+                    2 => avx2::block::<2>(self),
+                    _ => avx2::block::<1>(self),
+                }
+            }
+            return;
+        }
+        // SAFETY: as above.
+        unsafe { self.run_portable() }
+    }
+
+    /// The same loops for CPUs without AVX2, left to the compiler to vectorise.
+    ///
+    /// # Safety
+    /// As for [`Block::run`].
+    #[inline(never)]
+    unsafe fn run_portable(&self) {
+        let mut acc = [[0f32; PANEL]; ROWS];
+        for kk in 0..self.k {
+            let w = &self.panel[kk * PANEL..][..PANEL];
+            for (r, acc_row) in acc.iter_mut().enumerate().take(self.rows) {
+                let xv = self.x[r * self.x_row_stride + kk];
+                for (a, wv) in acc_row.iter_mut().zip(w) {
+                    *a += xv * wv;
+                }
             }
         }
-    }
-    for (r, acc_row) in acc.iter().enumerate().take(block) {
-        // SAFETY: within the caller's rows and columns.
-        unsafe { std::ptr::copy_nonoverlapping(acc_row.as_ptr(), dst.add(r * dst_rs), cols) };
+        for (r, acc_row) in acc.iter().enumerate().take(self.rows) {
+            // SAFETY: within the caller's rows and columns.
+            unsafe {
+                std::ptr::copy_nonoverlapping(
+                    acc_row.as_ptr(),
+                    self.dst.add(r * self.dst_row_stride),
+                    self.cols,
+                )
+            };
+        }
     }
 }
 
@@ -248,29 +249,20 @@ unsafe fn portable_block(
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::PANEL;
+    use super::{Block, PANEL};
 
     /// # Safety
-    /// AVX2 and FMA present; `dst` valid for `R` rows of `cols` floats, `dst_rs` apart;
-    /// `x` holds `R` rows of `k`, `x_rs` apart, and `panel` holds `k` rows of 16.
+    /// AVX2 and FMA present; `b.x` and `b.panel` hold what `b` describes (asserted by
+    /// [`Block::run`]); `b.dst` valid for writes of `R` rows of `b.cols` floats.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn block<const R: usize>(
-        x: &[f32],
-        x_rs: usize,
-        k: usize,
-        panel: &[f32],
-        dst: *mut f32,
-        dst_rs: usize,
-        cols: usize,
-    ) {
+    pub unsafe fn block<const R: usize>(b: &Block) {
         let mut lo = [_mm256_setzero_ps(); R];
         let mut hi = [_mm256_setzero_ps(); R];
-        let xp = x.as_ptr();
-        let wp = panel.as_ptr();
-        // SAFETY: every read stays below (R-1)*x_rs + k in x and k*16 in panel (asserted by
-        // the caller); stores stay in the caller's rows and columns.
+        let (xp, wp, x_rs) = (b.x.as_ptr(), b.panel.as_ptr(), b.x_row_stride);
+        // SAFETY: reads stay below (R-1)*x_rs + k in x and k*16 in the panel (asserted by
+        // Block::run); stores stay in the caller's rows and columns.
         unsafe {
-            for kk in 0..k {
+            for kk in 0..b.k {
                 let w0 = _mm256_loadu_ps(wp.add(kk * PANEL));
                 let w1 = _mm256_loadu_ps(wp.add(kk * PANEL + 8));
                 for r in 0..R {
@@ -280,15 +272,15 @@ mod avx2 {
                 }
             }
             for r in 0..R {
-                let out = dst.add(r * dst_rs);
-                if cols == PANEL {
+                let out = b.dst.add(r * b.dst_row_stride);
+                if b.cols == PANEL {
                     _mm256_storeu_ps(out, lo[r]);
                     _mm256_storeu_ps(out.add(8), hi[r]);
                 } else {
                     let mut row = [0f32; PANEL];
                     _mm256_storeu_ps(row.as_mut_ptr(), lo[r]);
                     _mm256_storeu_ps(row.as_mut_ptr().add(8), hi[r]);
-                    std::ptr::copy_nonoverlapping(row.as_ptr(), out, cols);
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), out, b.cols);
                 }
             }
         }
