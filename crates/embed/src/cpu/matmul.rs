@@ -71,25 +71,19 @@ pub fn matmul(dst: &mut [f32], x: &[f32], rows: usize, w: &PackedMatrix, threads
     for start in (0..rows).step_by(group) {
         let end = (start + group).min(rows);
         let run_panel = |p: usize| {
-            let cols = PANEL.min(n - p * PANEL);
-            let mut r = start;
-            while r < end {
-                let block = ROWS.min(end - r);
-                let job = Block {
-                    x: &x[r * k..(r + block) * k],
-                    x_row_stride: k,
-                    k,
-                    panel: w.panel(p),
-                    dst: dst_ptr.get().wrapping_add(r * n + p * PANEL),
-                    dst_row_stride: n,
-                    rows: block,
-                    cols,
-                };
-                // SAFETY: rows r..r+block and columns p*16..p*16+cols lie inside dst (checked
-                // above); panels write disjoint columns, so threads never touch the same float.
-                unsafe { job.run() };
-                r += block;
-            }
+            let job = PanelJob {
+                x: &x[start * k..end * k],
+                x_row_stride: k,
+                k,
+                panel: w.panel(p),
+                dst: dst_ptr.get().wrapping_add(start * n + p * PANEL),
+                dst_row_stride: n,
+                rows: end - start,
+                cols: PANEL.min(n - p * PANEL),
+            };
+            // SAFETY: rows start..end and columns p*16..p*16+cols lie inside dst (checked
+            // above); panels write disjoint columns, so threads never touch the same float.
+            unsafe { job.run() };
         };
         if threads > 1 && panels > 1 {
             (0..panels).into_par_iter().for_each(run_panel);
@@ -140,25 +134,18 @@ pub fn matmul_packed_strided(
     assert!(x.len() >= (rows - 1) * x_rs + k && dst.len() >= (rows - 1) * dst_rs + n);
     assert!(packed.len() >= n.div_ceil(PANEL) * k * PANEL);
     for p in 0..n.div_ceil(PANEL) {
-        let cols = PANEL.min(n - p * PANEL);
-        let panel = &packed[p * k * PANEL..][..k * PANEL];
-        let mut r = 0;
-        while r < rows {
-            let block = ROWS.min(rows - r);
-            let job = Block {
-                x: &x[r * x_rs..],
-                x_row_stride: x_rs,
-                k,
-                panel,
-                dst: dst.as_mut_ptr().wrapping_add(r * dst_rs + p * PANEL),
-                dst_row_stride: dst_rs,
-                rows: block,
-                cols,
-            };
-            // SAFETY: rows r..r+block, columns p*16..p*16+cols of dst are in bounds (asserted).
-            unsafe { job.run() };
-            r += block;
-        }
+        let job = PanelJob {
+            x,
+            x_row_stride: x_rs,
+            k,
+            panel: &packed[p * k * PANEL..][..k * PANEL],
+            dst: dst.as_mut_ptr().wrapping_add(p * PANEL),
+            dst_row_stride: dst_rs,
+            rows,
+            cols: PANEL.min(n - p * PANEL),
+        };
+        // SAFETY: all rows and columns p*16..p*16+cols of dst are in bounds (asserted).
+        unsafe { job.run() };
     }
 }
 
@@ -173,9 +160,11 @@ impl SendPtr {
     }
 }
 
-/// One register block: `rows` (≤ 6) rows of `x` (`k` floats each, `x_row_stride` apart)
-/// times one weight panel, into `cols` (≤ 16) columns of `dst` (`dst_row_stride` apart).
-struct Block<'a> {
+/// One weight panel against `rows` rows of `x` (`k` floats each, `x_row_stride` apart),
+/// into `cols` (≤ 16) columns of `dst` (`dst_row_stride` apart), 6 rows at a time. A whole
+/// panel is one call, so the CPU-feature dispatch is paid once per panel, not per block:
+/// attention's products are small enough for that to show.
+struct PanelJob<'a> {
     x: &'a [f32],
     x_row_stride: usize,
     k: usize,
@@ -186,12 +175,14 @@ struct Block<'a> {
     cols: usize,
 }
 
-impl Block<'_> {
+impl PanelJob<'_> {
     /// # Safety
     /// `dst` must be valid for writes of `rows` rows of `cols` floats, `dst_row_stride` apart.
-    #[inline]
     unsafe fn run(&self) {
-        assert!((1..=ROWS).contains(&self.rows) && (1..=PANEL).contains(&self.cols));
+        if self.rows == 0 || self.k == 0 {
+            return;
+        }
+        assert!((1..=PANEL).contains(&self.cols));
         assert!(
             self.x.len() >= (self.rows - 1) * self.x_row_stride + self.k
                 && self.panel.len() >= self.k * PANEL
@@ -200,16 +191,7 @@ impl Block<'_> {
         if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
             // SAFETY: the CPU has AVX2 and FMA; x and panel bounds asserted above; the
             // caller's guarantee on dst is passed on.
-            unsafe {
-                match self.rows {
-                    6 => avx2::block::<6>(self),
-                    5 => avx2::block::<5>(self),
-                    4 => avx2::block::<4>(self),
-                    3 => avx2::block::<3>(self),
-                    2 => avx2::block::<2>(self),
-                    _ => avx2::block::<1>(self),
-                }
-            }
+            unsafe { avx2::panel(self) };
             return;
         }
         // SAFETY: as above.
@@ -219,28 +201,31 @@ impl Block<'_> {
     /// The same loops for CPUs without AVX2, left to the compiler to vectorise.
     ///
     /// # Safety
-    /// As for [`Block::run`].
+    /// As for [`PanelJob::run`].
     #[inline(never)]
     unsafe fn run_portable(&self) {
-        let mut acc = [[0f32; PANEL]; ROWS];
-        for kk in 0..self.k {
-            let w = &self.panel[kk * PANEL..][..PANEL];
-            for (r, acc_row) in acc.iter_mut().enumerate().take(self.rows) {
-                let xv = self.x[r * self.x_row_stride + kk];
-                for (a, wv) in acc_row.iter_mut().zip(w) {
-                    *a += xv * wv;
+        for r0 in (0..self.rows).step_by(ROWS) {
+            let block = ROWS.min(self.rows - r0);
+            let mut acc = [[0f32; PANEL]; ROWS];
+            for kk in 0..self.k {
+                let w = &self.panel[kk * PANEL..][..PANEL];
+                for (r, acc_row) in acc.iter_mut().enumerate().take(block) {
+                    let xv = self.x[(r0 + r) * self.x_row_stride + kk];
+                    for (a, wv) in acc_row.iter_mut().zip(w) {
+                        *a += xv * wv;
+                    }
                 }
             }
-        }
-        for (r, acc_row) in acc.iter().enumerate().take(self.rows) {
-            // SAFETY: within the caller's rows and columns.
-            unsafe {
-                std::ptr::copy_nonoverlapping(
-                    acc_row.as_ptr(),
-                    self.dst.add(r * self.dst_row_stride),
-                    self.cols,
-                )
-            };
+            for (r, acc_row) in acc.iter().enumerate().take(block) {
+                // SAFETY: within the caller's rows and columns.
+                unsafe {
+                    std::ptr::copy_nonoverlapping(
+                        acc_row.as_ptr(),
+                        self.dst.add((r0 + r) * self.dst_row_stride),
+                        self.cols,
+                    )
+                };
+            }
         }
     }
 }
@@ -249,20 +234,47 @@ impl Block<'_> {
 mod avx2 {
     use std::arch::x86_64::*;
 
-    use super::{Block, PANEL};
+    use super::{PANEL, PanelJob, ROWS};
 
     /// # Safety
-    /// AVX2 and FMA present; `b.x` and `b.panel` hold what `b` describes (asserted by
-    /// [`Block::run`]); `b.dst` valid for writes of `R` rows of `b.cols` floats.
+    /// AVX2 and FMA present; `job.x` and `job.panel` hold what `job` describes (asserted by
+    /// [`PanelJob::run`]); `job.dst` valid for writes of its rows and columns.
     #[target_feature(enable = "avx2,fma")]
-    pub unsafe fn block<const R: usize>(b: &Block) {
+    pub unsafe fn panel(job: &PanelJob) {
+        let mut r = 0;
+        // SAFETY: each block covers rows r..r+R < job.rows; passed on from the caller.
+        unsafe {
+            while r + ROWS <= job.rows {
+                block::<ROWS>(job, r);
+                r += ROWS;
+            }
+            match job.rows - r {
+                5 => block::<5>(job, r),
+                4 => block::<4>(job, r),
+                3 => block::<3>(job, r),
+                2 => block::<2>(job, r),
+                1 => block::<1>(job, r),
+                _ => {}
+            }
+        }
+    }
+
+    /// Rows `r0..r0 + R` of the job: 2R accumulators of 8 floats, in registers.
+    ///
+    /// # Safety
+    /// As for [`panel`], with `r0 + R <= job.rows`.
+    #[inline]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn block<const R: usize>(job: &PanelJob, r0: usize) {
         let mut lo = [_mm256_setzero_ps(); R];
         let mut hi = [_mm256_setzero_ps(); R];
-        let (xp, wp, x_rs) = (b.x.as_ptr(), b.panel.as_ptr(), b.x_row_stride);
-        // SAFETY: reads stay below (R-1)*x_rs + k in x and k*16 in the panel (asserted by
-        // Block::run); stores stay in the caller's rows and columns.
+        let x_rs = job.x_row_stride;
+        let xp = job.x.as_ptr().wrapping_add(r0 * x_rs);
+        let wp = job.panel.as_ptr();
+        // SAFETY: reads stay below (rows-1)*x_rs + k in x and k*16 in the panel (asserted by
+        // PanelJob::run); stores stay in the caller's rows and columns.
         unsafe {
-            for kk in 0..b.k {
+            for kk in 0..job.k {
                 let w0 = _mm256_loadu_ps(wp.add(kk * PANEL));
                 let w1 = _mm256_loadu_ps(wp.add(kk * PANEL + 8));
                 for r in 0..R {
@@ -272,15 +284,15 @@ mod avx2 {
                 }
             }
             for r in 0..R {
-                let out = b.dst.add(r * b.dst_row_stride);
-                if b.cols == PANEL {
+                let out = job.dst.add((r0 + r) * job.dst_row_stride);
+                if job.cols == PANEL {
                     _mm256_storeu_ps(out, lo[r]);
                     _mm256_storeu_ps(out.add(8), hi[r]);
                 } else {
                     let mut row = [0f32; PANEL];
                     _mm256_storeu_ps(row.as_mut_ptr(), lo[r]);
                     _mm256_storeu_ps(row.as_mut_ptr().add(8), hi[r]);
-                    std::ptr::copy_nonoverlapping(row.as_ptr(), out, b.cols);
+                    std::ptr::copy_nonoverlapping(row.as_ptr(), out, job.cols);
                 }
             }
         }
