@@ -1,6 +1,7 @@
 //! The public entry point: load the model once, embed batches of texts.
 
 use std::path::Path;
+use std::sync::Mutex;
 
 use rayon::prelude::*;
 
@@ -80,6 +81,9 @@ pub struct Embedder {
     pool: rayon::ThreadPool,
     threads: usize,
     options: EmbedderOptions,
+    /// Scratch buffers of finished batches, kept for the next ones: a batch's buffers are
+    /// tens of MB, and allocating them afresh costs page faults on every call.
+    workspaces: Mutex<Vec<Workspace>>,
 }
 
 /// The vectors of one call, in the order of its texts.
@@ -164,7 +168,24 @@ impl Embedder {
             pool,
             threads,
             options,
+            workspaces: Mutex::new(Vec::new()),
         })
+    }
+
+    /// Runs `f` with a scratch workspace taken from the shelf (or a new one), then puts it back.
+    fn with_workspace<R>(&self, f: impl FnOnce(&mut Workspace) -> R) -> R {
+        let taken = self
+            .workspaces
+            .lock()
+            .ok()
+            .and_then(|mut shelf| shelf.pop());
+        let mut workspace = taken.unwrap_or_default();
+        let result = f(&mut workspace);
+        // A poisoned lock only means another batch panicked: drop the buffers, keep going.
+        if let Ok(mut shelf) = self.workspaces.lock() {
+            shelf.push(workspace);
+        }
+        result
     }
 
     pub fn dim(&self) -> usize {
@@ -219,17 +240,17 @@ impl Embedder {
         let mut data = vec![0f32; texts.len() * dim];
         let batches = plan_batches(&tokenized, self.threads, &self.options);
 
-        let run_batch =
-            |batch: &[usize], threads: Threads, ws: &mut Workspace| -> Result<Vec<f32>> {
-                let seqs: Vec<&[u32]> =
-                    batch.iter().map(|&i| tokenized[i].ids.as_slice()).collect();
-                let mut out = vec![0f32; seqs.len() * dim];
-                match &self.engine {
-                    Engine::Cpu(encoder) => encoder.encode(&seqs, threads, ws, &mut out),
-                    Engine::Candle(encoder) => encoder.encode(&seqs, &mut out)?,
+        let run_batch = |batch: &[usize], threads: Threads| -> Result<Vec<f32>> {
+            let seqs: Vec<&[u32]> = batch.iter().map(|&i| tokenized[i].ids.as_slice()).collect();
+            let mut out = vec![0f32; seqs.len() * dim];
+            match &self.engine {
+                Engine::Cpu(encoder) => {
+                    self.with_workspace(|ws| encoder.encode(&seqs, threads, ws, &mut out))
                 }
-                Ok(out)
-            };
+                Engine::Candle(encoder) => encoder.encode(&seqs, &mut out)?,
+            }
+            Ok(out)
+        };
 
         let parallel_batches =
             matches!(self.engine, Engine::Cpu(_)) && self.threads > 1 && batches.len() > 1;
@@ -239,17 +260,14 @@ impl Embedder {
             self.pool.install(|| {
                 batches
                     .par_iter()
-                    .map_init(Workspace::default, |ws, batch| {
-                        run_batch(batch, Threads::One, ws)
-                    })
+                    .map(|batch| run_batch(batch, Threads::One))
                     .collect()
             })
         } else {
-            let mut ws = Workspace::default();
             self.pool.install(|| {
                 batches
                     .iter()
-                    .map(|batch| run_batch(batch, Threads::Split(self.threads), &mut ws))
+                    .map(|batch| run_batch(batch, Threads::Split(self.threads)))
                     .collect()
             })
         };
