@@ -62,7 +62,7 @@ pub struct CpuEncoder {
     max_positions: usize,
 }
 
-/// Scratch space for one batch, reused between batches of one worker.
+/// Scratch space for one batch, kept by the embedder and reused by later batches and calls.
 #[derive(Default)]
 pub struct Workspace {
     hidden: Vec<f32>,
