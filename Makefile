@@ -9,9 +9,10 @@ MNEMO := target/release/mnemo
 demo: model build
 	$(MNEMO) nearest --input examples/demo-tasks.txt --top 2
 
-# Everything CI checks.
+# Everything CI checks. --nocapture lets the parity test's figures (min and median cosine)
+# reach the log; the other tests print nothing of their own.
 test: model fmt clippy
-	$(CARGO) test --release --workspace
+	$(CARGO) test --release --workspace -- --nocapture
 
 model:
 	scripts/fetch-model.sh
