@@ -6,7 +6,7 @@ use std::sync::Mutex;
 use rayon::prelude::*;
 
 use crate::candle_backend::CandleEncoder;
-use crate::cpu::{CpuEncoder, Threads, Workspace};
+use crate::cpu::{CpuEncoder, Workspace};
 use crate::error::{EmbedError, Result};
 use crate::model_dir::ModelFiles;
 use crate::tokenize::{TextTokenizer, TokenizedText};
@@ -240,12 +240,12 @@ impl Embedder {
         let mut data = vec![0f32; texts.len() * dim];
         let batches = plan_batches(&tokenized, self.threads, &self.options);
 
-        let run_batch = |batch: &[usize], threads: Threads| -> Result<Vec<f32>> {
+        let run_batch = |batch: &[usize], matmul_threads: usize| -> Result<Vec<f32>> {
             let seqs: Vec<&[u32]> = batch.iter().map(|&i| tokenized[i].ids.as_slice()).collect();
             let mut out = vec![0f32; seqs.len() * dim];
             match &self.engine {
                 Engine::Cpu(encoder) => {
-                    self.with_workspace(|ws| encoder.encode(&seqs, threads, ws, &mut out))
+                    self.with_workspace(|ws| encoder.encode(&seqs, matmul_threads, ws, &mut out))
                 }
                 Engine::Candle(encoder) => encoder.encode(&seqs, &mut out)?,
             }
@@ -260,14 +260,14 @@ impl Embedder {
             self.pool.install(|| {
                 batches
                     .par_iter()
-                    .map(|batch| run_batch(batch, Threads::One))
+                    .map(|batch| run_batch(batch, 1))
                     .collect()
             })
         } else {
             self.pool.install(|| {
                 batches
                     .iter()
-                    .map(|batch| run_batch(batch, Threads::Split(self.threads)))
+                    .map(|batch| run_batch(batch, self.threads))
                     .collect()
             })
         };

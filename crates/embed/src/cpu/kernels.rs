@@ -1,5 +1,4 @@
-//! The element-wise passes of the encoder, fused so each row is read once, plus the small
-//! dot products of attention.
+//! The element-wise passes of the encoder, fused so each row is read once.
 //!
 //! Each public function picks at run time between an AVX2+FMA build of its body and a
 //! portable one, so the binary runs on any x86-64 (and other) CPU and still uses the vector
@@ -15,11 +14,6 @@ fn madd<const FMA: bool>(a: f32, b: f32, c: f32) -> f32 {
     if FMA { a.mul_add(b, c) } else { a * b + c }
 }
 
-#[cfg(target_arch = "x86_64")]
-fn has_avx2_fma() -> bool {
-    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
-}
-
 /// Declares `pub fn NAME(args)` that runs `IMPL::<true>` compiled for AVX2+FMA when the CPU
 /// has them and `IMPL::<false>` otherwise.
 macro_rules! dispatch {
@@ -32,7 +26,7 @@ macro_rules! dispatch {
                 unsafe fn fast($($arg: $ty),*) $(-> $ret)? {
                     $imp::<true>($($arg),*)
                 }
-                if has_avx2_fma() {
+                if super::has_avx2_fma() {
                     // SAFETY: the running CPU supports AVX2 and FMA, checked just above.
                     return unsafe { fast($($arg),*) };
                 }

@@ -188,7 +188,7 @@ impl PanelJob<'_> {
                 && self.panel.len() >= self.k * PANEL
         );
         #[cfg(target_arch = "x86_64")]
-        if std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma") {
+        if super::has_avx2_fma() {
             // SAFETY: the CPU has AVX2 and FMA; x and panel bounds asserted above; the
             // caller's guarantee on dst is passed on.
             unsafe { avx2::panel(self) };

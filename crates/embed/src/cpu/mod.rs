@@ -37,13 +37,11 @@ struct Layer {
     out_norm_beta: Vec<f32>,
 }
 
-/// Whether the matrix products of one batch may use several threads.
-#[derive(Debug, Clone, Copy)]
-pub enum Threads {
-    /// Single-threaded products: the caller runs several batches side by side.
-    One,
-    /// Products split over this many threads of the current rayon pool.
-    Split(usize),
+/// Whether the CPU has the AVX2 and FMA instructions the fast kernels are built for;
+/// `std` caches the answer, so this is cheap enough to ask on every call.
+#[cfg(target_arch = "x86_64")]
+fn has_avx2_fma() -> bool {
+    std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
 pub struct CpuEncoder {
@@ -173,7 +171,16 @@ impl CpuEncoder {
 
     /// Encodes a packed batch: `seqs[s]` is the token ids of text `s`. Writes one pooled,
     /// normalised vector per text into `out` (`seqs.len() * hidden` floats).
-    pub fn encode(&self, seqs: &[&[u32]], threads: Threads, ws: &mut Workspace, out: &mut [f32]) {
+    ///
+    /// The matrix products use `matmul_threads` threads of the current rayon pool: 1 when
+    /// the caller runs several batches side by side, more for a lone batch.
+    pub fn encode(
+        &self,
+        seqs: &[&[u32]],
+        matmul_threads: usize,
+        ws: &mut Workspace,
+        out: &mut [f32],
+    ) {
         let h = self.hidden;
         let total: usize = seqs.iter().map(|s| s.len()).sum();
         debug_assert_eq!(out.len(), seqs.len() * h);
@@ -184,12 +191,8 @@ impl CpuEncoder {
         resize(&mut ws.intermediate, total * self.intermediate);
 
         self.embed_tokens(seqs, &mut ws.hidden);
-        let parallelism = match threads {
-            Threads::One => 1,
-            Threads::Split(n) => n,
-        };
         for layer in &self.layers {
-            self.layer(layer, seqs, parallelism, ws);
+            self.layer(layer, seqs, matmul_threads, ws);
         }
 
         let mut start = 0;
@@ -229,11 +232,17 @@ impl CpuEncoder {
         );
     }
 
-    fn layer(&self, layer: &Layer, seqs: &[&[u32]], par: usize, ws: &mut Workspace) {
+    fn layer(&self, layer: &Layer, seqs: &[&[u32]], matmul_threads: usize, ws: &mut Workspace) {
         let h = self.hidden;
         let rows = ws.hidden.len() / h;
 
-        matmul(&mut ws.qkv, &ws.hidden, rows, &layer.qkv_weight, par);
+        matmul(
+            &mut ws.qkv,
+            &ws.hidden,
+            rows,
+            &layer.qkv_weight,
+            matmul_threads,
+        );
         kernels::add_bias(&mut ws.qkv, &layer.qkv_bias);
         self.attention(seqs, ws);
 
@@ -242,7 +251,7 @@ impl CpuEncoder {
             &ws.context,
             rows,
             &layer.attn_out_weight,
-            par,
+            matmul_threads,
         );
         kernels::residual_layer_norm(
             &mut ws.hidden,
@@ -258,7 +267,7 @@ impl CpuEncoder {
             &ws.hidden,
             rows,
             &layer.inter_weight,
-            par,
+            matmul_threads,
         );
         kernels::bias_gelu(&mut ws.intermediate, &layer.inter_bias);
 
@@ -267,7 +276,7 @@ impl CpuEncoder {
             &ws.intermediate,
             rows,
             &layer.out_weight,
-            par,
+            matmul_threads,
         );
         kernels::residual_layer_norm(
             &mut ws.hidden,
