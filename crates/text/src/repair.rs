@@ -1,0 +1,256 @@
+//! Repair of double-encoded UTF-8 ("mojibake"): UTF-8 bytes that were once decoded as
+//! Windows-1252 and encoded again, so `é` (C3 A9) became `Ã©`.
+//!
+//! A sequence is repaired only when the characters map back to bytes that form exactly one
+//! valid UTF-8 character: a lead byte (C2..F4) followed by the right number of continuation
+//! bytes (80..BF). Correct text almost never contains such a run (a capital letter with a
+//! diacritic followed by a Windows-1252 symbol), so text that is right is left alone.
+
+use std::borrow::Cow;
+
+use serde::Serialize;
+
+use crate::decode::cp1252_byte;
+
+/// A damaged sequence that survived repair, and why.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize)]
+pub struct Leftover {
+    pub line: usize,
+    pub sequence: String,
+    pub reason: LeftoverReason,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "snake_case")]
+pub enum LeftoverReason {
+    /// U+FFFD: the original bytes were lost before the file was written.
+    ReplacementCharacter,
+    /// A lead character without the continuation characters it needs (bytes dropped,
+    /// often the undefined Windows-1252 bytes 0x81, 0x8D, 0x8F, 0x90 and 0x9D).
+    IncompleteSequence,
+}
+
+impl LeftoverReason {
+    pub fn describe(self) -> &'static str {
+        match self {
+            Self::ReplacementCharacter => "replacement character: the original bytes were lost",
+            Self::IncompleteSequence => "incomplete sequence: continuation bytes were dropped",
+        }
+    }
+}
+
+/// Passes over a line: text encoded twice over needs two.
+const MAX_PASSES: usize = 3;
+
+/// How much evidence a repair needs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum RepairMode {
+    /// Only sequences whose every byte survived.
+    Strict,
+    /// Also sequences whose NBSP (A0) an editor turned into a plain space: `Ã ` for `à`,
+    /// `âš ` for `⚠`. Used once strict repairs have shown that the file is damaged.
+    NbspAsSpace,
+}
+
+/// Repairs one line; returns the text and how many characters were restored.
+pub fn repair_line(line: &str, mode: RepairMode) -> (Cow<'_, str>, usize) {
+    if !may_be_damaged(line) {
+        return (Cow::Borrowed(line), 0);
+    }
+    let mut text = Cow::Borrowed(line);
+    let mut repairs = 0;
+    for _ in 0..MAX_PASSES {
+        match repair_pass(&text, mode) {
+            Some((fixed, count)) => {
+                text = Cow::Owned(fixed);
+                repairs += count;
+            }
+            None => break,
+        }
+    }
+    (text, repairs)
+}
+
+/// Lead bytes C2..F4 decode to Â..ô in Windows-1252: without one there is nothing to do.
+fn may_be_damaged(line: &str) -> bool {
+    line.chars().any(|c| ('\u{C2}'..='\u{F4}').contains(&c))
+}
+
+fn repair_pass(line: &str, mode: RepairMode) -> Option<(String, usize)> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut out = String::with_capacity(line.len());
+    let mut repairs = 0;
+    let mut i = 0;
+    while i < chars.len() {
+        match decode_sequence(&chars[i..], mode) {
+            Some((decoded, consumed)) => {
+                out.push(decoded);
+                repairs += 1;
+                i += consumed;
+            }
+            None => {
+                out.push(chars[i]);
+                i += 1;
+            }
+        }
+    }
+    (repairs > 0).then_some((out, repairs))
+}
+
+/// The character that `chars` starts with once its Windows-1252 bytes are read as UTF-8,
+/// and how many characters it took.
+fn decode_sequence(chars: &[char], mode: RepairMode) -> Option<(char, usize)> {
+    let lead = cp1252_byte(*chars.first()?)?;
+    let len = match lead {
+        0xC2..=0xDF => 2,
+        0xE0..=0xEF => 3,
+        0xF0..=0xF4 => 4,
+        _ => return None,
+    };
+    if chars.len() < len {
+        return None;
+    }
+    let mut bytes = [lead, 0, 0, 0];
+    let mut real_continuations = 0;
+    for (slot, &c) in bytes[1..len].iter_mut().zip(&chars[1..len]) {
+        *slot = match cp1252_byte(c) {
+            Some(byte @ 0x80..=0xBF) => {
+                real_continuations += 1;
+                byte
+            }
+            _ if c == ' ' && mode == RepairMode::NbspAsSpace => 0xA0,
+            _ => return None,
+        };
+    }
+    let spaces = len - 1 - real_continuations;
+    if spaces > 0 {
+        // Two-byte: only `Ã ` (à) is common enough to be unmistakable. `â€ ` is `”`
+        // with its undefined 9D byte dropped as often as it is `†`: left alone.
+        let plausible = if len == 2 {
+            lead == 0xC3
+        } else {
+            real_continuations > 0 && !(lead == 0xE2 && bytes[1] == 0x80)
+        };
+        if !plausible {
+            return None;
+        }
+    }
+    let decoded = std::str::from_utf8(&bytes[..len]).ok()?.chars().next()?;
+    if decoded.is_control() {
+        return None;
+    }
+    Some((decoded, len))
+}
+
+/// Damage still visible in repaired text, for the report.
+pub fn leftovers(line_number: usize, line: &str) -> Vec<Leftover> {
+    let chars: Vec<char> = line.chars().collect();
+    let mut found = Vec::new();
+    for (i, &c) in chars.iter().enumerate() {
+        if c == char::REPLACEMENT_CHARACTER {
+            found.push(Leftover {
+                line: line_number,
+                sequence: context(&chars, i),
+                reason: LeftoverReason::ReplacementCharacter,
+            });
+        } else if is_damaged_lead(&chars, i) {
+            found.push(Leftover {
+                line: line_number,
+                sequence: context(&chars, i),
+                reason: LeftoverReason::IncompleteSequence,
+            });
+        }
+    }
+    found
+}
+
+/// `Ã`, `Â`, `â€`, `ðŸ` followed by a character that could only come from a damaged
+/// sequence: the signatures the acceptance test looks for.
+fn is_damaged_lead(chars: &[char], i: usize) -> bool {
+    let next = chars.get(i + 1).copied();
+    let continuation = next
+        .and_then(cp1252_byte)
+        .is_some_and(|b| (0x80..=0xBF).contains(&b));
+    match chars[i] {
+        'Ã' | 'Â' => continuation || next == Some(' '),
+        'â' => next == Some('€'),
+        'ð' => next == Some('Ÿ'),
+        _ => false,
+    }
+}
+
+fn context(chars: &[char], i: usize) -> String {
+    let start = i.saturating_sub(8);
+    let end = (i + 8).min(chars.len());
+    chars[start..end].iter().collect()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn fixed(s: &str) -> String {
+        repair_line(s, RepairMode::NbspAsSpace).0.into_owned()
+    }
+
+    #[test]
+    fn repairs_the_usual_damage() {
+        assert_eq!(fixed("CrÃ©er la base"), "Créer la base");
+        assert_eq!(fixed("Ã©tape"), "étape");
+        assert_eq!(fixed("lâ€™Ã©quipe"), "l’équipe");
+        assert_eq!(fixed("Ã‰TAPE"), "ÉTAPE");
+        assert_eq!(fixed("âœ… fini ðŸš€"), "✅ fini 🚀");
+        assert_eq!(fixed("Ã  faire"), "à faire");
+        assert_eq!(
+            fixed("DÃ©finir les Ã©tapes dâ€™Ã©volution"),
+            "Définir les étapes d’évolution"
+        );
+    }
+
+    #[test]
+    fn repairs_text_encoded_twice_over() {
+        assert_eq!(fixed("CrÃƒÂ©er"), "Créer");
+    }
+
+    #[test]
+    fn counts_each_restored_character() {
+        assert_eq!(repair_line("CrÃ©er lâ€™Ã©tape", RepairMode::Strict).1, 3);
+        assert_eq!(repair_line("Créer l’étape", RepairMode::Strict).1, 0);
+    }
+
+    #[test]
+    fn a_space_stands_for_nbsp_only_when_allowed() {
+        assert_eq!(repair_line("Ã  faire", RepairMode::Strict).1, 0);
+        assert_eq!(fixed("âš  attention"), "⚠ attention");
+        assert_eq!(fixed("â€ fin"), "â€ fin");
+    }
+
+    #[test]
+    fn correct_text_is_never_changed() {
+        for text in [
+            "Créer l’étape à venir — déjà fait",
+            "Ça marche: naïve façade, cœur, Œuvre, ÉTAPE",
+            "SÃO PAULO",
+            "température 30°C, 50 €, « guillemets »",
+            "✅ 🚀 ⚠️ emoji as they should be",
+            "Âge, Ârbre, â est une lettre",
+        ] {
+            let (out, count) = repair_line(text, RepairMode::Strict);
+            assert!(
+                matches!(out, Cow::Borrowed(_)) || out == text,
+                "{text} -> {out}"
+            );
+            assert_eq!(count, 0, "{text}");
+        }
+    }
+
+    #[test]
+    fn reports_what_could_not_be_repaired() {
+        let left = leftovers(7, "bad \u{FFFD} and â€ quote");
+        assert_eq!(left.len(), 2);
+        assert_eq!(left[0].reason, LeftoverReason::ReplacementCharacter);
+        assert_eq!(left[1].reason, LeftoverReason::IncompleteSequence);
+        assert_eq!(left[0].line, 7);
+        assert!(leftovers(1, "Créer l’étape").is_empty());
+    }
+}
