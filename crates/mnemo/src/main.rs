@@ -4,6 +4,7 @@
 mod bench;
 mod embed_cmd;
 mod nearest;
+mod tasks_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -30,6 +31,9 @@ enum Command {
     Embed(embed_cmd::EmbedArgs),
     /// For each line of text, print the most similar other lines by cosine.
     Nearest(nearest::NearestArgs),
+    /// List the tasks of Markdown plans (files or folders). Exit status 3: some paths
+    /// were skipped (each named on stderr); the others were still listed.
+    Tasks(tasks_cmd::TasksArgs),
     /// Measure speed.
     Bench {
         #[command(subcommand)]
@@ -74,15 +78,25 @@ impl ModelArgs {
     }
 }
 
+/// Exit status when some inputs could not be read but the others were processed.
+const SOME_PATHS_SKIPPED: u8 = 3;
+
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Embed(args) => embed_cmd::run(args),
-        Command::Nearest(args) => nearest::run(args),
-        Command::Bench { what } => bench::run(what),
+        Command::Embed(args) => embed_cmd::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Nearest(args) => nearest::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Tasks(args) => tasks_cmd::run(args).map(|complete| {
+            if complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(SOME_PATHS_SKIPPED)
+            }
+        }),
+        Command::Bench { what } => bench::run(what).map(|()| ExitCode::SUCCESS),
     };
     match result {
-        Ok(()) => ExitCode::SUCCESS,
+        Ok(code) => code,
         // The reader went away (`mnemo embed ... | head`): not an error of ours, stop quietly.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
         Err(error) => {

@@ -1,5 +1,7 @@
 //! What one line of Markdown is, judged on its own. The parser adds the context.
 
+use std::borrow::Cow;
+
 use crate::Status;
 
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -36,18 +38,29 @@ pub(crate) struct Checkbox<'a> {
     pub status: Status,
 }
 
-/// Drops blockquote markers (`> > text`): a task quoted is still a task.
-pub(crate) fn unquote(line: &str) -> &str {
+/// Blockquote markers (`> > text`) turned into spaces: a task quoted is still a task,
+/// and a quote indented under a list item still belongs to that item.
+pub(crate) fn dequote(line: &str) -> Cow<'_, str> {
+    let mut end = 0;
     let mut rest = line;
     loop {
         let trimmed = rest.trim_start_matches([' ', '\t']);
         match trimmed.strip_prefix('>') {
-            Some(after) if rest.len() - trimmed.len() <= 3 => {
-                rest = after.strip_prefix(' ').unwrap_or(after);
+            Some(after) if rest.len() - trimmed.len() <= 3 || end == 0 => {
+                end = line.len() - after.len();
+                rest = after;
             }
-            _ => return rest,
+            _ => break,
         }
     }
+    if end == 0 {
+        return Cow::Borrowed(line);
+    }
+    let prefix: String = line[..end]
+        .chars()
+        .map(|c| if c == '>' { ' ' } else { c })
+        .collect();
+    Cow::Owned(prefix + &line[end..])
 }
 
 pub(crate) fn indent_columns(line: &str) -> usize {
@@ -78,8 +91,8 @@ pub(crate) fn fence(line: &str) -> Option<Fence<'_>> {
     Some(Fence { marker, len, info })
 }
 
+/// `line` must be [`dequote`]d.
 pub(crate) fn classify(line: &str) -> Line<'_> {
-    let line = unquote(line);
     let trimmed = line.trim_start_matches([' ', '\t']);
     if trimmed.trim_end().is_empty() {
         return Line::Blank;
@@ -211,7 +224,7 @@ mod tests {
     use super::*;
 
     fn task(line: &str) -> Option<(Status, String)> {
-        match classify(line) {
+        match classify(&dequote(line)) {
             Line::ListItem(ListItem {
                 checkbox: Some(checkbox),
                 content,
@@ -236,6 +249,14 @@ mod tests {
             task("          - [ ] deep"),
             Some((Status::Open, "deep".into()))
         );
+    }
+
+    #[test]
+    fn quotes_keep_their_indentation() {
+        assert_eq!(dequote("  > text"), "    text");
+        assert_eq!(dequote("> > - [ ] a"), "    - [ ] a");
+        assert_eq!(dequote("no quote > here"), "no quote > here");
+        assert_eq!(dequote("a"), "a");
     }
 
     #[test]

@@ -219,19 +219,30 @@ fn valid_date(year: &str, month: &str, day: &str) -> Option<String> {
         .then(|| format!("{year:04}-{month:02}-{day:02}"))
 }
 
-/// A progress line: `Progression : 45%`, `**Progression globale**: 80%`.
+/// A progress line: `Progression : 45%`, `**Progression globale**: 80%`, `88% complété`.
 pub(crate) fn find_progress(text: &str) -> Option<(f32, bool)> {
-    static PROGRESS: LazyLock<Regex> = LazyLock::new(|| {
+    static LABEL_FIRST: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
-            r"(?i)\b(progression|progress|avancement|completion|achèvement)\b\s*(globale?|overall|totale?)?[^0-9%\n]{0,20}?(\d{1,3}(?:[.,]\d+)?)\s?%",
+            r"(?i)\b(?:progression|progress|avancement|completion|achèvement)\b\s*(globale?|overall|totale?)?[^0-9%\n]{0,20}?(\d{1,3}(?:[.,]\d+)?)\s?%",
         )
         .expect("static regex")
     });
-    let caps = PROGRESS.captures(text)?;
-    let percent: f32 = caps[3].replace(',', ".").parse().ok()?;
+    static PERCENT_FIRST: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)(\d{1,3}(?:[.,]\d+)?)\s?%\s*(?:complétée?s?|complete|completed|terminée?s?|done|achevée?)\b")
+            .expect("static regex")
+    });
+    let (percent, global) = match LABEL_FIRST.captures(text) {
+        Some(caps) => (caps[2].replace(',', "."), caps.get(1).is_some()),
+        None => {
+            let caps = PERCENT_FIRST.captures(text)?;
+            let global = text.to_lowercase().contains("global");
+            (caps[1].replace(',', "."), global)
+        }
+    };
+    let percent: f32 = percent.parse().ok()?;
     (0.0..=100.0)
         .contains(&percent)
-        .then_some((percent, caps.get(2).is_some()))
+        .then_some((percent, global))
 }
 
 #[cfg(test)]
@@ -310,6 +321,10 @@ mod tests {
             Some((0.0, true))
         );
         assert_eq!(find_progress("Avancement: 100%"), Some((100.0, false)));
+        assert_eq!(
+            find_progress("Statut global : [11.45/13] - 88% complété"),
+            Some((88.0, true))
+        );
         assert_eq!(find_progress("Réduire de 45%"), None);
     }
 }

@@ -201,6 +201,9 @@ impl Parser<'_> {
                 heading,
             });
         }
+        let dequoted = line::dequote(text);
+        // Quote markers are layout: bodies and passages keep the words.
+        let text = &*dequoted;
         match line::classify(text) {
             Line::Blank => {
                 self.blank_since_item = true;
@@ -211,7 +214,7 @@ impl Parser<'_> {
                 text: heading,
             } => self.heading(number, level, heading),
             Line::ListItem(item) => self.list_item(number, text, &item),
-            Line::Fence(fence) => self.open_fence(number, text, fence),
+            Line::Fence(fence) => self.open_fence(number, text, fence, line::indent_columns(text)),
             Line::ThematicBreak => {
                 if self.items.is_empty()
                     && text.trim().starts_with('-')
@@ -237,8 +240,8 @@ impl Parser<'_> {
         }
     }
 
-    fn open_fence(&mut self, number: usize, text: &str, fence: Fence<'_>) {
-        let owner = self.owner_of_text(line::indent_columns(line::unquote(text)));
+    fn open_fence(&mut self, number: usize, text: &str, fence: Fence<'_>, indent: usize) {
+        let owner = self.owner_of_text(indent);
         self.fence = Some(OpenFence {
             marker: fence.marker,
             len: fence.len,
@@ -253,8 +256,8 @@ impl Parser<'_> {
 
     fn line_in_fence(&mut self, number: usize, text: &str, marker: char, len: usize) {
         let owner = self.fence.as_ref().and_then(|fence| fence.owner);
-        let closer =
-            line::fence(line::unquote(text)).filter(|f| f.marker == marker && f.len >= len);
+        let dequoted = line::dequote(text);
+        let closer = line::fence(&dequoted).filter(|f| f.marker == marker && f.len >= len);
         if owner.is_none() {
             self.push_block_line(number, text);
         }
@@ -286,7 +289,7 @@ impl Parser<'_> {
     }
 
     fn heading(&mut self, number: usize, level: usize, text: &str) {
-        let raw = match line::classify(self.raw_lines[number - 1]) {
+        let raw = match line::classify(&line::dequote(self.raw_lines[number - 1])) {
             Line::Heading { text, .. } => text.to_owned(),
             _ => text.to_owned(),
         };
@@ -433,8 +436,7 @@ impl Parser<'_> {
 
 /// The text after the checkbox in the raw (unrepaired) line.
 fn raw_content(raw: &str) -> Option<&str> {
-    let raw = line::unquote(raw);
-    let trimmed = raw.trim_start_matches([' ', '\t']);
+    let trimmed = raw.trim_start_matches([' ', '\t', '>']);
     let after_marker = trimmed.trim_start_matches(|c: char| {
         c.is_ascii_digit() || matches!(c, '-' | '*' | '+' | '.' | ')')
     });

@@ -1,0 +1,298 @@
+//! `mnemo tasks`: the tasks of Markdown plans as a table, JSON Lines or a summary.
+
+use std::io::{BufWriter, Write};
+use std::path::{Path, PathBuf};
+
+use anyhow::Context;
+use clap::Args;
+use globset::{Glob, GlobMatcher};
+use mnemo_text::{Document, ParseOptions, Status, Task, parse_file};
+use rayon::prelude::*;
+use serde_json::json;
+
+#[derive(Args)]
+pub struct TasksArgs {
+    /// Markdown files, or folders searched recursively for *.md and *.markdown
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// One JSON object per task (JSON Lines)
+    #[arg(long, conflicts_with = "summary")]
+    json: bool,
+    /// Counts per file (tasks, done, open, repairs, passages) and totals
+    #[arg(long)]
+    summary: bool,
+    /// Only tasks with this status: open, in_progress, blocked, cancelled, done (repeat or
+    /// separate with commas)
+    #[arg(long, value_delimiter = ',', value_parser = parse_status)]
+    status: Vec<Status>,
+    /// Only files whose path matches this glob (e.g. '**/plans/*v5*.md')
+    #[arg(long, value_name = "GLOB", value_parser = parse_glob)]
+    file: Option<GlobMatcher>,
+    /// Only tasks under a heading containing this text (case-insensitive)
+    #[arg(long, value_name = "TEXT")]
+    section: Option<String>,
+}
+
+fn parse_status(name: &str) -> Result<Status, String> {
+    Status::parse(name).ok_or_else(|| {
+        let names: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
+        format!(
+            "unknown status `{name}`: expected one of {}",
+            names.join(", ")
+        )
+    })
+}
+
+fn parse_glob(pattern: &str) -> Result<GlobMatcher, String> {
+    Glob::new(pattern)
+        .map(|glob| glob.compile_matcher())
+        .map_err(|err| err.to_string())
+}
+
+/// A Markdown file to read: where it is, and the name its ids are built from (the path
+/// relative to the folder given, so ids survive moving the folder).
+pub struct SourceFile {
+    pub path: PathBuf,
+    pub source: String,
+}
+
+/// Paths that could not be read, each with the reason.
+pub struct Skipped(pub Vec<String>);
+
+/// Finds the Markdown files under `paths`. A file named explicitly is read whatever its
+/// extension; folders contribute `*.md` and `*.markdown`, in name order.
+pub fn collect_sources(paths: &[PathBuf]) -> (Vec<SourceFile>, Skipped) {
+    let mut files = Vec::new();
+    let mut skipped = Vec::new();
+    for root in paths {
+        let metadata = match std::fs::metadata(root) {
+            Ok(metadata) => metadata,
+            Err(err) => {
+                skipped.push(format!("{}: {err}", root.display()));
+                continue;
+            }
+        };
+        if metadata.is_file() {
+            let source = root.file_name().map_or_else(
+                || root.display().to_string(),
+                |name| name.to_string_lossy().into_owned(),
+            );
+            files.push(SourceFile {
+                path: root.clone(),
+                source,
+            });
+            continue;
+        }
+        let before = files.len();
+        for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
+            let entry = match entry {
+                Ok(entry) => entry,
+                Err(err) => {
+                    let path = err.path().unwrap_or(root).display().to_string();
+                    skipped.push(format!(
+                        "{path}: {}",
+                        err.io_error()
+                            .map_or_else(|| err.to_string(), ToString::to_string)
+                    ));
+                    continue;
+                }
+            };
+            if entry.file_type().is_file() && is_markdown(entry.path()) {
+                let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
+                files.push(SourceFile {
+                    path: entry.path().to_owned(),
+                    source: relative.to_string_lossy().replace('\\', "/"),
+                });
+            }
+        }
+        if files.len() == before {
+            skipped.push(format!(
+                "{}: no Markdown files (*.md, *.markdown) in this folder",
+                root.display()
+            ));
+        }
+    }
+    (files, Skipped(skipped))
+}
+
+fn is_markdown(path: &Path) -> bool {
+    path.extension()
+        .and_then(|ext| ext.to_str())
+        .is_some_and(|ext| ext.eq_ignore_ascii_case("md") || ext.eq_ignore_ascii_case("markdown"))
+}
+
+/// Reads every file in parallel; results in the order of `files`.
+pub fn parse_sources(
+    files: &[SourceFile],
+    options: &ParseOptions<'_>,
+) -> (Vec<(PathBuf, Document)>, Skipped) {
+    let results: Vec<_> = files
+        .par_iter()
+        .map(|file| {
+            (
+                file.path.clone(),
+                parse_file(&file.path, &file.source, options),
+            )
+        })
+        .collect();
+    let mut documents = Vec::with_capacity(results.len());
+    let mut skipped = Vec::new();
+    for (path, result) in results {
+        match result {
+            Ok(document) => documents.push((path, document)),
+            Err(err) => skipped.push(err.to_string()),
+        }
+    }
+    (documents, Skipped(skipped))
+}
+
+/// Whether every path was read.
+pub fn run(args: TasksArgs) -> anyhow::Result<bool> {
+    let (mut files, Skipped(mut skipped)) = collect_sources(&args.paths);
+    if let Some(glob) = &args.file {
+        files.retain(|file| glob.is_match(&file.path) || glob.is_match(&file.source));
+    }
+    let (documents, Skipped(unreadable)) = parse_sources(&files, &ParseOptions::default());
+    skipped.extend(unreadable);
+
+    let section = args.section.as_deref().map(str::to_lowercase);
+    let keep = |task: &Task| {
+        (args.status.is_empty() || args.status.contains(&task.status))
+            && section.as_deref().is_none_or(|needle| {
+                task.section_path
+                    .iter()
+                    .any(|title| title.to_lowercase().contains(needle))
+            })
+    };
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if args.summary {
+        write_summary(&mut out, &documents, &keep)?;
+    } else {
+        for (path, document) in &documents {
+            let mut tasks = document.tasks.iter().filter(|task| keep(task)).peekable();
+            if !args.json && tasks.peek().is_some() {
+                writeln!(out, "{}", path.display())?;
+            }
+            for task in tasks {
+                if args.json {
+                    serde_json::to_writer(&mut out, &task_json(path, task))?;
+                    writeln!(out)?;
+                } else {
+                    write_row(&mut out, task)?;
+                }
+            }
+        }
+    }
+    out.flush().context("cannot write the output")?;
+    for reason in &skipped {
+        eprintln!("skipped {reason}");
+    }
+    Ok(skipped.is_empty())
+}
+
+fn task_json(path: &Path, task: &Task) -> serde_json::Value {
+    json!({
+        "id": task.id,
+        "title": task.title,
+        "title_raw": task.title_raw,
+        "status": task.status,
+        "status_raw": task.status_raw,
+        "status_text": task.status_text,
+        "number": task.number,
+        "depth": task.depth,
+        "parent_id": task.parent_id,
+        "section_path": task.section_path,
+        "file": path.display().to_string(),
+        "line": task.line,
+        "priority": task.priority,
+        "estimate": task.meta.estimate.as_ref().map(|e| &e.raw),
+        "estimate_hours": task.meta.estimate.as_ref().map(|e| e.hours),
+        "mvp": task.mvp,
+        "tags": task.meta.tags,
+        "owners": task.meta.owners,
+        "dates": task.meta.dates,
+        "body": task.body,
+        "text_hash": task.text_hash,
+    })
+}
+
+fn status_mark(status: Status) -> &'static str {
+    match status {
+        Status::Open => "[ ]",
+        Status::Done => "[x]",
+        Status::InProgress => "[~]",
+        Status::Blocked => "[!]",
+        Status::Cancelled => "[-]",
+    }
+}
+
+/// `  LINE [x] P1 1.2.3      title`, indented by depth, under a line naming the file.
+fn write_row(out: &mut impl Write, task: &Task) -> std::io::Result<()> {
+    let number = task.number.as_deref().unwrap_or("");
+    let indent = "  ".repeat(task.depth.min(8));
+    let mut title: String = task.title.chars().take(120).collect();
+    if title.len() < task.title.len() {
+        title.push('…');
+    }
+    let priority = task.priority.map_or("", |p| p.as_str());
+    writeln!(
+        out,
+        "{:>6} {} {priority:<2} {number:<10} {indent}{title}",
+        task.line,
+        status_mark(task.status)
+    )
+}
+
+#[derive(Default)]
+struct Counts {
+    tasks: usize,
+    done: usize,
+    open: usize,
+    repairs: usize,
+    unrepaired: usize,
+    passages: usize,
+}
+
+fn write_summary(
+    out: &mut impl Write,
+    documents: &[(PathBuf, Document)],
+    keep: &dyn Fn(&Task) -> bool,
+) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>6} {:>6} {:>6} {:>7} {:>5} {:>8}  file",
+        "tasks", "done", "open", "repairs", "left", "passages"
+    )?;
+    let mut total = Counts::default();
+    for (path, document) in documents {
+        let tasks: Vec<&Task> = document.tasks.iter().filter(|task| keep(task)).collect();
+        let counts = Counts {
+            tasks: tasks.len(),
+            done: tasks.iter().filter(|t| t.status == Status::Done).count(),
+            open: tasks
+                .iter()
+                .filter(|t| t.status != Status::Done && t.status != Status::Cancelled)
+                .count(),
+            repairs: document.repairs.count,
+            unrepaired: document.repairs.left.len(),
+            passages: document.passages.len(),
+        };
+        write_counts(out, &counts, &path.display().to_string())?;
+        total.tasks += counts.tasks;
+        total.done += counts.done;
+        total.open += counts.open;
+        total.repairs += counts.repairs;
+        total.unrepaired += counts.unrepaired;
+        total.passages += counts.passages;
+    }
+    write_counts(out, &total, &format!("total ({} files)", documents.len()))
+}
+
+fn write_counts(out: &mut impl Write, c: &Counts, label: &str) -> std::io::Result<()> {
+    writeln!(
+        out,
+        "{:>6} {:>6} {:>6} {:>7} {:>5} {:>8}  {label}",
+        c.tasks, c.done, c.open, c.repairs, c.unrepaired, c.passages
+    )
+}
