@@ -21,8 +21,11 @@ pub(crate) enum CodeSpans {
 pub(crate) fn plain_text(markdown: &str, code: CodeSpans) -> String {
     static LINK: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"!?\[([^\]\n]*)\]\([^)\n]*\)").expect("static regex"));
-    static TAG: LazyLock<Regex> =
-        LazyLock::new(|| Regex::new(r"</?[A-Za-z][A-Za-z0-9-]*[^<>\n]*>").expect("static regex"));
+    // Only HTML's own inline tags: `<mode>` or `<branch-name>` are authors' placeholders.
+    static TAG: LazyLock<Regex> = LazyLock::new(|| {
+        Regex::new(r"(?i)</?(?:a|b|br|i|u|p|em|strong|span|div|img|sup|sub|code|kbd|small|font|center|details|summary|mark|del|ins|s)\b[^<>\n]*/?>")
+            .expect("static regex")
+    });
     static ANCHOR: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"\{#[^}\s]*\}").expect("static regex"));
     static CODE: LazyLock<Regex> =
@@ -121,6 +124,7 @@ const STATUS_WORDS: &[(&str, Status)] = &[
 const STATUS_EMOJI: &[(char, Status)] = &[
     ('✅', Status::Done),
     ('✔', Status::Done),
+    ('✓', Status::Done),
     ('☑', Status::Done),
     ('🔄', Status::InProgress),
     ('⏳', Status::InProgress),
@@ -132,6 +136,7 @@ const STATUS_EMOJI: &[(char, Status)] = &[
     ('⏸', Status::Blocked),
     ('❌', Status::Cancelled),
     ('✖', Status::Cancelled),
+    ('✗', Status::Cancelled),
 ];
 
 /// Separators between markers and the title.

@@ -269,18 +269,17 @@ impl Parser<'_> {
         if info.is_empty() {
             return;
         }
-        // "```  - [x] task": the author closed the fence and went on writing.
-        let after_marker = text.find(info).map_or("", |at| &text[at..]);
+        // "```  - [x] task": the author closed the fence and went on writing. The item's
+        // indentation is what follows the marker, as if the fence were its own line.
+        let after_marker = dequoted
+            .trim_start_matches([' ', '\t'])
+            .trim_start_matches(marker);
         if let Line::ListItem(
             item @ ListItem {
                 checkbox: Some(_), ..
             },
         ) = line::classify(after_marker)
         {
-            let item = ListItem {
-                indent: line::indent_columns(text),
-                ..item
-            };
             self.list_item(number, after_marker, &item);
             return;
         }

@@ -12,6 +12,20 @@ use serde::Serialize;
 
 use crate::decode::cp1252_byte;
 
+/// The byte a damaged character came from: Windows-1252 (the usual culprit) or the six
+/// letters where Windows-1254 differs from it (`ğ` for F0 turns `🚨` into `ğŸš¨`).
+fn source_byte(c: char) -> Option<u8> {
+    cp1252_byte(c).or(match c {
+        'Ğ' => Some(0xD0),
+        'İ' => Some(0xDD),
+        'Ş' => Some(0xDE),
+        'ğ' => Some(0xF0),
+        'ı' => Some(0xFD),
+        'ş' => Some(0xFE),
+        _ => None,
+    })
+}
+
 /// A damaged sequence that survived repair, and why.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize)]
 pub struct Leftover {
@@ -71,9 +85,11 @@ pub fn repair_line(line: &str, mode: RepairMode) -> (Cow<'_, str>, usize) {
     (text, repairs)
 }
 
-/// Lead bytes C2..F4 decode to Â..ô in Windows-1252: without one there is nothing to do.
+/// Lead bytes C2..F4 decode to Â..ô in Windows-1252 (and `ğ` in Windows-1254): without
+/// one there is nothing to do.
 fn may_be_damaged(line: &str) -> bool {
-    line.chars().any(|c| ('\u{C2}'..='\u{F4}').contains(&c))
+    line.chars()
+        .any(|c| ('\u{C2}'..='\u{F4}').contains(&c) || c == 'ğ')
 }
 
 fn repair_pass(line: &str, mode: RepairMode) -> Option<(String, usize)> {
@@ -94,13 +110,37 @@ fn repair_pass(line: &str, mode: RepairMode) -> Option<(String, usize)> {
             }
         }
     }
+    restore_variation_selectors(&mut out, &mut repairs);
     (repairs > 0).then_some((out, repairs))
+}
+
+/// `ï¸` right after a symbol or emoji is VS16 (EF B8 8F) whose undefined 8F byte was
+/// dropped: nothing else of the EF B8 block follows an emoji.
+fn restore_variation_selectors(out: &mut String, repairs: &mut usize) {
+    if !out.contains("ï¸") {
+        return;
+    }
+    let mut fixed = String::with_capacity(out.len());
+    let mut chars = out.chars().peekable();
+    let mut previous = None;
+    while let Some(c) = chars.next() {
+        if c == 'ï' && chars.peek() == Some(&'¸') && previous.is_some_and(is_symbol_or_emoji) {
+            chars.next();
+            fixed.push('\u{FE0F}');
+            *repairs += 1;
+            previous = Some('\u{FE0F}');
+            continue;
+        }
+        fixed.push(c);
+        previous = Some(c);
+    }
+    *out = fixed;
 }
 
 /// The character that `chars` starts with once its Windows-1252 bytes are read as UTF-8,
 /// and how many characters it took.
 fn decode_sequence(chars: &[char], mode: RepairMode) -> Option<(char, usize)> {
-    let lead = cp1252_byte(*chars.first()?)?;
+    let lead = source_byte(*chars.first()?)?;
     let len = match lead {
         0xC2..=0xDF => 2,
         0xE0..=0xEF => 3,
@@ -113,7 +153,7 @@ fn decode_sequence(chars: &[char], mode: RepairMode) -> Option<(char, usize)> {
     let mut bytes = [lead, 0, 0, 0];
     let mut real_continuations = 0;
     for (slot, &c) in bytes[1..len].iter_mut().zip(&chars[1..len]) {
-        *slot = match cp1252_byte(c) {
+        *slot = match source_byte(c) {
             Some(byte @ 0x80..=0xBF) => {
                 real_continuations += 1;
                 byte
@@ -139,7 +179,16 @@ fn decode_sequence(chars: &[char], mode: RepairMode) -> Option<(char, usize)> {
     if decoded.is_control() {
         return None;
     }
+    // A space that was really a space after a dropped byte would decode to junk such as
+    // U+FE20 (a combining half mark): only letters, symbols and emoji are believed.
+    if spaces > 0 && !(decoded.is_alphabetic() || is_symbol_or_emoji(decoded)) {
+        return None;
+    }
     Some((decoded, len))
+}
+
+fn is_symbol_or_emoji(c: char) -> bool {
+    matches!(u32::from(c), 0x2190..=0x2BFF | 0x1F300..=0x1FAFF)
 }
 
 /// Damage still visible in repaired text, for the report.
@@ -174,7 +223,8 @@ fn is_damaged_lead(chars: &[char], i: usize) -> bool {
     match chars[i] {
         'Ã' | 'Â' => continuation || next == Some(' '),
         'â' => next == Some('€'),
-        'ð' => next == Some('Ÿ'),
+        'ð' | 'ğ' => next == Some('Ÿ'),
+        'ï' => next == Some('¸'),
         _ => false,
     }
 }
@@ -223,6 +273,15 @@ mod tests {
         assert_eq!(repair_line("Ã  faire", RepairMode::Strict).1, 0);
         assert_eq!(fixed("âš  attention"), "⚠ attention");
         assert_eq!(fixed("â€ fin"), "â€ fin");
+        // 🏗️ with both of its undefined 8F bytes dropped: the space is a space.
+        assert_eq!(fixed("ğŸ—ï¸ SPÉC"), "ğŸ—ï¸ SPÉC");
+    }
+
+    #[test]
+    fn windows_1254_damage_is_repaired_too() {
+        assert_eq!(fixed("ğŸš¨ CONSIGNES"), "🚨 CONSIGNES");
+        assert_eq!(fixed("Doğru değil"), "Doğru değil");
+        assert_eq!(fixed("ðŸ—‚ï¸ Structure"), "🗂\u{FE0F} Structure");
     }
 
     #[test]
