@@ -8,13 +8,32 @@ use anyhow::{Context, bail};
 use clap::{Args, Subcommand};
 use serde_json::json;
 
+use mnemo_text::ParseOptions;
+
 use crate::ModelArgs;
+use crate::tasks_cmd::{Skipped, collect_sources, parse_sources};
 
 #[derive(Subcommand)]
 pub enum BenchCommand {
     /// Embedding speed: a warm-up, then the median of timed runs over a text file, and the
     /// latency of single texts embedded one at a time.
     Embed(BenchEmbedArgs),
+    /// Plan reading speed: the median of timed runs reading and parsing every Markdown
+    /// file under the paths (what `mnemo tasks --summary` does, without the printing).
+    Tasks(BenchTasksArgs),
+}
+
+#[derive(Args)]
+pub struct BenchTasksArgs {
+    /// Markdown files or folders
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Timed runs (the median is reported)
+    #[arg(long, default_value_t = 10, value_parser = clap::value_parser!(u64).range(1..))]
+    repeat: u64,
+    /// Print one JSON object instead of the table
+    #[arg(long)]
+    json: bool,
 }
 
 #[derive(Args)]
@@ -47,7 +66,65 @@ pub struct BenchEmbedArgs {
 pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Embed(args) => bench_embed(args),
+        BenchCommand::Tasks(args) => bench_tasks(args),
     }
+}
+
+fn bench_tasks(args: BenchTasksArgs) -> anyhow::Result<()> {
+    let (files, Skipped(skipped)) = collect_sources(&args.paths);
+    if !skipped.is_empty() {
+        bail!(
+            "cannot benchmark on unreadable inputs: {}",
+            skipped.join("; ")
+        );
+    }
+    let bytes: u64 = files
+        .iter()
+        .map(|file| std::fs::metadata(&file.path).map(|m| m.len()).unwrap_or(0))
+        .sum();
+    let options = ParseOptions::default();
+    let run_once = || {
+        let start = Instant::now();
+        let (documents, _) = parse_sources(&files, &options);
+        let seconds = start.elapsed().as_secs_f64();
+        let tasks: usize = documents.iter().map(|(_, d)| d.tasks.len()).sum();
+        let passages: usize = documents.iter().map(|(_, d)| d.passages.len()).sum();
+        (seconds, tasks, passages)
+    };
+    let (_, tasks, passages) = run_once();
+    let mut seconds: Vec<f64> = (0..args.repeat).map(|_| run_once().0).collect();
+    let best = seconds.iter().copied().fold(f64::INFINITY, f64::min);
+    let median_s = median(&mut seconds);
+    let threads = rayon::current_num_threads();
+    if args.json {
+        let row = json!({
+            "engine": "mnemo",
+            "files": files.len(),
+            "bytes": bytes,
+            "tasks": tasks,
+            "passages": passages,
+            "threads": threads,
+            "median_ms": median_s * 1e3,
+            "best_ms": best * 1e3,
+            "mb_per_s": bytes as f64 / 1e6 / median_s,
+        });
+        println!("{row}");
+        return Ok(());
+    }
+    println!(
+        "{} files, {:.1} MB, {tasks} tasks, {passages} passages, {threads} threads",
+        files.len(),
+        bytes as f64 / 1e6
+    );
+    println!(
+        "median {:.1} ms (best {:.1} ms) over {} runs: {:.1} MB/s, {:.0} files/s",
+        median_s * 1e3,
+        best * 1e3,
+        args.repeat,
+        bytes as f64 / 1e6 / median_s,
+        files.len() as f64 / median_s
+    );
+    Ok(())
 }
 
 fn bench_embed(args: BenchEmbedArgs) -> anyhow::Result<()> {

@@ -39,7 +39,11 @@ pub(crate) fn content_hash(parts: &[&str]) -> String {
 pub(crate) fn identity_key(title: &str) -> String {
     static PERCENT: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"\d+(?:[.,]\d+)?\s?%").expect("static regex"));
-    let without = PERCENT.replace_all(title, " ");
+    let without = if title.contains('%') {
+        PERCENT.replace_all(title, " ")
+    } else {
+        title.into()
+    };
     without
         .split_whitespace()
         .collect::<Vec<_>>()

@@ -1,6 +1,7 @@
 //! One line of Markdown to plain text, and the words authors put around a task's title:
 //! status markers (`✅ **TERMINÉ** -`) and numbers (`**1.2.3**`, `Micro-étape 2.1.2.1:`).
 
+use std::borrow::Cow;
 use std::sync::LazyLock;
 
 use regex::Regex;
@@ -31,13 +32,34 @@ pub(crate) fn plain_text(markdown: &str, code: CodeSpans) -> String {
     static CODE: LazyLock<Regex> =
         LazyLock::new(|| Regex::new(r"`+([^`]*)`+").expect("static regex"));
 
-    let text = CODE.replace_all(markdown, |caps: &regex::Captures<'_>| match code {
-        CodeSpans::Keep => caps[1].to_owned(),
-        CodeSpans::Drop => " ".to_owned(),
-    });
-    let text = LINK.replace_all(&text, "$1");
-    let text = TAG.replace_all(&text, " ");
-    let text = ANCHOR.replace_all(&text, " ");
+    // The checks before each pattern keep the common line (no markup of that kind) from
+    // paying for a regex scan.
+    let text: Cow<'_, str> = if markdown.contains('`') {
+        CODE.replace_all(markdown, |caps: &regex::Captures<'_>| match code {
+            CodeSpans::Keep => caps[1].to_owned(),
+            CodeSpans::Drop => " ".to_owned(),
+        })
+    } else {
+        Cow::Borrowed(markdown)
+    };
+    let text = if text.contains("](") {
+        Cow::Owned(LINK.replace_all(&text, "$1").into_owned())
+    } else {
+        text
+    };
+    let text = if text.contains('<') {
+        Cow::Owned(TAG.replace_all(&text, " ").into_owned())
+    } else {
+        text
+    };
+    let text = if text.contains("{#") {
+        Cow::Owned(ANCHOR.replace_all(&text, " ").into_owned())
+    } else {
+        text
+    };
+    if !text.contains(['*', '_', '~']) {
+        return text.split_whitespace().collect::<Vec<_>>().join(" ");
+    }
     let mut out = String::with_capacity(text.len());
     let chars: Vec<char> = text.chars().collect();
     for (i, &c) in chars.iter().enumerate() {

@@ -71,15 +71,21 @@ pub struct Metadata {
 impl Metadata {
     /// Adds what `text` (plain, code spans removed) says; the first value of a kind wins.
     pub(crate) fn scan(&mut self, text: &str) {
+        // Each check before a pattern spares the common line a regex search.
         if self.priority.is_none() {
             self.priority = find_priority(text);
         }
-        if self.estimate.is_none() {
+        if self.estimate.is_none() && text.bytes().any(|b| b.is_ascii_digit()) {
             self.estimate = find_estimate(text);
         }
-        self.mvp |= MVP.is_match(text);
-        for date in find_dates(text) {
-            push_unique(&mut self.dates, date);
+        self.mvp |= text.contains("MVP") && MVP.is_match(text);
+        if text.contains(['-', '/']) && text.bytes().any(|b| b.is_ascii_digit()) {
+            for date in find_dates(text) {
+                push_unique(&mut self.dates, date);
+            }
+        }
+        if !text.contains(['@', '#']) {
+            return;
         }
         for caps in OWNER.captures_iter(text) {
             push_unique(&mut self.owners, caps[1].to_owned());
@@ -95,10 +101,10 @@ impl Metadata {
     /// Section metadata only comes from explicit fields (`Priorité : P1`) and `MVP`:
     /// a section's prose mentions `P2` or `2h` in passing far too often.
     pub(crate) fn scan_section(&mut self, text: &str) {
-        if self.priority.is_none() {
+        if self.priority.is_none() && (text.contains("riorit") || text.contains("RIORIT")) {
             self.priority = labelled_priority(text);
         }
-        self.mvp |= MVP.is_match(text);
+        self.mvp |= text.contains("MVP") && MVP.is_match(text);
     }
 }
 
@@ -137,13 +143,19 @@ fn find_priority(text: &str) -> Option<Priority> {
     static SHOUTED: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"\b(CRITIQUE|CRITICAL|URGENT|PRIORITAIRE)\b").expect("static regex")
     });
-    if let Some(priority) = labelled_priority(text) {
+    if (text.contains("riorit") || text.contains("RIORIT"))
+        && let Some(priority) = labelled_priority(text)
+    {
         return Some(priority);
     }
-    if let Some(caps) = LEVEL.captures(text) {
+    if text.contains('P')
+        && let Some(caps) = LEVEL.captures(text)
+    {
         return caps[1].parse().ok().and_then(Priority::from_level);
     }
-    if let Some(caps) = TAGGED.captures(text) {
+    if text.contains('#')
+        && let Some(caps) = TAGGED.captures(text)
+    {
         return Priority::from_word(&caps[1]);
     }
     if let Some(caps) = SHOUTED.captures(text) {
@@ -152,6 +164,9 @@ fn find_priority(text: &str) -> Option<Priority> {
         } else {
             Priority::P0
         });
+    }
+    if text.is_ascii() {
+        return None;
     }
     // The emoji of the Obsidian Tasks convention, and the fire authors use for "urgent".
     text.chars().find_map(|c| match c {

@@ -1,6 +1,7 @@
 //! The parser: one pass over the lines with a stack of open list items, then titles,
 //! status, metadata, ids and passages.
 
+use std::borrow::Cow;
 use std::collections::HashMap;
 
 use crate::decode::SourceEncoding;
@@ -141,7 +142,7 @@ fn split_lines(text: &str) -> Vec<&str> {
 }
 
 /// Strict repairs first; a file they prove damaged also gets the NBSP-as-space ones.
-fn repair_all(raw_lines: &[&str]) -> (Vec<String>, Repairs) {
+fn repair_all<'a>(raw_lines: &[&'a str]) -> (Vec<Cow<'a, str>>, Repairs) {
     let damaged = raw_lines
         .iter()
         .any(|line| repair_line(line, RepairMode::Strict).1 > 0);
@@ -161,7 +162,7 @@ fn repair_all(raw_lines: &[&str]) -> (Vec<String>, Repairs) {
                 repairs.lines += 1;
             }
             repairs.left.extend(leftovers(index + 1, &fixed));
-            fixed.into_owned()
+            fixed
         })
         .collect();
     (lines, repairs)

@@ -68,7 +68,7 @@ pub enum RepairMode {
 
 /// Repairs one line; returns the text and how many characters were restored.
 pub fn repair_line(line: &str, mode: RepairMode) -> (Cow<'_, str>, usize) {
-    if !may_be_damaged(line) {
+    if !may_be_damaged(line, mode) {
         return (Cow::Borrowed(line), 0);
     }
     let mut text = Cow::Borrowed(line);
@@ -85,11 +85,24 @@ pub fn repair_line(line: &str, mode: RepairMode) -> (Cow<'_, str>, usize) {
     (text, repairs)
 }
 
-/// Lead bytes C2..F4 decode to Â..ô in Windows-1252 (and `ğ` in Windows-1254): without
-/// one there is nothing to do.
-fn may_be_damaged(line: &str) -> bool {
-    line.chars()
-        .any(|c| ('\u{C2}'..='\u{F4}').contains(&c) || c == 'ğ')
+/// A damaged sequence starts with a lead character (Â..ô in Windows-1252, `ğ` in
+/// Windows-1254) followed by a continuation character: without such a pair (`é` followed
+/// by a letter is the common French case) there is nothing to do, and no allocation.
+fn may_be_damaged(line: &str, mode: RepairMode) -> bool {
+    if line.is_ascii() {
+        return false;
+    }
+    let mut chars = line.chars().peekable();
+    while let Some(c) = chars.next() {
+        let is_lead = ('\u{C2}'..='\u{F4}').contains(&c) || c == 'ğ';
+        if is_lead && let Some(&next) = chars.peek() {
+            let continuation = source_byte(next).is_some_and(|b| (0x80..=0xBF).contains(&b));
+            if continuation || (next == ' ' && mode == RepairMode::NbspAsSpace) {
+                return true;
+            }
+        }
+    }
+    false
 }
 
 fn repair_pass(line: &str, mode: RepairMode) -> Option<(String, usize)> {
@@ -193,6 +206,13 @@ fn is_symbol_or_emoji(c: char) -> bool {
 
 /// Damage still visible in repaired text, for the report.
 pub fn leftovers(line_number: usize, line: &str) -> Vec<Leftover> {
+    if line.is_ascii()
+        || !line
+            .chars()
+            .any(|c| matches!(c, 'Ã' | 'Â' | 'â' | 'ð' | 'ğ' | 'ï' | '\u{FFFD}'))
+    {
+        return Vec::new();
+    }
     let chars: Vec<char> = line.chars().collect();
     let mut found = Vec::new();
     for (i, &c) in chars.iter().enumerate() {
