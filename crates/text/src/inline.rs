@@ -174,10 +174,7 @@ fn is_separator(c: char) -> bool {
 pub(crate) fn take_leading_status(text: &str) -> (&str, Option<Status>) {
     let mut rest = text.trim_start_matches(is_separator);
     let mut found = None;
-    loop {
-        let Some((status, after)) = status_marker_at_start(rest) else {
-            break;
-        };
+    while let Some((status, after)) = status_marker_at_start(rest) {
         found = found.or(Some(status));
         rest = after.trim_start_matches(is_separator);
     }
@@ -191,10 +188,7 @@ pub(crate) fn take_leading_status(text: &str) -> (&str, Option<Status>) {
 pub(crate) fn take_trailing_status(text: &str) -> (&str, Option<Status>) {
     let mut rest = text.trim_end_matches(is_separator);
     let mut found = None;
-    loop {
-        let Some((status, before)) = status_marker_at_end(rest) else {
-            break;
-        };
+    while let Some((status, before)) = status_marker_at_end(rest) {
         found = found.or(Some(status));
         rest = before.trim_end_matches(is_separator);
     }
