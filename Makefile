@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 MNEMO := target/release/mnemo
 
-.PHONY: demo test model build fmt clippy bench-embed
+.PHONY: demo test model build fmt clippy bench-embed bench-tasks
 
 # Fetch and verify the model, build, and show each demo line's nearest neighbours.
 demo: model build
@@ -29,3 +29,6 @@ clippy:
 # mnemo against sentence-transformers (torch and ONNX) on the same texts, one table.
 bench-embed: model build
 	bench/embed-vs-sentence-transformers.sh
+
+bench-tasks: build
+	bench/tasks-vs-regex.sh
