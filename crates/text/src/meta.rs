@@ -101,11 +101,16 @@ impl Metadata {
     /// Section metadata only comes from explicit fields (`Priorité : P1`) and `MVP`:
     /// a section's prose mentions `P2` or `2h` in passing far too often.
     pub(crate) fn scan_section(&mut self, text: &str) {
-        if self.priority.is_none() && (text.contains("riorit") || text.contains("RIORIT")) {
+        if self.priority.is_none() && mentions_priority(text) {
             self.priority = labelled_priority(text);
         }
         self.mvp |= text.contains("MVP") && MVP.is_match(text);
     }
+}
+
+/// Whether a line can hold a labelled priority: spares the rest a regex search.
+pub(crate) fn mentions_priority(text: &str) -> bool {
+    text.contains("riorit") || text.contains("RIORIT")
 }
 
 fn push_unique(values: &mut Vec<String>, value: String) {
@@ -143,7 +148,7 @@ fn find_priority(text: &str) -> Option<Priority> {
     static SHOUTED: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(r"\b(CRITIQUE|CRITICAL|URGENT|PRIORITAIRE)\b").expect("static regex")
     });
-    if (text.contains("riorit") || text.contains("RIORIT"))
+    if mentions_priority(text)
         && let Some(priority) = labelled_priority(text)
     {
         return Some(priority);

@@ -10,7 +10,7 @@ use crate::inline::{
     CodeSpans, plain_text, take_leading_status, take_number, take_trailing_status,
 };
 use crate::line::{self, Fence, Line, ListItem};
-use crate::meta::{Metadata, find_progress};
+use crate::meta::{Metadata, find_progress, mentions_priority};
 use crate::passage::{Block, BlockKind, pack};
 use crate::repair::{RepairMode, leftovers, repair_line};
 use crate::{
@@ -404,7 +404,7 @@ impl Parser<'_> {
     fn prose_line(&mut self, number: usize, text: &str, kind: BlockKind) {
         let heading = self.current_heading();
         if let Some(heading) = heading
-            && (text.contains("riorit") || text.contains("MVP"))
+            && (mentions_priority(text) || text.contains("MVP"))
         {
             self.headings[heading]
                 .meta
