@@ -85,13 +85,21 @@ fn bench_tasks(args: BenchTasksArgs) -> anyhow::Result<()> {
     let options = ParseOptions::default();
     let run_once = || {
         let start = Instant::now();
-        let (documents, _) = parse_sources(&files, &options);
+        let (documents, Skipped(unreadable)) = parse_sources(&files, &options);
         let seconds = start.elapsed().as_secs_f64();
         let tasks: usize = documents.iter().map(|(_, d)| d.tasks.len()).sum();
         let passages: usize = documents.iter().map(|(_, d)| d.passages.len()).sum();
-        (seconds, tasks, passages)
+        (seconds, tasks, passages, unreadable)
     };
-    let (_, tasks, passages) = run_once();
+    // A file that cannot be parsed would shrink the work while the figures still count
+    // its bytes: refuse it, as an unreadable path is refused above.
+    let (_, tasks, passages, unreadable) = run_once();
+    if !unreadable.is_empty() {
+        bail!(
+            "cannot benchmark on unreadable inputs: {}",
+            unreadable.join("; ")
+        );
+    }
     let mut seconds: Vec<f64> = (0..args.repeat).map(|_| run_once().0).collect();
     let best = seconds.iter().copied().fold(f64::INFINITY, f64::min);
     let median_s = median(&mut seconds);

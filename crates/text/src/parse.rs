@@ -141,22 +141,24 @@ fn split_lines(text: &str) -> Vec<&str> {
     lines
 }
 
-/// Strict repairs first; a file they prove damaged also gets the NBSP-as-space ones.
+/// Strict repairs first; a file they prove damaged is repaired again with the
+/// NBSP-as-space ones too. An undamaged file (most of them) is read once.
 fn repair_all<'a>(raw_lines: &[&'a str]) -> (Vec<Cow<'a, str>>, Repairs) {
-    let damaged = raw_lines
-        .iter()
-        .any(|line| repair_line(line, RepairMode::Strict).1 > 0);
-    let mode = if damaged {
-        RepairMode::NbspAsSpace
-    } else {
-        RepairMode::Strict
+    let repair_with = |mode| -> Vec<(Cow<'a, str>, usize)> {
+        raw_lines
+            .iter()
+            .map(|line| repair_line(line, mode))
+            .collect()
     };
+    let mut repaired = repair_with(RepairMode::Strict);
+    if repaired.iter().any(|(_, count)| *count > 0) {
+        repaired = repair_with(RepairMode::NbspAsSpace);
+    }
     let mut repairs = Repairs::default();
-    let lines = raw_lines
-        .iter()
+    let lines = repaired
+        .into_iter()
         .enumerate()
-        .map(|(index, line)| {
-            let (fixed, count) = repair_line(line, mode);
+        .map(|(index, (fixed, count))| {
             if count > 0 {
                 repairs.count += count;
                 repairs.lines += 1;
@@ -289,11 +291,23 @@ impl Parser<'_> {
     }
 
     fn heading(&mut self, number: usize, level: usize, text: &str) {
-        let raw = match line::classify(&line::dequote(self.raw_lines[number - 1])) {
-            Line::Heading { text, .. } => text.to_owned(),
-            _ => text.to_owned(),
-        };
+        let raw = self.raw_text(number).unwrap_or_else(|| text.to_owned());
         self.push_heading(number, level, text.to_owned(), raw);
+    }
+
+    /// A heading's or task's text as the unrepaired line has it, for the `*_raw` fields.
+    /// Repair never touches ASCII, so the raw line has the same structure; `None` where
+    /// the damage hides it (a mangled checkbox) or the task followed a fence closer.
+    fn raw_text(&self, number: usize) -> Option<String> {
+        match line::classify(&line::dequote(self.raw_lines[number - 1])) {
+            Line::Heading { text, .. } => Some(text.to_owned()),
+            Line::ListItem(ListItem {
+                checkbox: Some(_),
+                content,
+                ..
+            }) => Some(content.to_owned()),
+            _ => None,
+        }
     }
 
     fn push_heading(&mut self, number: usize, level: usize, text: String, text_raw: String) {
@@ -360,13 +374,14 @@ impl Parser<'_> {
             return;
         };
         self.block_open = false;
-        let raw = self.raw_lines[number - 1];
-        let content_raw = raw_content(raw).unwrap_or(item.content);
+        let content_raw = self
+            .raw_text(number)
+            .unwrap_or_else(|| item.content.to_owned());
         let index = self.tasks.len();
         self.tasks.push(RawTask {
             line: number,
             content: item.content.to_owned(),
-            content_raw: content_raw.to_owned(),
+            content_raw,
             checkbox_raw: checkbox.raw.to_owned(),
             checkbox_status: checkbox.status,
             parent: self.nearest_task(),
@@ -432,16 +447,6 @@ impl Parser<'_> {
             block.last_line = number;
         }
     }
-}
-
-/// The text after the checkbox in the raw (unrepaired) line.
-fn raw_content(raw: &str) -> Option<&str> {
-    let trimmed = raw.trim_start_matches([' ', '\t', '>']);
-    let after_marker = trimmed.trim_start_matches(|c: char| {
-        c.is_ascii_digit() || matches!(c, '-' | '*' | '+' | '.' | ')')
-    });
-    let (_, rest) = line::checkbox(after_marker.trim_start())?;
-    Some(rest.trim_end())
 }
 
 fn is_equals_underline(text: &str) -> bool {
