@@ -95,14 +95,19 @@ fn may_be_damaged(line: &str, mode: RepairMode) -> bool {
     let mut chars = line.chars().peekable();
     while let Some(c) = chars.next() {
         let is_lead = ('\u{C2}'..='\u{F4}').contains(&c) || c == 'ğ';
-        if is_lead && let Some(&next) = chars.peek() {
-            let continuation = source_byte(next).is_some_and(|b| (0x80..=0xBF).contains(&b));
-            if continuation || (next == ' ' && mode == RepairMode::NbspAsSpace) {
-                return true;
-            }
+        if is_lead
+            && let Some(&next) = chars.peek()
+            && (is_continuation(next) || (next == ' ' && mode == RepairMode::NbspAsSpace))
+        {
+            return true;
         }
     }
     false
+}
+
+/// A character standing for a UTF-8 continuation byte (80..BF).
+fn is_continuation(c: char) -> bool {
+    source_byte(c).is_some_and(|b| (0x80..=0xBF).contains(&b))
 }
 
 fn repair_pass(line: &str, mode: RepairMode) -> Option<(String, usize)> {
@@ -237,9 +242,7 @@ pub fn leftovers(line_number: usize, line: &str) -> Vec<Leftover> {
 /// sequence: the signatures the acceptance test looks for.
 fn is_damaged_lead(chars: &[char], i: usize) -> bool {
     let next = chars.get(i + 1).copied();
-    let continuation = next
-        .and_then(cp1252_byte)
-        .is_some_and(|b| (0x80..=0xBF).contains(&b));
+    let continuation = next.is_some_and(is_continuation);
     match chars[i] {
         'Ã' | 'Â' => continuation || next == Some(' '),
         'â' => next == Some('€'),
