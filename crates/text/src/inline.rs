@@ -42,21 +42,9 @@ pub(crate) fn plain_text(markdown: &str, code: CodeSpans) -> String {
     } else {
         Cow::Borrowed(markdown)
     };
-    let text = if text.contains("](") {
-        Cow::Owned(LINK.replace_all(&text, "$1").into_owned())
-    } else {
-        text
-    };
-    let text = if text.contains('<') {
-        Cow::Owned(TAG.replace_all(&text, " ").into_owned())
-    } else {
-        text
-    };
-    let text = if text.contains("{#") {
-        Cow::Owned(ANCHOR.replace_all(&text, " ").into_owned())
-    } else {
-        text
-    };
+    let text = replace_where(text, "](", &LINK, "$1");
+    let text = replace_where(text, "<", &TAG, " ");
+    let text = replace_where(text, "{#", &ANCHOR, " ");
     if !text.contains(['*', '_', '~']) {
         return text.split_whitespace().collect::<Vec<_>>().join(" ");
     }
@@ -76,6 +64,16 @@ pub(crate) fn plain_text(markdown: &str, code: CodeSpans) -> String {
     }
     out.truncate(out.trim_end().len());
     out
+}
+
+/// `pattern` replaced in `text`, searched for only where `mark` (which every match
+/// contains) appears.
+fn replace_where<'a>(text: Cow<'a, str>, mark: &str, pattern: &Regex, with: &str) -> Cow<'a, str> {
+    if text.contains(mark) {
+        Cow::Owned(pattern.replace_all(&text, with).into_owned())
+    } else {
+        text
+    }
 }
 
 /// `*`, `_` and `~~` used as emphasis: a run of markers touching a word on one side only,
