@@ -1,0 +1,67 @@
+//! mnemo's vector store: the [`VectorStore`] trait in Qdrant's data model (collections, points
+//! with named dense and sparse vectors and a JSON payload, filters in Qdrant's JSON shape) and
+//! its embedded backend, [`EmbeddedStore`], which runs Qdrant's own engine (`qdrant-edge`)
+//! in-process over a data directory.
+//!
+//! Every backend validates a write batch whole before applying any of it (see
+//! [`StoreError`]): a bad point refuses its batch, names the point by index, and leaves what
+//! was stored untouched.
+
+mod embedded;
+mod error;
+mod filter;
+mod model;
+mod validate;
+
+pub use embedded::{EmbeddedStore, LAYOUT_VERSION, OpenOptions};
+pub use error::{Result, StoreError};
+pub use filter::{Condition, FieldCondition, Filter, KeyRef, Match, MatchValue, NestedCondition, Range};
+pub use model::{
+    CollectionConfig, CollectionInfo, Distance, FieldType, FusionRequest, NearestQuery, PayloadSelection, Point,
+    PointId, PointSelector, Record, ScoredPoint, ScrollPage, ScrollRequest, SearchRequest, SparseVector,
+    SparseVectorParams, UpsertSummary, Vector, VectorParams, VectorSelection,
+};
+
+/// A store of collections of points. All methods take `&self` and implementations are
+/// `Send + Sync`: one store serves every thread of a process.
+///
+/// Writes are durable when they return `Ok`: they survive the process being killed. Batches
+/// are all-or-nothing: validation happens before anything is written, and the backend applies
+/// a batch as one operation. Within a batch, of points sharing an id the last one wins.
+pub trait VectorStore: Send + Sync {
+    fn create_collection(&self, name: &str, config: &CollectionConfig) -> Result<()>;
+    /// Whether there was such a collection.
+    fn delete_collection(&self, name: &str) -> Result<bool>;
+    fn list_collections(&self) -> Result<Vec<String>>;
+    fn collection_info(&self, name: &str) -> Result<CollectionInfo>;
+
+    fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<UpsertSummary>;
+    fn delete(&self, collection: &str, selector: PointSelector) -> Result<()>;
+    /// The points that exist among `ids`, in the order of `ids`.
+    fn get(
+        &self,
+        collection: &str,
+        ids: &[PointId],
+        with_payload: PayloadSelection,
+        with_vectors: VectorSelection,
+    ) -> Result<Vec<Record>>;
+    fn count(&self, collection: &str, filter: Option<&Filter>) -> Result<usize>;
+    fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage>;
+
+    fn search(&self, collection: &str, request: SearchRequest) -> Result<Vec<ScoredPoint>> {
+        Ok(self.search_batch(collection, vec![request])?.pop().unwrap_or_default())
+    }
+    /// Answers, in order, one list per request.
+    fn search_batch(&self, collection: &str, requests: Vec<SearchRequest>) -> Result<Vec<Vec<ScoredPoint>>>;
+    /// Reciprocal rank fusion of several searches, computed by the engine.
+    fn search_fused(&self, collection: &str, request: FusionRequest) -> Result<Vec<ScoredPoint>>;
+
+    /// Indexes a payload field so filters on it are fast. Idempotent.
+    fn create_payload_index(&self, collection: &str, field: &str, field_type: FieldType) -> Result<()>;
+
+    /// Makes everything written so far durable against power loss (not only process death).
+    fn flush(&self) -> Result<()>;
+    /// Builds the vector and payload indexes of what was written since the last call; searches
+    /// keep working meanwhile. Whether anything was done.
+    fn optimize(&self, collection: &str) -> Result<bool>;
+}

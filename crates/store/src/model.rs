@@ -1,0 +1,333 @@
+//! Qdrant's data model, in our own types: what every backend stores and answers with.
+
+use std::collections::BTreeMap;
+use std::fmt;
+use std::str::FromStr;
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::error::StoreError;
+use crate::filter::Filter;
+
+/// How two dense vectors are compared. Scores are "higher is closer" for every distance
+/// except `Euclid` and `Manhattan`, where lower is closer, as in Qdrant.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+pub enum Distance {
+    Cosine,
+    Dot,
+    Euclid,
+    Manhattan,
+}
+
+/// One dense vector of a collection.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct VectorParams {
+    pub size: usize,
+    pub distance: Distance,
+}
+
+/// One sparse vector of a collection. `idf` weighs each dimension by its inverse document
+/// frequency over the collection at query time, which turns BM25 term frequencies into BM25.
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+pub struct SparseVectorParams {
+    #[serde(default)]
+    pub idf: bool,
+}
+
+/// What a collection stores: its named dense vectors (the name `""` is the unnamed default
+/// vector) and named sparse vectors.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct CollectionConfig {
+    pub vectors: BTreeMap<String, VectorParams>,
+    #[serde(default)]
+    pub sparse_vectors: BTreeMap<String, SparseVectorParams>,
+}
+
+impl CollectionConfig {
+    /// One unnamed dense vector.
+    pub fn single(size: usize, distance: Distance) -> Self {
+        Self::default().with_vector("", size, distance)
+    }
+
+    pub fn with_vector(mut self, name: &str, size: usize, distance: Distance) -> Self {
+        self.vectors.insert(name.to_owned(), VectorParams { size, distance });
+        self
+    }
+
+    pub fn with_sparse_vector(mut self, name: &str, idf: bool) -> Self {
+        self.sparse_vectors.insert(name.to_owned(), SparseVectorParams { idf });
+        self
+    }
+
+    pub fn validate(&self) -> Result<(), StoreError> {
+        if self.vectors.is_empty() && self.sparse_vectors.is_empty() {
+            return Err(StoreError::InvalidConfig("a collection needs at least one vector".into()));
+        }
+        if let Some((name, params)) = self.vectors.iter().find(|(_, p)| p.size == 0 || p.size > 65_536) {
+            return Err(StoreError::InvalidConfig(format!(
+                "vector `{name}` has size {}: it must be between 1 and 65536",
+                params.size
+            )));
+        }
+        if let Some(name) = self.sparse_vectors.keys().find(|name| self.vectors.contains_key(*name)) {
+            return Err(StoreError::InvalidConfig(format!(
+                "`{name}` is declared both dense and sparse"
+            )));
+        }
+        Ok(())
+    }
+}
+
+impl Default for CollectionConfig {
+    fn default() -> Self {
+        Self { vectors: BTreeMap::new(), sparse_vectors: BTreeMap::new() }
+    }
+}
+
+/// A point's id: an unsigned integer or a UUID, as in Qdrant. Serialised as a JSON number
+/// or a string.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum PointId {
+    Num(u64),
+    Uuid(uuid::Uuid),
+}
+
+impl fmt::Display for PointId {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Self::Num(n) => write!(f, "{n}"),
+            Self::Uuid(u) => write!(f, "{u}"),
+        }
+    }
+}
+
+impl FromStr for PointId {
+    type Err = StoreError;
+
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        let s = s.trim();
+        if let Ok(n) = s.parse::<u64>() {
+            return Ok(Self::Num(n));
+        }
+        uuid::Uuid::parse_str(s).map(Self::Uuid).map_err(|_| StoreError::BadPointId(s.to_owned()))
+    }
+}
+
+impl From<u64> for PointId {
+    fn from(n: u64) -> Self {
+        Self::Num(n)
+    }
+}
+
+impl From<uuid::Uuid> for PointId {
+    fn from(u: uuid::Uuid) -> Self {
+        Self::Uuid(u)
+    }
+}
+
+/// A sparse vector: `indices[i]` holds `values[i]`; indices unique.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct SparseVector {
+    pub indices: Vec<u32>,
+    pub values: Vec<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[serde(untagged)]
+pub enum Vector {
+    Dense(Vec<f32>),
+    Sparse(SparseVector),
+}
+
+impl Vector {
+    pub(crate) fn kind(&self) -> &'static str {
+        match self {
+            Self::Dense(_) => "dense",
+            Self::Sparse(_) => "sparse",
+        }
+    }
+
+    pub fn as_dense(&self) -> Option<&[f32]> {
+        match self {
+            Self::Dense(values) => Some(values),
+            Self::Sparse(_) => None,
+        }
+    }
+}
+
+/// A point to write. `payload` is any JSON value so that input from files and requests can be
+/// checked here: only an object (or null, meaning none) is accepted.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Point {
+    pub id: PointId,
+    pub vectors: BTreeMap<String, Vector>,
+    pub payload: Value,
+}
+
+impl Point {
+    /// A point with one dense vector under `name` and an object payload.
+    pub fn dense(id: impl Into<PointId>, name: &str, vector: Vec<f32>, payload: Map<String, Value>) -> Self {
+        Self {
+            id: id.into(),
+            vectors: BTreeMap::from([(name.to_owned(), Vector::Dense(vector))]),
+            payload: Value::Object(payload),
+        }
+    }
+}
+
+/// A stored point as read back.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Record {
+    pub id: PointId,
+    pub payload: Map<String, Value>,
+    /// Empty unless vectors were asked for.
+    pub vectors: BTreeMap<String, Vector>,
+}
+
+/// A search hit.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct ScoredPoint {
+    pub id: PointId,
+    pub score: f32,
+    pub payload: Map<String, Value>,
+    pub vectors: BTreeMap<String, Vector>,
+}
+
+/// Which payload fields to return.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum PayloadSelection {
+    #[default]
+    All,
+    None,
+    Fields(Vec<String>),
+}
+
+/// Which vectors to return.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub enum VectorSelection {
+    #[default]
+    None,
+    All,
+    Names(Vec<String>),
+}
+
+/// The query of a search: a vector to compare with the stored vector `using`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct NearestQuery {
+    pub using: String,
+    pub vector: Vector,
+}
+
+/// A nearest-neighbour search.
+#[derive(Debug, Clone, PartialEq)]
+pub struct SearchRequest {
+    pub query: NearestQuery,
+    pub filter: Option<Filter>,
+    pub limit: usize,
+    pub offset: usize,
+    pub score_threshold: Option<f32>,
+    pub with_payload: PayloadSelection,
+    pub with_vectors: VectorSelection,
+    /// HNSW beam width; `None` lets the engine choose.
+    pub ef: Option<usize>,
+    /// Compare with every stored vector instead of the index (the ground truth).
+    pub exact: bool,
+}
+
+impl SearchRequest {
+    pub fn new(query: NearestQuery, limit: usize) -> Self {
+        Self {
+            query,
+            filter: None,
+            limit,
+            offset: 0,
+            score_threshold: None,
+            with_payload: PayloadSelection::All,
+            with_vectors: VectorSelection::None,
+            ef: None,
+            exact: false,
+        }
+    }
+}
+
+/// Several searches whose ranked lists are merged by reciprocal rank fusion: each point scores
+/// the sum over the lists of 1 / (k + rank). Qdrant's `query` with prefetches and `fusion: rrf`.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FusionRequest {
+    /// Each source's query and how many candidates it contributes.
+    pub sources: Vec<(NearestQuery, usize)>,
+    pub filter: Option<Filter>,
+    pub limit: usize,
+    pub with_payload: PayloadSelection,
+}
+
+/// A page of points in id order.
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrollRequest {
+    pub filter: Option<Filter>,
+    pub limit: usize,
+    /// Start at this id (inclusive): the `next` of the previous page.
+    pub offset: Option<PointId>,
+    pub with_payload: PayloadSelection,
+    pub with_vectors: VectorSelection,
+}
+
+impl ScrollRequest {
+    pub fn new(limit: usize) -> Self {
+        Self {
+            filter: None,
+            limit,
+            offset: None,
+            with_payload: PayloadSelection::All,
+            with_vectors: VectorSelection::None,
+        }
+    }
+}
+
+#[derive(Debug, Clone, PartialEq)]
+pub struct ScrollPage {
+    pub points: Vec<Record>,
+    /// Where the next page starts; `None` at the end.
+    pub next: Option<PointId>,
+}
+
+/// Which points a delete applies to.
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointSelector {
+    Ids(Vec<PointId>),
+    Filter(Filter),
+}
+
+/// The type of a payload index.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum FieldType {
+    Keyword,
+    Integer,
+    Float,
+    Bool,
+    Datetime,
+    Uuid,
+    Text,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct CollectionInfo {
+    pub name: String,
+    pub config: CollectionConfig,
+    pub points: usize,
+    /// Vectors in HNSW-indexed segments; the rest are searched by full scan until indexed.
+    pub indexed_vectors: usize,
+    pub segments: usize,
+    pub payload_indexes: BTreeMap<String, String>,
+}
+
+/// What an upsert did.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct UpsertSummary {
+    pub written: usize,
+    /// Points of the batch dropped because a later point had the same id (the last one wins).
+    pub duplicates_replaced: usize,
+}
