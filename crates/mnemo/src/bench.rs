@@ -11,7 +11,9 @@ use serde_json::json;
 use mnemo_text::ParseOptions;
 
 use crate::ModelArgs;
-use crate::tasks_cmd::{Skipped, collect_sources, parse_sources};
+use mnemo_engine::{Skipped, collect_sources};
+
+use crate::tasks_cmd::parse_sources;
 
 #[derive(Subcommand)]
 pub enum BenchCommand {

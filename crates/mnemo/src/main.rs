@@ -3,6 +3,7 @@
 
 mod bench;
 mod embed_cmd;
+mod memory_cmd;
 mod nearest;
 mod tasks_cmd;
 
@@ -34,6 +35,16 @@ enum Command {
     /// List the tasks of Markdown plans (files or folders). Exit status 3: some paths
     /// were skipped (each named on stderr); the others were still listed.
     Tasks(tasks_cmd::TasksArgs),
+    /// Index Markdown plans (files or folders) into the store: tasks and prose passages,
+    /// embedded and keyword-indexed. Re-running embeds only what changed. Exit status 3: some
+    /// paths were skipped (each named on stderr).
+    Index(memory_cmd::IndexArgs),
+    /// Search the index by meaning (or, with --mode hybrid, meaning and keywords).
+    Search(memory_cmd::SearchArgs),
+    /// The tasks nearest to a task, itself excluded.
+    Similar(memory_cmd::SimilarArgs),
+    /// Clusters of near-duplicate tasks across files, largest first.
+    Dupes(memory_cmd::DupesArgs),
     /// Measure speed.
     Bench {
         #[command(subcommand)]
@@ -93,6 +104,16 @@ fn main() -> ExitCode {
                 ExitCode::from(SOME_PATHS_SKIPPED)
             }
         }),
+        Command::Index(args) => memory_cmd::index(args).map(|complete| {
+            if complete {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(SOME_PATHS_SKIPPED)
+            }
+        }),
+        Command::Search(args) => memory_cmd::search(args).map(|()| ExitCode::SUCCESS),
+        Command::Similar(args) => memory_cmd::similar(args).map(|()| ExitCode::SUCCESS),
+        Command::Dupes(args) => memory_cmd::dupes(args).map(|()| ExitCode::SUCCESS),
         Command::Bench { what } => bench::run(what).map(|()| ExitCode::SUCCESS),
     };
     match result {

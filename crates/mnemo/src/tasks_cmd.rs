@@ -1,14 +1,14 @@
 //! `mnemo tasks`: the tasks of Markdown plans as a table, JSON Lines or a summary.
 
 use std::io::{BufWriter, Write};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
 use globset::{Glob, GlobMatcher};
+use mnemo_engine::{Skipped, SourceFile, collect_sources, task_json};
 use mnemo_text::{Document, ParseOptions, Status, Task, parse_file};
 use rayon::prelude::*;
-use serde_json::json;
 
 #[derive(Args)]
 pub struct TasksArgs {
@@ -47,78 +47,6 @@ fn parse_glob(pattern: &str) -> Result<GlobMatcher, String> {
     Glob::new(pattern)
         .map(|glob| glob.compile_matcher())
         .map_err(|err| err.to_string())
-}
-
-/// A Markdown file to read: where it is, and the name its ids are built from (the path
-/// relative to the folder given, so ids survive moving the folder).
-pub struct SourceFile {
-    pub path: PathBuf,
-    pub source: String,
-}
-
-/// Paths that could not be read, each with the reason.
-pub struct Skipped(pub Vec<String>);
-
-/// Finds the Markdown files under `paths`. A file named explicitly is read whatever its
-/// extension; folders contribute `*.md` and `*.markdown`, in name order.
-pub fn collect_sources(paths: &[PathBuf]) -> (Vec<SourceFile>, Skipped) {
-    let mut files = Vec::new();
-    let mut skipped = Vec::new();
-    for root in paths {
-        let metadata = match std::fs::metadata(root) {
-            Ok(metadata) => metadata,
-            Err(err) => {
-                skipped.push(format!("{}: {err}", root.display()));
-                continue;
-            }
-        };
-        if metadata.is_file() {
-            let source = root.file_name().map_or_else(
-                || root.display().to_string(),
-                |name| name.to_string_lossy().into_owned(),
-            );
-            files.push(SourceFile {
-                path: root.clone(),
-                source,
-            });
-            continue;
-        }
-        let before = files.len();
-        for entry in walkdir::WalkDir::new(root).sort_by_file_name() {
-            let entry = match entry {
-                Ok(entry) => entry,
-                Err(err) => {
-                    let path = err.path().unwrap_or(root).display().to_string();
-                    skipped.push(format!(
-                        "{path}: {}",
-                        err.io_error()
-                            .map_or_else(|| err.to_string(), ToString::to_string)
-                    ));
-                    continue;
-                }
-            };
-            if entry.file_type().is_file() && is_markdown(entry.path()) {
-                let relative = entry.path().strip_prefix(root).unwrap_or(entry.path());
-                files.push(SourceFile {
-                    path: entry.path().to_owned(),
-                    source: relative.to_string_lossy().replace('\\', "/"),
-                });
-            }
-        }
-        if files.len() == before {
-            skipped.push(format!(
-                "{}: no Markdown files (*.md, *.markdown) in this folder",
-                root.display()
-            ));
-        }
-    }
-    (files, Skipped(skipped))
-}
-
-fn is_markdown(path: &Path) -> bool {
-    path.extension()
-        .and_then(|ext| ext.to_str())
-        .is_some_and(|ext| ext.eq_ignore_ascii_case("md") || ext.eq_ignore_ascii_case("markdown"))
 }
 
 /// Reads every file in parallel; results in the order of `files`.
@@ -189,32 +117,6 @@ pub fn run(args: TasksArgs) -> anyhow::Result<bool> {
         eprintln!("skipped {reason}");
     }
     Ok(skipped.is_empty())
-}
-
-fn task_json(path: &Path, task: &Task) -> serde_json::Value {
-    json!({
-        "id": task.id,
-        "title": task.title,
-        "title_raw": task.title_raw,
-        "status": task.status,
-        "status_raw": task.status_raw,
-        "status_text": task.status_text,
-        "number": task.number,
-        "depth": task.depth,
-        "parent_id": task.parent_id,
-        "section_path": task.section_path,
-        "file": path.display().to_string(),
-        "line": task.line,
-        "priority": task.priority,
-        "estimate": task.meta.estimate.as_ref().map(|e| &e.raw),
-        "estimate_hours": task.meta.estimate.as_ref().map(|e| e.hours),
-        "mvp": task.mvp,
-        "tags": task.meta.tags,
-        "owners": task.meta.owners,
-        "dates": task.meta.dates,
-        "body": task.body,
-        "text_hash": task.text_hash,
-    })
 }
 
 fn status_mark(status: Status) -> &'static str {

@@ -23,23 +23,24 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use qdrant_edge::{
-    CountRequest, EdgeConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams, Fusion, JsonPath, Modifier,
-    NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointInsertOperations, PointOperations, Prefetch,
-    QueryBatchRequest, QueryEnum, QueryRequest, RetrieveRequest, ScoringQuery, SearchParams, UpdateOperation,
-    VectorInternal, VectorPersisted, VectorStructInternal, VectorStructPersisted, WithPayloadInterface, WithVector,
+    CountRequest, EdgeConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams, Fusion,
+    JsonPath, Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointInsertOperations,
+    PointOperations, Prefetch, QueryBatchRequest, QueryEnum, QueryRequest, RetrieveRequest,
+    ScoringQuery, SearchParams, UpdateOperation, VectorInternal, VectorPersisted,
+    VectorStructInternal, VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
+use crate::VectorStore;
 use crate::error::{Result, StoreError};
 use crate::filter::Filter;
 use crate::model::{
-    CollectionConfig, CollectionInfo, Distance, FieldType, FusionRequest, NearestQuery, PayloadSelection, Point,
-    PointId, PointSelector, Record, ScoredPoint, ScrollPage, ScrollRequest, SearchRequest, SparseVector,
-    UpsertSummary, Vector, VectorSelection,
+    CollectionConfig, CollectionInfo, Distance, FieldType, FusionRequest, NearestQuery,
+    PayloadSelection, Point, PointId, PointSelector, Record, ScoredPoint, ScrollPage,
+    ScrollRequest, SearchRequest, SparseVector, UpsertSummary, Vector, VectorSelection,
 };
 use crate::validate::{check_collection_name, prepare_batch};
-use crate::VectorStore;
 
 /// The on-disk layout this build reads and writes. Bump it when the layout changes; a
 /// directory with another version is refused rather than misread.
@@ -50,6 +51,8 @@ const LOCK_FILE: &str = "lock";
 const COLLECTIONS_DIR: &str = "collections";
 const COLLECTION_FILE: &str = "collection.json";
 const SHARD_DIR: &str = "shard";
+/// Qdrant's default: ranks deep in a list still count, but little.
+const RRF_K: usize = 60;
 
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -61,7 +64,10 @@ pub struct OpenOptions {
 
 impl Default for OpenOptions {
     fn default() -> Self {
-        Self { flush_interval: Some(Duration::from_secs(5)), search_threads: None }
+        Self {
+            flush_interval: Some(Duration::from_secs(5)),
+            search_threads: None,
+        }
     }
 }
 
@@ -102,7 +108,8 @@ impl EmbeddedStore {
         let collections_dir = root.join(COLLECTIONS_DIR);
         fs::create_dir_all(&collections_dir).map_err(|e| StoreError::io(&collections_dir, e))?;
         let mut collections = BTreeMap::new();
-        let entries = fs::read_dir(&collections_dir).map_err(|e| StoreError::io(&collections_dir, e))?;
+        let entries =
+            fs::read_dir(&collections_dir).map_err(|e| StoreError::io(&collections_dir, e))?;
         for entry in entries {
             let entry = entry.map_err(|e| StoreError::io(&collections_dir, e))?;
             let name = entry.file_name().to_string_lossy().into_owned();
@@ -116,8 +123,16 @@ impl EmbeddedStore {
             collections.insert(name, Arc::new(collection));
         }
         let collections = Arc::new(RwLock::new(collections));
-        let flusher = options.flush_interval.map(|every| Flusher::start(Arc::clone(&collections), every));
-        Ok(Self { root: root.to_owned(), collections, options, flusher, _lock: lock })
+        let flusher = options
+            .flush_interval
+            .map(|every| Flusher::start(Arc::clone(&collections), every));
+        Ok(Self {
+            root: root.to_owned(),
+            collections,
+            options,
+            flusher,
+            _lock: lock,
+        })
     }
 
     pub fn root(&self) -> &Path {
@@ -141,12 +156,20 @@ impl Drop for EmbeddedStore {
     }
 }
 
-fn read(collections: &Collections) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Collection>>> {
-    collections.read().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn read(
+    collections: &Collections,
+) -> std::sync::RwLockReadGuard<'_, BTreeMap<String, Arc<Collection>>> {
+    collections
+        .read()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
-fn write(collections: &Collections) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Collection>>> {
-    collections.write().unwrap_or_else(std::sync::PoisonError::into_inner)
+fn write(
+    collections: &Collections,
+) -> std::sync::RwLockWriteGuard<'_, BTreeMap<String, Arc<Collection>>> {
+    collections
+        .write()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 fn take_lock(root: &Path) -> Result<File> {
@@ -166,7 +189,11 @@ fn take_lock(root: &Path) -> Result<File> {
             let pid = pid.trim();
             return Err(StoreError::Locked {
                 path: root.to_owned(),
-                pid: if pid.is_empty() { "unknown".to_owned() } else { pid.to_owned() },
+                pid: if pid.is_empty() {
+                    "unknown".to_owned()
+                } else {
+                    pid.to_owned()
+                },
             });
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io(&path, e)),
@@ -184,8 +211,11 @@ fn check_layout(root: &Path) -> Result<()> {
     let path = root.join(LAYOUT_FILE);
     match fs::read(&path) {
         Ok(bytes) => {
-            let layout: LayoutFile = serde_json::from_slice(&bytes)
-                .map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+            let layout: LayoutFile =
+                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+                    path: path.clone(),
+                    reason: e.to_string(),
+                })?;
             if layout.layout_version != LAYOUT_VERSION {
                 return Err(StoreError::LayoutVersion {
                     path: root.to_owned(),
@@ -204,10 +234,17 @@ fn check_layout(root: &Path) -> Result<()> {
             if let Some(name) = foreign {
                 return Err(StoreError::NotADataDir {
                     path: root.to_owned(),
-                    reason: format!("it holds `{name}` but no {LAYOUT_FILE}; mnemo only creates data directories in empty folders"),
+                    reason: format!(
+                        "it holds `{name}` but no {LAYOUT_FILE}; mnemo only creates data directories in empty folders"
+                    ),
                 });
             }
-            write_json_atomically(&path, &LayoutFile { layout_version: LAYOUT_VERSION })
+            write_json_atomically(
+                &path,
+                &LayoutFile {
+                    layout_version: LAYOUT_VERSION,
+                },
+            )
         }
         Err(e) => Err(StoreError::io(&path, e)),
     }
@@ -229,21 +266,32 @@ fn write_json_atomically(path: &Path, value: &impl Serialize) -> Result<()> {
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
-    File::open(dir).and_then(|d| d.sync_all()).map_err(|e| StoreError::io(dir, e))
+    File::open(dir)
+        .and_then(|d| d.sync_all())
+        .map_err(|e| StoreError::io(dir, e))
 }
 
 fn load_collection(name: &str, dir: &Path, options: &OpenOptions) -> Result<Collection> {
     let path = dir.join(COLLECTION_FILE);
     let bytes = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
-    let file: CollectionFile = serde_json::from_slice(&bytes)
-        .map_err(|e| StoreError::Corrupt { path: path.clone(), reason: e.to_string() })?;
+    let file: CollectionFile = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
+        path: path.clone(),
+        reason: e.to_string(),
+    })?;
     if file.layout_version != LAYOUT_VERSION {
-        return Err(StoreError::LayoutVersion { path: dir.to_owned(), found: file.layout_version, expected: LAYOUT_VERSION });
+        return Err(StoreError::LayoutVersion {
+            path: dir.to_owned(),
+            found: file.layout_version,
+            expected: LAYOUT_VERSION,
+        });
     }
     let shard_dir = dir.join(SHARD_DIR);
     let shard = EdgeShard::load(&shard_dir, Some(edge_config(&file.config, options)))
         .map_err(|e| backend(name, "open", e))?;
-    Ok(Collection { config: file.config, shard })
+    Ok(Collection {
+        config: file.config,
+        shard,
+    })
 }
 
 fn edge_config(config: &CollectionConfig, options: &OpenOptions) -> EdgeConfig {
@@ -255,7 +303,10 @@ fn edge_config(config: &CollectionConfig, options: &OpenOptions) -> EdgeConfig {
             Distance::Euclid => qdrant_edge::Distance::Euclid,
             Distance::Manhattan => qdrant_edge::Distance::Manhattan,
         };
-        builder = builder.vector(name.clone(), EdgeVectorParams::builder(params.size, distance).build());
+        builder = builder.vector(
+            name.clone(),
+            EdgeVectorParams::builder(params.size, distance).build(),
+        );
     }
     for (name, params) in &config.sparse_vectors {
         let mut sparse = EdgeSparseVectorParams::builder();
@@ -271,7 +322,11 @@ fn edge_config(config: &CollectionConfig, options: &OpenOptions) -> EdgeConfig {
 }
 
 fn backend(collection: &str, operation: &'static str, error: impl std::fmt::Display) -> StoreError {
-    StoreError::Backend { collection: collection.to_owned(), operation, message: error.to_string() }
+    StoreError::Backend {
+        collection: collection.to_owned(),
+        operation,
+        message: error.to_string(),
+    }
 }
 
 fn edge_id(id: PointId) -> qdrant_edge::PointId {
@@ -294,20 +349,24 @@ fn edge_filter(filter: &Filter) -> Result<qdrant_edge::Filter> {
 }
 
 fn edge_filter_opt(filter: Option<&Filter>) -> Result<Option<qdrant_edge::Filter>> {
-    filter.filter(|f| !f.is_empty()).map(edge_filter).transpose()
+    filter
+        .filter(|f| !f.is_empty())
+        .map(edge_filter)
+        .transpose()
 }
 
 fn json_path(key: &str) -> Result<JsonPath> {
-    JsonPath::try_from(key).map_err(|_| StoreError::BadFilter(format!("`{key}` is not a valid payload key")))
+    JsonPath::try_from(key)
+        .map_err(|_| StoreError::BadFilter(format!("`{key}` is not a valid payload key")))
 }
 
 fn edge_with_payload(selection: &PayloadSelection) -> Result<WithPayloadInterface> {
     Ok(match selection {
         PayloadSelection::All => WithPayloadInterface::Bool(true),
         PayloadSelection::None => WithPayloadInterface::Bool(false),
-        PayloadSelection::Fields(fields) => {
-            WithPayloadInterface::Fields(fields.iter().map(|f| json_path(f)).collect::<Result<_>>()?)
-        }
+        PayloadSelection::Fields(fields) => WithPayloadInterface::Fields(
+            fields.iter().map(|f| json_path(f)).collect::<Result<_>>()?,
+        ),
     })
 }
 
@@ -320,7 +379,10 @@ fn edge_with_vector(selection: &VectorSelection) -> WithVector {
 }
 
 fn edge_sparse(sparse: &SparseVector) -> qdrant_edge::SparseVector {
-    qdrant_edge::SparseVector { indices: sparse.indices.clone(), values: sparse.values.clone() }
+    qdrant_edge::SparseVector {
+        indices: sparse.indices.clone(),
+        values: sparse.values.clone(),
+    }
 }
 
 fn edge_query(query: &NearestQuery) -> ScoringQuery {
@@ -328,21 +390,30 @@ fn edge_query(query: &NearestQuery) -> ScoringQuery {
         Vector::Dense(values) => VectorInternal::Dense(values.clone()),
         Vector::Sparse(sparse) => VectorInternal::Sparse(edge_sparse(sparse)),
     };
-    ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery { query: vector, using: Some(query.using.clone()) }))
+    ScoringQuery::Vector(QueryEnum::Nearest(NamedQuery {
+        query: vector,
+        using: Some(query.using.clone()),
+    }))
 }
 
 fn our_vectors(vectors: Option<VectorStructInternal>) -> BTreeMap<String, Vector> {
     let from_internal = |vector: VectorInternal| match vector {
         VectorInternal::Dense(values) => Some(Vector::Dense(values)),
-        VectorInternal::Sparse(s) => Some(Vector::Sparse(SparseVector { indices: s.indices, values: s.values })),
+        VectorInternal::Sparse(s) => Some(Vector::Sparse(SparseVector {
+            indices: s.indices,
+            values: s.values,
+        })),
         VectorInternal::MultiDense(_) => None,
     };
     match vectors {
         None | Some(VectorStructInternal::MultiDense(_)) => BTreeMap::new(),
-        Some(VectorStructInternal::Single(values)) => BTreeMap::from([(String::new(), Vector::Dense(values))]),
-        Some(VectorStructInternal::Named(named)) => {
-            named.into_iter().filter_map(|(name, v)| from_internal(v).map(|v| (name, v))).collect()
+        Some(VectorStructInternal::Single(values)) => {
+            BTreeMap::from([(String::new(), Vector::Dense(values))])
         }
+        Some(VectorStructInternal::Named(named)) => named
+            .into_iter()
+            .filter_map(|(name, v)| from_internal(v).map(|v| (name, v)))
+            .collect(),
     }
 }
 
@@ -352,7 +423,11 @@ fn our_payload(payload: Option<qdrant_edge::Payload>) -> Map<String, Value> {
 
 fn check_query(config: &CollectionConfig, index: usize, query: &NearestQuery) -> Result<()> {
     let bad = |reason: String| StoreError::BadQuery { index, reason };
-    match (&query.vector, config.vectors.get(&query.using), config.sparse_vectors.get(&query.using)) {
+    match (
+        &query.vector,
+        config.vectors.get(&query.using),
+        config.sparse_vectors.get(&query.using),
+    ) {
         (Vector::Dense(values), Some(params), _) => {
             if values.len() != params.size {
                 return Err(bad(format!(
@@ -368,12 +443,18 @@ fn check_query(config: &CollectionConfig, index: usize, query: &NearestQuery) ->
             Ok(())
         }
         (Vector::Sparse(sparse), _, Some(_)) => {
-            if sparse.indices.len() != sparse.values.len() || sparse.values.iter().any(|v| !v.is_finite()) {
+            if sparse.indices.len() != sparse.values.len()
+                || sparse.values.iter().any(|v| !v.is_finite())
+            {
                 return Err(bad("the sparse query vector is malformed".into()));
             }
             Ok(())
         }
-        _ => Err(bad(format!("the collection has no {} vector named `{}`", query.vector.kind(), query.using))),
+        _ => Err(bad(format!(
+            "the collection has no {} vector named `{}`",
+            query.vector.kind(),
+            query.using
+        ))),
     }
 }
 
@@ -387,18 +468,24 @@ impl VectorStore for EmbeddedStore {
         }
         let dir = self.root.join(COLLECTIONS_DIR).join(name);
         // Built aside and renamed into place: a crash leaves no half-made collection.
-        let staging = self.root.join(COLLECTIONS_DIR).join(format!(".{name}.creating"));
+        let staging = self
+            .root
+            .join(COLLECTIONS_DIR)
+            .join(format!(".{name}.creating"));
         if staging.exists() {
             fs::remove_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
         }
         fs::create_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
-                let shard = EdgeShard::new(&staging.join(SHARD_DIR), edge_config(config, &self.options))
+        let shard = EdgeShard::new(&staging.join(SHARD_DIR), edge_config(config, &self.options))
             .map_err(|e| backend(name, "create", e))?;
         shard.flush().map_err(|e| backend(name, "create", e))?;
         drop(shard);
         write_json_atomically(
             &staging.join(COLLECTION_FILE),
-            &CollectionFile { layout_version: LAYOUT_VERSION, config: config.clone() },
+            &CollectionFile {
+                layout_version: LAYOUT_VERSION,
+                config: config.clone(),
+            },
         )?;
         fs::rename(&staging, &dir).map_err(|e| StoreError::io(&dir, e))?;
         sync_dir(&self.root.join(COLLECTIONS_DIR))?;
@@ -414,7 +501,10 @@ impl VectorStore for EmbeddedStore {
         };
         drop(collection);
         let dir = self.root.join(COLLECTIONS_DIR).join(name);
-        let doomed = self.root.join(COLLECTIONS_DIR).join(format!(".{name}.deleting"));
+        let doomed = self
+            .root
+            .join(COLLECTIONS_DIR)
+            .join(format!(".{name}.deleting"));
         fs::rename(&dir, &doomed).map_err(|e| StoreError::io(&dir, e))?;
         sync_dir(&self.root.join(COLLECTIONS_DIR))?;
         fs::remove_dir_all(&doomed).map_err(|e| StoreError::io(&doomed, e))?;
@@ -427,7 +517,10 @@ impl VectorStore for EmbeddedStore {
 
     fn collection_info(&self, name: &str) -> Result<CollectionInfo> {
         let collection = self.collection(name)?;
-        let info = collection.shard.info().map_err(|e| backend(name, "info", e))?;
+        let info = collection
+            .shard
+            .info()
+            .map_err(|e| backend(name, "info", e))?;
         Ok(CollectionInfo {
             name: name.to_owned(),
             config: collection.config.clone(),
@@ -437,7 +530,12 @@ impl VectorStore for EmbeddedStore {
             payload_indexes: info
                 .payload_schema
                 .iter()
-                .map(|(key, index)| (key.to_string(), format!("{:?}", index.data_type).to_lowercase()))
+                .map(|(key, index)| {
+                    (
+                        key.to_string(),
+                        format!("{:?}", index.data_type).to_lowercase(),
+                    )
+                })
                 .collect(),
         })
     }
@@ -447,7 +545,10 @@ impl VectorStore for EmbeddedStore {
         let (points, duplicates_replaced) = prepare_batch(&collection.config, points)?;
         let written = points.len();
         if written == 0 {
-            return Ok(UpsertSummary { written, duplicates_replaced });
+            return Ok(UpsertSummary {
+                written,
+                duplicates_replaced,
+            });
         }
         let points = points
             .into_iter()
@@ -477,16 +578,26 @@ impl VectorStore for EmbeddedStore {
         let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
             PointInsertOperations::PointsList(points),
         ));
-        collection.shard.update(operation).map_err(|e| backend(collection_name, "upsert", e))?;
-        Ok(UpsertSummary { written, duplicates_replaced })
+        collection
+            .shard
+            .update(operation)
+            .map_err(|e| backend(collection_name, "upsert", e))?;
+        Ok(UpsertSummary {
+            written,
+            duplicates_replaced,
+        })
     }
 
     fn delete(&self, collection_name: &str, selector: PointSelector) -> Result<()> {
         let collection = self.collection(collection_name)?;
         let operation = match selector {
             PointSelector::Ids(ids) if ids.is_empty() => return Ok(()),
-            PointSelector::Ids(ids) => PointOperations::DeletePoints { ids: ids.into_iter().map(edge_id).collect() },
-            PointSelector::Filter(filter) => PointOperations::DeletePointsByFilter(edge_filter(&filter)?),
+            PointSelector::Ids(ids) => PointOperations::DeletePoints {
+                ids: ids.into_iter().map(edge_id).collect(),
+            },
+            PointSelector::Filter(filter) => {
+                PointOperations::DeletePointsByFilter(edge_filter(&filter)?)
+            }
         };
         collection
             .shard
@@ -507,12 +618,22 @@ impl VectorStore for EmbeddedStore {
             with_payload: Some(edge_with_payload(&with_payload)?),
             with_vector: Some(edge_with_vector(&with_vectors)),
         };
-        let records = collection.shard.retrieve(request).map_err(|e| backend(collection_name, "get", e))?;
+        let records = collection
+            .shard
+            .retrieve(request)
+            .map_err(|e| backend(collection_name, "get", e))?;
         let mut by_id: HashMap<PointId, Record> = records
             .into_iter()
             .map(|r| {
                 let id = our_id(r.id);
-                (id, Record { id, payload: our_payload(r.payload), vectors: our_vectors(r.vector) })
+                (
+                    id,
+                    Record {
+                        id,
+                        payload: our_payload(r.payload),
+                        vectors: our_vectors(r.vector),
+                    },
+                )
             })
             .collect();
         Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
@@ -520,8 +641,14 @@ impl VectorStore for EmbeddedStore {
 
     fn count(&self, collection_name: &str, filter: Option<&Filter>) -> Result<usize> {
         let collection = self.collection(collection_name)?;
-        let request = CountRequest { filter: edge_filter_opt(filter)?, exact: true };
-        collection.shard.count(request).map_err(|e| backend(collection_name, "count", e))
+        let request = CountRequest {
+            filter: edge_filter_opt(filter)?,
+            exact: true,
+        };
+        collection
+            .shard
+            .count(request)
+            .map_err(|e| backend(collection_name, "count", e))
     }
 
     fn scroll(&self, collection_name: &str, request: ScrollRequest) -> Result<ScrollPage> {
@@ -534,18 +661,28 @@ impl VectorStore for EmbeddedStore {
             with_vector: edge_with_vector(&request.with_vectors),
             order_by: None,
         };
-        let (records, next) =
-            collection.shard.scroll(edge_request).map_err(|e| backend(collection_name, "scroll", e))?;
+        let (records, next) = collection
+            .shard
+            .scroll(edge_request)
+            .map_err(|e| backend(collection_name, "scroll", e))?;
         Ok(ScrollPage {
             points: records
                 .into_iter()
-                .map(|r| Record { id: our_id(r.id), payload: our_payload(r.payload), vectors: our_vectors(r.vector) })
+                .map(|r| Record {
+                    id: our_id(r.id),
+                    payload: our_payload(r.payload),
+                    vectors: our_vectors(r.vector),
+                })
                 .collect(),
             next: next.map(our_id),
         })
     }
 
-    fn search_batch(&self, collection_name: &str, requests: Vec<SearchRequest>) -> Result<Vec<Vec<ScoredPoint>>> {
+    fn search_batch(
+        &self,
+        collection_name: &str,
+        requests: Vec<SearchRequest>,
+    ) -> Result<Vec<Vec<ScoredPoint>>> {
         let collection = self.collection(collection_name)?;
         let mut queries = Vec::with_capacity(requests.len());
         for (index, request) in requests.iter().enumerate() {
@@ -555,7 +692,11 @@ impl VectorStore for EmbeddedStore {
             query.filter = edge_filter_opt(request.filter.as_ref())?;
             query.offset = request.offset;
             query.score_threshold = request.score_threshold;
-            query.params = Some(SearchParams { hnsw_ef: request.ef, exact: request.exact, ..SearchParams::default() });
+            query.params = Some(SearchParams {
+                hnsw_ef: request.ef,
+                exact: request.exact,
+                ..SearchParams::default()
+            });
             query.with_payload = edge_with_payload(&request.with_payload)?;
             query.with_vector = edge_with_vector(&request.with_vectors);
             queries.push(query);
@@ -564,32 +705,61 @@ impl VectorStore for EmbeddedStore {
             .shard
             .query_batch(QueryBatchRequest { queries })
             .map_err(|e| backend(collection_name, "search", e))?;
-        Ok(answers.into_iter().map(|hits| hits.into_iter().map(scored).collect()).collect())
+        Ok(answers
+            .into_iter()
+            .map(|hits| hits.into_iter().map(scored).collect())
+            .collect())
     }
 
-    fn search_fused(&self, collection_name: &str, request: FusionRequest) -> Result<Vec<ScoredPoint>> {
+    fn search_fused(
+        &self,
+        collection_name: &str,
+        request: FusionRequest,
+    ) -> Result<Vec<ScoredPoint>> {
         let collection = self.collection(collection_name)?;
         let filter = edge_filter_opt(request.filter.as_ref())?;
         let mut query = QueryRequest::new(request.limit);
-        for (index, (source, limit)) in request.sources.iter().enumerate() {
-            check_query(&collection.config, index, source)?;
+        for (index, source) in request.sources.iter().enumerate() {
+            check_query(&collection.config, index, &source.query)?;
+            if !(source.weight.is_finite() && source.weight > 0.0) {
+                return Err(StoreError::BadQuery {
+                    index,
+                    reason: format!("weight {} is not positive", source.weight),
+                });
+            }
             query.prefetches.push(Prefetch {
                 prefetches: Vec::new(),
-                query: Some(edge_query(source)),
-                limit: *limit,
+                query: Some(edge_query(&source.query)),
+                limit: source.limit,
                 params: None,
                 filter: filter.clone(),
                 score_threshold: None,
             });
         }
-        query.query = Some(ScoringQuery::Fusion(Fusion::Rrf { k: 60, weights: None }));
+        let weights = request
+            .sources
+            .iter()
+            .map(|s| qdrant_edge::external::ordered_float::OrderedFloat(s.weight))
+            .collect();
+        query.query = Some(ScoringQuery::Fusion(Fusion::Rrf {
+            k: RRF_K,
+            weights: Some(weights),
+        }));
         query.filter = filter;
         query.with_payload = edge_with_payload(&request.with_payload)?;
-        let hits = collection.shard.query(query).map_err(|e| backend(collection_name, "search", e))?;
+        let hits = collection
+            .shard
+            .query(query)
+            .map_err(|e| backend(collection_name, "search", e))?;
         Ok(hits.into_iter().map(scored).collect())
     }
 
-    fn create_payload_index(&self, collection_name: &str, field: &str, field_type: FieldType) -> Result<()> {
+    fn create_payload_index(
+        &self,
+        collection_name: &str,
+        field: &str,
+        field_type: FieldType,
+    ) -> Result<()> {
         let collection = self.collection(collection_name)?;
         let schema = match field_type {
             FieldType::Keyword => PayloadSchemaType::Keyword,
@@ -600,13 +770,16 @@ impl VectorStore for EmbeddedStore {
             FieldType::Uuid => PayloadSchemaType::Uuid,
             FieldType::Text => PayloadSchemaType::Text,
         };
-        let operation = UpdateOperation::FieldIndexOperation(qdrant_edge::FieldIndexOperations::CreateIndex(
-            qdrant_edge::CreateIndex {
+        let operation = UpdateOperation::FieldIndexOperation(
+            qdrant_edge::FieldIndexOperations::CreateIndex(qdrant_edge::CreateIndex {
                 field_name: json_path(field)?,
                 field_schema: Some(PayloadFieldSchema::FieldType(schema)),
-            },
-        ));
-        collection.shard.update(operation).map_err(|e| backend(collection_name, "create payload index", e))
+            }),
+        );
+        collection
+            .shard
+            .update(operation)
+            .map_err(|e| backend(collection_name, "create payload index", e))
     }
 
     fn flush(&self) -> Result<()> {
@@ -615,19 +788,32 @@ impl VectorStore for EmbeddedStore {
 
     fn optimize(&self, collection_name: &str) -> Result<bool> {
         let collection = self.collection(collection_name)?;
-        collection.shard.optimize().map_err(|e| backend(collection_name, "optimize", e))
+        collection
+            .shard
+            .optimize()
+            .map_err(|e| backend(collection_name, "optimize", e))
     }
 }
 
 fn scored(hit: qdrant_edge::ScoredPoint) -> ScoredPoint {
-    ScoredPoint { id: our_id(hit.id), score: hit.score, payload: our_payload(hit.payload), vectors: our_vectors(hit.vector) }
+    ScoredPoint {
+        id: our_id(hit.id),
+        score: hit.score,
+        payload: our_payload(hit.payload),
+        vectors: our_vectors(hit.vector),
+    }
 }
 
 fn flush_all(collections: &Collections) -> Result<()> {
-    let snapshot: Vec<(String, Arc<Collection>)> =
-        read(collections).iter().map(|(name, c)| (name.clone(), Arc::clone(c))).collect();
+    let snapshot: Vec<(String, Arc<Collection>)> = read(collections)
+        .iter()
+        .map(|(name, c)| (name.clone(), Arc::clone(c)))
+        .collect();
     for (name, collection) in snapshot {
-        collection.shard.flush().map_err(|e| backend(&name, "flush", e))?;
+        collection
+            .shard
+            .flush()
+            .map_err(|e| backend(&name, "flush", e))?;
     }
     Ok(())
 }
@@ -647,7 +833,9 @@ impl Flusher {
             .spawn(move || {
                 let (stopped, wake) = &*signal;
                 loop {
-                    let guard = stopped.lock().unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let guard = stopped
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
                     let (guard, _) = wake
                         .wait_timeout_while(guard, every, |stopped| !*stopped)
                         .unwrap_or_else(std::sync::PoisonError::into_inner);
@@ -666,7 +854,9 @@ impl Flusher {
 
     fn stop(self) {
         let (stopped, wake) = &*self.stop;
-        *stopped.lock().unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        *stopped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
         wake.notify_all();
         let _ = self.thread.join();
     }

@@ -16,22 +16,74 @@ pub enum StoreError {
     InvalidCollectionName(String),
     #[error("invalid collection config: {0}")]
     InvalidConfig(String),
-    #[error("point {index} (id {id}): vector `{name}` has {found} dimensions, the collection expects {expected}")]
-    WrongDimension { index: usize, id: PointId, name: String, expected: usize, found: usize },
-    #[error("point {index} (id {id}): vector `{name}` holds a non-finite value ({value}) at position {position}")]
-    NonFiniteValue { index: usize, id: PointId, name: String, position: usize, value: f32 },
-    #[error("point {index} (id {id}): vector `{name}` is all zeros, which has no direction under cosine distance")]
-    ZeroVector { index: usize, id: PointId, name: String },
-    #[error("point {index} (id {id}): the collection has no vector named `{name}` (it has: {known})")]
-    UnknownVector { index: usize, id: PointId, name: String, known: String },
-    #[error("point {index} (id {id}): vector `{name}` is missing; every point needs all of the collection's dense vectors")]
-    MissingVector { index: usize, id: PointId, name: String },
-    #[error("point {index} (id {id}): vector `{name}` is {found}, the collection declares it {expected}")]
-    WrongVectorKind { index: usize, id: PointId, name: String, expected: &'static str, found: &'static str },
+    #[error(
+        "point {index} (id {id}): vector `{name}` has {found} dimensions, the collection expects {expected}"
+    )]
+    WrongDimension {
+        index: usize,
+        id: PointId,
+        name: String,
+        expected: usize,
+        found: usize,
+    },
+    #[error(
+        "point {index} (id {id}): vector `{name}` holds a non-finite value ({value}) at position {position}"
+    )]
+    NonFiniteValue {
+        index: usize,
+        id: PointId,
+        name: String,
+        position: usize,
+        value: f32,
+    },
+    #[error(
+        "point {index} (id {id}): vector `{name}` is all zeros, which has no direction under cosine distance"
+    )]
+    ZeroVector {
+        index: usize,
+        id: PointId,
+        name: String,
+    },
+    #[error(
+        "point {index} (id {id}): the collection has no vector named `{name}` (it has: {known})"
+    )]
+    UnknownVector {
+        index: usize,
+        id: PointId,
+        name: String,
+        known: String,
+    },
+    #[error(
+        "point {index} (id {id}): vector `{name}` is missing; every point needs all of the collection's dense vectors"
+    )]
+    MissingVector {
+        index: usize,
+        id: PointId,
+        name: String,
+    },
+    #[error(
+        "point {index} (id {id}): vector `{name}` is {found}, the collection declares it {expected}"
+    )]
+    WrongVectorKind {
+        index: usize,
+        id: PointId,
+        name: String,
+        expected: &'static str,
+        found: &'static str,
+    },
     #[error("point {index} (id {id}): sparse vector `{name}` is malformed: {reason}")]
-    BadSparseVector { index: usize, id: PointId, name: String, reason: String },
+    BadSparseVector {
+        index: usize,
+        id: PointId,
+        name: String,
+        reason: String,
+    },
     #[error("point {index} (id {id}): the payload must be a JSON object, found {found}")]
-    PayloadNotObject { index: usize, id: PointId, found: &'static str },
+    PayloadNotObject {
+        index: usize,
+        id: PointId,
+        found: &'static str,
+    },
     #[error("query {index}: {reason}")]
     BadQuery { index: usize, reason: String },
     #[error("invalid filter: {0}")]
@@ -44,28 +96,45 @@ pub enum StoreError {
         "data directory {path} has layout version {found}, this mnemo reads version {expected}; \
          export it with the mnemo that wrote it, or use a new --data-dir"
     )]
-    LayoutVersion { path: PathBuf, found: u64, expected: u64 },
+    LayoutVersion {
+        path: PathBuf,
+        found: u64,
+        expected: u64,
+    },
     #[error("{path} is not a mnemo data directory ({reason})")]
     NotADataDir { path: PathBuf, reason: String },
     #[error("{path}: {source}")]
-    Io { path: PathBuf, source: std::io::Error },
+    Io {
+        path: PathBuf,
+        source: std::io::Error,
+    },
     #[error("{path}: {reason}")]
     Corrupt { path: PathBuf, reason: String },
     /// The engine underneath refused or failed; the message is its own.
     #[error("storage engine, collection `{collection}`, {operation}: {message}")]
-    Backend { collection: String, operation: &'static str, message: String },
+    Backend {
+        collection: String,
+        operation: &'static str,
+        message: String,
+    },
 }
 
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
-        Self::Io { path: path.into(), source }
+        Self::Io {
+            path: path.into(),
+            source,
+        }
     }
 
     /// Whether the caller's input was at fault (as opposed to the disk or the engine): a
     /// service answers these with 4xx.
     pub fn is_client_error(&self) -> bool {
-        !matches!(self, Self::Io { .. } | Self::Corrupt { .. } | Self::Backend { .. })
+        !matches!(
+            self,
+            Self::Io { .. } | Self::Corrupt { .. } | Self::Backend { .. }
+        )
     }
 }

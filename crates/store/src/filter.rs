@@ -21,15 +21,24 @@ pub struct Filter {
 
 impl Filter {
     pub fn must(conditions: impl IntoIterator<Item = Condition>) -> Self {
-        Self { must: conditions.into_iter().collect(), ..Self::default() }
+        Self {
+            must: conditions.into_iter().collect(),
+            ..Self::default()
+        }
     }
 
     pub fn should(conditions: impl IntoIterator<Item = Condition>) -> Self {
-        Self { should: conditions.into_iter().collect(), ..Self::default() }
+        Self {
+            should: conditions.into_iter().collect(),
+            ..Self::default()
+        }
     }
 
     pub fn must_not(conditions: impl IntoIterator<Item = Condition>) -> Self {
-        Self { must_not: conditions.into_iter().collect(), ..Self::default() }
+        Self {
+            must_not: conditions.into_iter().collect(),
+            ..Self::default()
+        }
     }
 
     pub fn is_empty(&self) -> bool {
@@ -63,39 +72,70 @@ pub enum Condition {
 
 impl Condition {
     pub fn matches(key: &str, value: impl Into<MatchValue>) -> Self {
-        Self::Field(FieldCondition::with_match(key, Match::Value { value: value.into() }))
+        Self::Field(FieldCondition::with_match(
+            key,
+            Match::Value {
+                value: value.into(),
+            },
+        ))
     }
 
     pub fn any(key: &str, values: impl IntoIterator<Item = MatchValue>) -> Self {
-        Self::Field(FieldCondition::with_match(key, Match::Any { any: values.into_iter().collect() }))
+        Self::Field(FieldCondition::with_match(
+            key,
+            Match::Any {
+                any: values.into_iter().collect(),
+            },
+        ))
     }
 
     pub fn except(key: &str, values: impl IntoIterator<Item = MatchValue>) -> Self {
         Self::Field(FieldCondition::with_match(
             key,
-            Match::Except { except: values.into_iter().collect() },
+            Match::Except {
+                except: values.into_iter().collect(),
+            },
         ))
     }
 
     /// Full-text match: needs a `text` payload index on the key.
     pub fn text(key: &str, text: &str) -> Self {
-        Self::Field(FieldCondition::with_match(key, Match::Text { text: text.to_owned() }))
+        Self::Field(FieldCondition::with_match(
+            key,
+            Match::Text {
+                text: text.to_owned(),
+            },
+        ))
     }
 
     pub fn range(key: &str, range: Range) -> Self {
-        Self::Field(FieldCondition { key: key.to_owned(), r#match: None, range: Some(range) })
+        Self::Field(FieldCondition {
+            key: key.to_owned(),
+            r#match: None,
+            range: Some(range),
+        })
     }
 
     pub fn is_null(key: &str) -> Self {
-        Self::IsNull { is_null: KeyRef { key: key.to_owned() } }
+        Self::IsNull {
+            is_null: KeyRef {
+                key: key.to_owned(),
+            },
+        }
     }
 
     pub fn is_empty(key: &str) -> Self {
-        Self::IsEmpty { is_empty: KeyRef { key: key.to_owned() } }
+        Self::IsEmpty {
+            is_empty: KeyRef {
+                key: key.to_owned(),
+            },
+        }
     }
 
     pub fn has_id(ids: impl IntoIterator<Item = PointId>) -> Self {
-        Self::HasId { has_id: ids.into_iter().collect() }
+        Self::HasId {
+            has_id: ids.into_iter().collect(),
+        }
     }
 }
 
@@ -111,7 +151,11 @@ pub struct FieldCondition {
 
 impl FieldCondition {
     fn with_match(key: &str, r#match: Match) -> Self {
-        Self { key: key.to_owned(), r#match: Some(r#match), range: None }
+        Self {
+            key: key.to_owned(),
+            r#match: Some(r#match),
+            range: None,
+        }
     }
 }
 

@@ -15,11 +15,14 @@ mod validate;
 
 pub use embedded::{EmbeddedStore, LAYOUT_VERSION, OpenOptions};
 pub use error::{Result, StoreError};
-pub use filter::{Condition, FieldCondition, Filter, KeyRef, Match, MatchValue, NestedCondition, Range};
+pub use filter::{
+    Condition, FieldCondition, Filter, KeyRef, Match, MatchValue, NestedCondition, Range,
+};
 pub use model::{
-    CollectionConfig, CollectionInfo, Distance, FieldType, FusionRequest, NearestQuery, PayloadSelection, Point,
-    PointId, PointSelector, Record, ScoredPoint, ScrollPage, ScrollRequest, SearchRequest, SparseVector,
-    SparseVectorParams, UpsertSummary, Vector, VectorParams, VectorSelection,
+    CollectionConfig, CollectionInfo, Distance, FieldType, FusionRequest, FusionSource,
+    NearestQuery, PayloadSelection, Point, PointId, PointSelector, Record, ScoredPoint, ScrollPage,
+    ScrollRequest, SearchRequest, SparseVector, SparseVectorParams, UpsertSummary, Vector,
+    VectorParams, VectorSelection,
 };
 
 /// A store of collections of points. All methods take `&self` and implementations are
@@ -49,15 +52,27 @@ pub trait VectorStore: Send + Sync {
     fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage>;
 
     fn search(&self, collection: &str, request: SearchRequest) -> Result<Vec<ScoredPoint>> {
-        Ok(self.search_batch(collection, vec![request])?.pop().unwrap_or_default())
+        Ok(self
+            .search_batch(collection, vec![request])?
+            .pop()
+            .unwrap_or_default())
     }
     /// Answers, in order, one list per request.
-    fn search_batch(&self, collection: &str, requests: Vec<SearchRequest>) -> Result<Vec<Vec<ScoredPoint>>>;
+    fn search_batch(
+        &self,
+        collection: &str,
+        requests: Vec<SearchRequest>,
+    ) -> Result<Vec<Vec<ScoredPoint>>>;
     /// Reciprocal rank fusion of several searches, computed by the engine.
     fn search_fused(&self, collection: &str, request: FusionRequest) -> Result<Vec<ScoredPoint>>;
 
     /// Indexes a payload field so filters on it are fast. Idempotent.
-    fn create_payload_index(&self, collection: &str, field: &str, field_type: FieldType) -> Result<()>;
+    fn create_payload_index(
+        &self,
+        collection: &str,
+        field: &str,
+        field_type: FieldType,
+    ) -> Result<()>;
 
     /// Makes everything written so far durable against power loss (not only process death).
     fn flush(&self) -> Result<()>;

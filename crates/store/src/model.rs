@@ -51,26 +51,38 @@ impl CollectionConfig {
     }
 
     pub fn with_vector(mut self, name: &str, size: usize, distance: Distance) -> Self {
-        self.vectors.insert(name.to_owned(), VectorParams { size, distance });
+        self.vectors
+            .insert(name.to_owned(), VectorParams { size, distance });
         self
     }
 
     pub fn with_sparse_vector(mut self, name: &str, idf: bool) -> Self {
-        self.sparse_vectors.insert(name.to_owned(), SparseVectorParams { idf });
+        self.sparse_vectors
+            .insert(name.to_owned(), SparseVectorParams { idf });
         self
     }
 
     pub fn validate(&self) -> Result<(), StoreError> {
         if self.vectors.is_empty() && self.sparse_vectors.is_empty() {
-            return Err(StoreError::InvalidConfig("a collection needs at least one vector".into()));
+            return Err(StoreError::InvalidConfig(
+                "a collection needs at least one vector".into(),
+            ));
         }
-        if let Some((name, params)) = self.vectors.iter().find(|(_, p)| p.size == 0 || p.size > 65_536) {
+        if let Some((name, params)) = self
+            .vectors
+            .iter()
+            .find(|(_, p)| p.size == 0 || p.size > 65_536)
+        {
             return Err(StoreError::InvalidConfig(format!(
                 "vector `{name}` has size {}: it must be between 1 and 65536",
                 params.size
             )));
         }
-        if let Some(name) = self.sparse_vectors.keys().find(|name| self.vectors.contains_key(*name)) {
+        if let Some(name) = self
+            .sparse_vectors
+            .keys()
+            .find(|name| self.vectors.contains_key(*name))
+        {
             return Err(StoreError::InvalidConfig(format!(
                 "`{name}` is declared both dense and sparse"
             )));
@@ -81,7 +93,10 @@ impl CollectionConfig {
 
 impl Default for CollectionConfig {
     fn default() -> Self {
-        Self { vectors: BTreeMap::new(), sparse_vectors: BTreeMap::new() }
+        Self {
+            vectors: BTreeMap::new(),
+            sparse_vectors: BTreeMap::new(),
+        }
     }
 }
 
@@ -111,7 +126,9 @@ impl FromStr for PointId {
         if let Ok(n) = s.parse::<u64>() {
             return Ok(Self::Num(n));
         }
-        uuid::Uuid::parse_str(s).map(Self::Uuid).map_err(|_| StoreError::BadPointId(s.to_owned()))
+        uuid::Uuid::parse_str(s)
+            .map(Self::Uuid)
+            .map_err(|_| StoreError::BadPointId(s.to_owned()))
     }
 }
 
@@ -168,7 +185,12 @@ pub struct Point {
 
 impl Point {
     /// A point with one dense vector under `name` and an object payload.
-    pub fn dense(id: impl Into<PointId>, name: &str, vector: Vec<f32>, payload: Map<String, Value>) -> Self {
+    pub fn dense(
+        id: impl Into<PointId>,
+        name: &str,
+        vector: Vec<f32>,
+        payload: Map<String, Value>,
+    ) -> Self {
         Self {
             id: id.into(),
             vectors: BTreeMap::from([(name.to_owned(), Vector::Dense(vector))]),
@@ -256,11 +278,20 @@ impl SearchRequest {
 /// the sum over the lists of 1 / (k + rank). Qdrant's `query` with prefetches and `fusion: rrf`.
 #[derive(Debug, Clone, PartialEq)]
 pub struct FusionRequest {
-    /// Each source's query and how many candidates it contributes.
-    pub sources: Vec<(NearestQuery, usize)>,
+    pub sources: Vec<FusionSource>,
     pub filter: Option<Filter>,
     pub limit: usize,
     pub with_payload: PayloadSelection,
+}
+
+/// One ranked list of a fusion.
+#[derive(Debug, Clone, PartialEq)]
+pub struct FusionSource {
+    pub query: NearestQuery,
+    /// How many candidates this list contributes.
+    pub limit: usize,
+    /// Multiplies this list's 1 / (k + rank) terms.
+    pub weight: f32,
 }
 
 /// A page of points in id order.

@@ -11,13 +11,20 @@ use crate::model::{CollectionConfig, Distance, Point, Vector};
 /// Checks every point of `points` against `config`; then keeps, of points sharing an id, only
 /// the last (Qdrant applies a batch in order, so the last write wins: we make it explicit and
 /// count the dropped ones).
-pub(crate) fn prepare_batch(config: &CollectionConfig, points: Vec<Point>) -> Result<(Vec<Point>, usize)> {
+pub(crate) fn prepare_batch(
+    config: &CollectionConfig,
+    points: Vec<Point>,
+) -> Result<(Vec<Point>, usize)> {
     for (index, point) in points.iter().enumerate() {
         check_point(config, index, point)?;
     }
     let mut seen = HashSet::with_capacity(points.len());
     let total = points.len();
-    let mut kept: Vec<Point> = points.into_iter().rev().filter(|point| seen.insert(point.id)).collect();
+    let mut kept: Vec<Point> = points
+        .into_iter()
+        .rev()
+        .filter(|point| seen.insert(point.id))
+        .collect();
     kept.reverse();
     let replaced = total - kept.len();
     Ok((kept, replaced))
@@ -28,12 +35,20 @@ fn check_point(config: &CollectionConfig, index: usize, point: &Point) -> Result
     match &point.payload {
         Value::Object(_) | Value::Null => {}
         other => {
-            return Err(StoreError::PayloadNotObject { index, id, found: json_type(other) });
+            return Err(StoreError::PayloadNotObject {
+                index,
+                id,
+                found: json_type(other),
+            });
         }
     }
     for name in config.vectors.keys() {
         if !point.vectors.contains_key(name) {
-            return Err(StoreError::MissingVector { index, id, name: name.clone() });
+            return Err(StoreError::MissingVector {
+                index,
+                id,
+                name: name.clone(),
+            });
         }
     }
     for (name, vector) in &point.vectors {
@@ -58,7 +73,11 @@ fn check_point(config: &CollectionConfig, index: usize, point: &Point) -> Result
             }
             check_finite(index, point, name, values)?;
             if params.distance == Distance::Cosine && values.iter().all(|v| *v == 0.0) {
-                return Err(StoreError::ZeroVector { index, id, name: name.clone() });
+                return Err(StoreError::ZeroVector {
+                    index,
+                    id,
+                    name: name.clone(),
+                });
             }
         } else if config.sparse_vectors.contains_key(name) {
             let Vector::Sparse(sparse) = vector else {
@@ -70,7 +89,12 @@ fn check_point(config: &CollectionConfig, index: usize, point: &Point) -> Result
                     found: vector.kind(),
                 });
             };
-            let bad = |reason: String| StoreError::BadSparseVector { index, id, name: name.clone(), reason };
+            let bad = |reason: String| StoreError::BadSparseVector {
+                index,
+                id,
+                name: name.clone(),
+                reason,
+            };
             if sparse.indices.len() != sparse.values.len() {
                 return Err(bad(format!(
                     "{} indices but {} values",
@@ -88,10 +112,21 @@ fn check_point(config: &CollectionConfig, index: usize, point: &Point) -> Result
                 .vectors
                 .keys()
                 .chain(config.sparse_vectors.keys())
-                .map(|n| if n.is_empty() { "\"\" (default)".to_owned() } else { format!("`{n}`") })
+                .map(|n| {
+                    if n.is_empty() {
+                        "\"\" (default)".to_owned()
+                    } else {
+                        format!("`{n}`")
+                    }
+                })
                 .collect::<Vec<_>>()
                 .join(", ");
-            return Err(StoreError::UnknownVector { index, id, name: name.clone(), known });
+            return Err(StoreError::UnknownVector {
+                index,
+                id,
+                name: name.clone(),
+                known,
+            });
         }
     }
     Ok(())
@@ -124,9 +159,15 @@ pub(crate) fn json_type(value: &Value) -> &'static str {
 /// Collection names become directory names: keep them portable and unsurprising.
 pub(crate) fn check_collection_name(name: &str) -> Result<()> {
     let valid = (1..=64).contains(&name.len())
-        && name.bytes().all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
+        && name
+            .bytes()
+            .all(|b| b.is_ascii_alphanumeric() || b == b'-' || b == b'_')
         && !name.starts_with(['-', '_']);
-    if valid { Ok(()) } else { Err(StoreError::InvalidCollectionName(name.to_owned())) }
+    if valid {
+        Ok(())
+    } else {
+        Err(StoreError::InvalidCollectionName(name.to_owned()))
+    }
 }
 
 #[cfg(test)]
@@ -137,7 +178,9 @@ mod tests {
     use crate::model::{PointId, SparseVector};
 
     fn config() -> CollectionConfig {
-        CollectionConfig::default().with_vector("dense", 3, Distance::Cosine).with_sparse_vector("bm25", true)
+        CollectionConfig::default()
+            .with_vector("dense", 3, Distance::Cosine)
+            .with_sparse_vector("bm25", true)
     }
 
     fn point(id: u64, dense: Vec<f32>) -> Point {
@@ -150,32 +193,67 @@ mod tests {
 
     #[test]
     fn names_the_first_bad_point_by_index() {
-        let points = vec![point(1, vec![1.0, 0.0, 0.0]), point(2, vec![1.0, f32::NAN, 0.0])];
+        let points = vec![
+            point(1, vec![1.0, 0.0, 0.0]),
+            point(2, vec![1.0, f32::NAN, 0.0]),
+        ];
         let err = prepare_batch(&config(), points).unwrap_err();
-        assert!(matches!(err, StoreError::NonFiniteValue { index: 1, position: 1, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                StoreError::NonFiniteValue {
+                    index: 1,
+                    position: 1,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let err = prepare_batch(&config(), vec![point(1, vec![0.0; 3])]).unwrap_err();
-        assert!(matches!(err, StoreError::ZeroVector { index: 0, .. }), "{err}");
+        assert!(
+            matches!(err, StoreError::ZeroVector { index: 0, .. }),
+            "{err}"
+        );
         let err = prepare_batch(&config(), vec![point(1, vec![1.0; 4])]).unwrap_err();
-        assert!(matches!(err, StoreError::WrongDimension { expected: 3, found: 4, .. }), "{err}");
+        assert!(
+            matches!(
+                err,
+                StoreError::WrongDimension {
+                    expected: 3,
+                    found: 4,
+                    ..
+                }
+            ),
+            "{err}"
+        );
         let mut sparse = point(9, vec![1.0; 3]);
         sparse.vectors.insert(
             "bm25".into(),
-            Vector::Sparse(SparseVector { indices: vec![4, 4], values: vec![1.0, 2.0] }),
+            Vector::Sparse(SparseVector {
+                indices: vec![4, 4],
+                values: vec![1.0, 2.0],
+            }),
         );
         let err = prepare_batch(&config(), vec![sparse]).unwrap_err();
         assert!(err.to_string().contains("index 4 appears twice"), "{err}");
         let mut array = point(3, vec![1.0; 3]);
         array.payload = serde_json::json!([1]);
         let err = prepare_batch(&config(), vec![array]).unwrap_err();
-        assert_eq!(err.to_string(), "point 0 (id 3): the payload must be a JSON object, found an array");
+        assert_eq!(
+            err.to_string(),
+            "point 0 (id 3): the payload must be a JSON object, found an array"
+        );
     }
 
     #[test]
     fn the_last_of_duplicate_ids_wins() {
         let mut last = point(1, vec![0.0, 1.0, 0.0]);
         last.payload = serde_json::json!({"n": "last"});
-        let (kept, replaced) =
-            prepare_batch(&config(), vec![point(1, vec![1.0; 3]), point(2, vec![1.0; 3]), last.clone()]).unwrap();
+        let (kept, replaced) = prepare_batch(
+            &config(),
+            vec![point(1, vec![1.0; 3]), point(2, vec![1.0; 3]), last.clone()],
+        )
+        .unwrap();
         assert_eq!(replaced, 1);
         assert_eq!(kept.len(), 2);
         assert_eq!(kept[1], last);

@@ -10,8 +10,8 @@ use std::process::{Command, Stdio};
 use std::time::Duration;
 
 use mnemo_store::{
-    CollectionConfig, Distance, EmbeddedStore, OpenOptions, PayloadSelection, Point, PointId, StoreError,
-    VectorSelection, VectorStore,
+    CollectionConfig, Distance, EmbeddedStore, OpenOptions, PayloadSelection, Point, PointId,
+    StoreError, VectorSelection, VectorStore,
 };
 use serde_json::json;
 
@@ -30,11 +30,21 @@ fn splitmix(state: &mut u64) -> u64 {
 
 fn vector(id: u64) -> Vec<f32> {
     let mut state = id;
-    (0..DIM).map(|_| (splitmix(&mut state) % 1000) as f32 / 100.0 + 0.01).collect()
+    (0..DIM)
+        .map(|_| (splitmix(&mut state) % 1000) as f32 / 100.0 + 0.01)
+        .collect()
 }
 
 fn point(id: u64) -> Point {
-    Point::dense(id, "", vector(id), json!({"n": id, "text": format!("point {id}")}).as_object().unwrap().clone())
+    Point::dense(
+        id,
+        "",
+        vector(id),
+        json!({"n": id, "text": format!("point {id}")})
+            .as_object()
+            .unwrap()
+            .clone(),
+    )
 }
 
 /// Child mode: write until killed, printing `ack LAST` after each batch the store accepted.
@@ -60,7 +70,10 @@ fn crash_child() {
 
 #[test]
 fn crash_cycles() {
-    let cycles: usize = std::env::var("MNEMO_CRASH_CYCLES").ok().and_then(|v| v.parse().ok()).unwrap_or(20);
+    let cycles: usize = std::env::var("MNEMO_CRASH_CYCLES")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .unwrap_or(20);
     let dir = tempfile::tempdir().unwrap();
     let exe = std::env::current_exe().unwrap();
     let mut rng = 0x5EED_u64;
@@ -69,7 +82,13 @@ fn crash_cycles() {
     for cycle in 0..cycles {
         let start = acknowledged.map_or(0, |last| last + 1);
         let mut child = Command::new(&exe)
-            .args(["--exact", "crash_child", "--ignored", "--nocapture", "--test-threads=1"])
+            .args([
+                "--exact",
+                "crash_child",
+                "--ignored",
+                "--nocapture",
+                "--test-threads=1",
+            ])
             .env(CHILD_DIR_ENV, dir.path())
             .env(CHILD_START_ENV, start.to_string())
             .stdout(Stdio::piped())
@@ -96,8 +115,14 @@ fn crash_cycles() {
             None => killed_before_first_ack += 1,
         }
 
-        let store = EmbeddedStore::open(dir.path(), OpenOptions { flush_interval: None, ..OpenOptions::default() })
-            .unwrap_or_else(|err| panic!("cycle {cycle}: reopening after kill -9 failed: {err}"));
+        let store = EmbeddedStore::open(
+            dir.path(),
+            OpenOptions {
+                flush_interval: None,
+                ..OpenOptions::default()
+            },
+        )
+        .unwrap_or_else(|err| panic!("cycle {cycle}: reopening after kill -9 failed: {err}"));
         let Some(last) = acknowledged else { continue };
         // Every point this child acknowledged, and a sample of the earlier ones.
         let mut ids: std::collections::BTreeSet<u64> = (start..=last).collect();
@@ -106,14 +131,28 @@ fn crash_cycles() {
         let got = store
             .get("c", &ids, PayloadSelection::All, VectorSelection::All)
             .unwrap_or_else(|err| panic!("cycle {cycle}: {err}"));
-        assert_eq!(got.len(), ids.len(), "cycle {cycle}: acknowledged points lost");
+        assert_eq!(
+            got.len(),
+            ids.len(),
+            "cycle {cycle}: acknowledged points lost"
+        );
         for record in got {
-            let PointId::Num(id) = record.id else { panic!("unexpected id {}", record.id) };
-            assert_eq!(record.vectors[""].as_dense().unwrap(), vector(id).as_slice(), "cycle {cycle}, point {id}");
+            let PointId::Num(id) = record.id else {
+                panic!("unexpected id {}", record.id)
+            };
+            assert_eq!(
+                record.vectors[""].as_dense().unwrap(),
+                vector(id).as_slice(),
+                "cycle {cycle}, point {id}"
+            );
             assert_eq!(record.payload["n"], id, "cycle {cycle}, point {id}");
         }
         let count = store.count("c", None).unwrap() as u64;
-        assert!(count > last, "cycle {cycle}: {count} points, {} acknowledged", last + 1);
+        assert!(
+            count > last,
+            "cycle {cycle}: {count} points, {} acknowledged",
+            last + 1
+        );
     }
     let last = acknowledged.expect("no child acknowledged anything: the children did not run");
     println!(

@@ -4,16 +4,19 @@
 use std::collections::BTreeMap;
 
 use mnemo_store::{
-    CollectionConfig, Condition, Distance, EmbeddedStore, FieldType, Filter, FusionRequest, NearestQuery,
-    OpenOptions, PayloadSelection, Point, PointId, PointSelector, Range, ScrollRequest, SearchRequest, SparseVector,
-    StoreError, Vector, VectorSelection, VectorStore,
+    CollectionConfig, Condition, Distance, EmbeddedStore, FieldType, Filter, FusionRequest,
+    FusionSource, NearestQuery, OpenOptions, PayloadSelection, Point, PointId, PointSelector,
+    Range, ScrollRequest, SearchRequest, SparseVector, StoreError, Vector, VectorSelection,
+    VectorStore,
 };
 use serde_json::json;
 
 const DIM: usize = 8;
 
 fn config() -> CollectionConfig {
-    CollectionConfig::default().with_vector("dense", DIM, Distance::Cosine).with_sparse_vector("bm25", true)
+    CollectionConfig::default()
+        .with_vector("dense", DIM, Distance::Cosine)
+        .with_sparse_vector("bm25", true)
 }
 
 /// A deterministic pseudo-random vector per seed (splitmix64), all different in direction.
@@ -40,7 +43,13 @@ fn point(id: u64) -> Point {
             .unwrap()
             .clone(),
     );
-    p.vectors.insert("bm25".into(), Vector::Sparse(SparseVector { indices: vec![id as u32, 1000], values: vec![1.0, 0.5] }));
+    p.vectors.insert(
+        "bm25".into(),
+        Vector::Sparse(SparseVector {
+            indices: vec![id as u32, 1000],
+            values: vec![1.0, 0.5],
+        }),
+    );
     p
 }
 
@@ -49,7 +58,10 @@ fn open(dir: &std::path::Path) -> EmbeddedStore {
 }
 
 fn nearest(v: Vec<f32>) -> NearestQuery {
-    NearestQuery { using: "dense".into(), vector: Vector::Dense(v) }
+    NearestQuery {
+        using: "dense".into(),
+        vector: Vector::Dense(v),
+    }
 }
 
 #[test]
@@ -58,20 +70,38 @@ fn points_round_trip_and_survive_reopening() {
     {
         let store = open(dir.path());
         store.create_collection("tasks", &config()).unwrap();
-        assert!(matches!(store.create_collection("tasks", &config()), Err(StoreError::CollectionExists(_))));
-        store.create_payload_index("tasks", "status", FieldType::Keyword).unwrap();
-        let summary = store.upsert("tasks", (0..100).map(point).collect()).unwrap();
+        assert!(matches!(
+            store.create_collection("tasks", &config()),
+            Err(StoreError::CollectionExists(_))
+        ));
+        store
+            .create_payload_index("tasks", "status", FieldType::Keyword)
+            .unwrap();
+        let summary = store
+            .upsert("tasks", (0..100).map(point).collect())
+            .unwrap();
         assert_eq!(summary.written, 100);
         assert_eq!(store.count("tasks", None).unwrap(), 100);
 
         let open_filter = Filter::must([Condition::matches("status", "open")]);
         assert_eq!(store.count("tasks", Some(&open_filter)).unwrap(), 50);
-        let range = Filter::must([Condition::range("n", Range { gte: Some(10.0), lt: Some(20.0), ..Range::default() })]);
+        let range = Filter::must([Condition::range(
+            "n",
+            Range {
+                gte: Some(10.0),
+                lt: Some(20.0),
+                ..Range::default()
+            },
+        )]);
         assert_eq!(store.count("tasks", Some(&range)).unwrap(), 10);
         let nested = Filter::must([Condition::matches("meta.tag", "t1")]);
         assert_eq!(store.count("tasks", Some(&nested)).unwrap(), 33);
         let null = Filter::must([Condition::is_null("missing")]);
-        assert_eq!(store.count("tasks", Some(&null)).unwrap(), 0, "is_null matches explicit nulls only");
+        assert_eq!(
+            store.count("tasks", Some(&null)).unwrap(),
+            0,
+            "is_null matches explicit nulls only"
+        );
 
         let mut request = SearchRequest::new(nearest(vector(42)), 5);
         request.filter = Some(open_filter.clone());
@@ -85,14 +115,22 @@ fn points_round_trip_and_survive_reopening() {
                 "tasks",
                 FusionRequest {
                     sources: vec![
-                        (nearest(vector(7)), 20),
-                        (
-                            NearestQuery {
+                        FusionSource {
+                            query: nearest(vector(7)),
+                            limit: 20,
+                            weight: 1.0,
+                        },
+                        FusionSource {
+                            query: NearestQuery {
                                 using: "bm25".into(),
-                                vector: Vector::Sparse(SparseVector { indices: vec![7], values: vec![1.0] }),
+                                vector: Vector::Sparse(SparseVector {
+                                    indices: vec![7],
+                                    values: vec![1.0],
+                                }),
                             },
-                            20,
-                        ),
+                            limit: 20,
+                            weight: 1.0,
+                        },
                     ],
                     filter: None,
                     limit: 3,
@@ -100,23 +138,48 @@ fn points_round_trip_and_survive_reopening() {
                 },
             )
             .unwrap();
-        assert_eq!(fused[0].id, PointId::Num(7), "found by both lists, it ranks first");
+        assert_eq!(
+            fused[0].id,
+            PointId::Num(7),
+            "found by both lists, it ranks first"
+        );
 
-        store.delete("tasks", PointSelector::Ids(vec![PointId::Num(0), PointId::Num(1)])).unwrap();
-        store.delete("tasks", PointSelector::Filter(Filter::must([Condition::matches("n", 99i64)]))).unwrap();
+        store
+            .delete(
+                "tasks",
+                PointSelector::Ids(vec![PointId::Num(0), PointId::Num(1)]),
+            )
+            .unwrap();
+        store
+            .delete(
+                "tasks",
+                PointSelector::Filter(Filter::must([Condition::matches("n", 99i64)])),
+            )
+            .unwrap();
         assert_eq!(store.count("tasks", None).unwrap(), 97);
     }
     let store = open(dir.path());
     assert_eq!(store.list_collections().unwrap(), vec!["tasks".to_owned()]);
     assert_eq!(store.count("tasks", None).unwrap(), 97);
     let got = store
-        .get("tasks", &[PointId::Num(5), PointId::Num(0), PointId::Num(6)], PayloadSelection::All, VectorSelection::All)
+        .get(
+            "tasks",
+            &[PointId::Num(5), PointId::Num(0), PointId::Num(6)],
+            PayloadSelection::All,
+            VectorSelection::All,
+        )
         .unwrap();
-    assert_eq!(got.iter().map(|r| r.id).collect::<Vec<_>>(), vec![PointId::Num(5), PointId::Num(6)]);
+    assert_eq!(
+        got.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![PointId::Num(5), PointId::Num(6)]
+    );
     let stored = got[0].vectors["dense"].as_dense().unwrap();
     let norm = vector(5).iter().map(|v| v * v).sum::<f32>().sqrt();
     for (a, b) in stored.iter().zip(vector(5)) {
-        assert!((a - b / norm).abs() < 1e-6, "cosine vectors are stored normalised");
+        assert!(
+            (a - b / norm).abs() < 1e-6,
+            "cosine vectors are stored normalised"
+        );
     }
     assert_eq!(got[0].payload["meta"]["tag"], "t2");
 
@@ -135,7 +198,10 @@ fn points_round_trip_and_survive_reopening() {
     assert_eq!(seen, (2..99).collect::<Vec<_>>());
     let info = store.collection_info("tasks").unwrap();
     assert_eq!(info.points, 97);
-    assert_eq!(info.payload_indexes.get("status").map(String::as_str), Some("keyword"));
+    assert_eq!(
+        info.payload_indexes.get("status").map(String::as_str),
+        Some("keyword")
+    );
     assert!(store.delete_collection("tasks").unwrap());
     assert!(!store.delete_collection("tasks").unwrap());
 }
@@ -146,7 +212,14 @@ fn a_bad_point_refuses_its_whole_batch_and_changes_nothing() {
     let store = open(dir.path());
     store.create_collection("c", &config()).unwrap();
     store.upsert("c", (0..10).map(point).collect()).unwrap();
-    let before = store.get("c", &[PointId::Num(3)], PayloadSelection::All, VectorSelection::All).unwrap();
+    let before = store
+        .get(
+            "c",
+            &[PointId::Num(3)],
+            PayloadSelection::All,
+            VectorSelection::All,
+        )
+        .unwrap();
 
     let batch = |bad: Point| -> Vec<Point> {
         let mut changed = point(3);
@@ -154,25 +227,51 @@ fn a_bad_point_refuses_its_whole_batch_and_changes_nothing() {
         vec![changed, point(50), bad]
     };
     let mut wrong_length = point(60);
-    wrong_length.vectors.insert("dense".into(), Vector::Dense(vec![1.0; DIM + 1]));
+    wrong_length
+        .vectors
+        .insert("dense".into(), Vector::Dense(vec![1.0; DIM + 1]));
     let mut nan = point(61);
-    nan.vectors.insert("dense".into(), Vector::Dense(vec![f32::NAN; DIM]));
+    nan.vectors
+        .insert("dense".into(), Vector::Dense(vec![f32::NAN; DIM]));
     let mut infinite = point(62);
-    infinite.vectors.insert("dense".into(), Vector::Dense(vec![f32::INFINITY; DIM]));
+    infinite
+        .vectors
+        .insert("dense".into(), Vector::Dense(vec![f32::INFINITY; DIM]));
     let mut zero = point(63);
-    zero.vectors.insert("dense".into(), Vector::Dense(vec![0.0; DIM]));
+    zero.vectors
+        .insert("dense".into(), Vector::Dense(vec![0.0; DIM]));
     let mut not_object = point(64);
     not_object.payload = json!("text");
     let mut unknown = point(65);
-    unknown.vectors.insert("image".into(), Vector::Dense(vec![1.0; DIM]));
+    unknown
+        .vectors
+        .insert("image".into(), Vector::Dense(vec![1.0; DIM]));
 
     let cases: Vec<(Point, &str)> = vec![
-        (wrong_length, "point 2 (id 60): vector `dense` has 9 dimensions, the collection expects 8"),
-        (nan, "point 2 (id 61): vector `dense` holds a non-finite value (NaN) at position 0"),
-        (infinite, "point 2 (id 62): vector `dense` holds a non-finite value (inf) at position 0"),
-        (zero, "point 2 (id 63): vector `dense` is all zeros, which has no direction under cosine distance"),
-        (not_object, "point 2 (id 64): the payload must be a JSON object, found a string"),
-        (unknown, "point 2 (id 65): the collection has no vector named `image` (it has: `dense`, `bm25`)"),
+        (
+            wrong_length,
+            "point 2 (id 60): vector `dense` has 9 dimensions, the collection expects 8",
+        ),
+        (
+            nan,
+            "point 2 (id 61): vector `dense` holds a non-finite value (NaN) at position 0",
+        ),
+        (
+            infinite,
+            "point 2 (id 62): vector `dense` holds a non-finite value (inf) at position 0",
+        ),
+        (
+            zero,
+            "point 2 (id 63): vector `dense` is all zeros, which has no direction under cosine distance",
+        ),
+        (
+            not_object,
+            "point 2 (id 64): the payload must be a JSON object, found a string",
+        ),
+        (
+            unknown,
+            "point 2 (id 65): the collection has no vector named `image` (it has: `dense`, `bm25`)",
+        ),
     ];
     for (bad, message) in cases {
         let err = store.upsert("c", batch(bad)).unwrap_err();
@@ -181,22 +280,43 @@ fn a_bad_point_refuses_its_whole_batch_and_changes_nothing() {
     }
     let err = store.upsert("nope", vec![point(1)]).unwrap_err();
     assert_eq!(err.to_string(), "collection `nope` does not exist");
-    assert_eq!(store.count("c", None).unwrap(), 10, "nothing of a refused batch was written");
-    let after = store.get("c", &[PointId::Num(3)], PayloadSelection::All, VectorSelection::All).unwrap();
+    assert_eq!(
+        store.count("c", None).unwrap(),
+        10,
+        "nothing of a refused batch was written"
+    );
+    let after = store
+        .get(
+            "c",
+            &[PointId::Num(3)],
+            PayloadSelection::All,
+            VectorSelection::All,
+        )
+        .unwrap();
     assert_eq!(before, after);
 
     let summary = store.upsert("c", vec![point(70), point(70)]).unwrap();
     assert_eq!((summary.written, summary.duplicates_replaced), (1, 1));
-    let err = store.search("c", SearchRequest::new(nearest(vec![1.0; 3]), 3)).unwrap_err();
-    assert_eq!(err.to_string(), "query 0: the query vector has 3 dimensions, `dense` has 8");
-    assert!(matches!(store.create_collection("../x", &config()), Err(StoreError::InvalidCollectionName(_))));
+    let err = store
+        .search("c", SearchRequest::new(nearest(vec![1.0; 3]), 3))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "query 0: the query vector has 3 dimensions, `dense` has 8"
+    );
+    assert!(matches!(
+        store.create_collection("../x", &config()),
+        Err(StoreError::InvalidCollectionName(_))
+    ));
 }
 
 #[test]
 fn a_second_opener_is_told_who_holds_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let _first = open(dir.path());
-    let err = EmbeddedStore::open(dir.path(), OpenOptions::default()).err().unwrap();
+    let err = EmbeddedStore::open(dir.path(), OpenOptions::default())
+        .err()
+        .unwrap();
     assert_eq!(
         err.to_string(),
         format!(
@@ -212,13 +332,33 @@ fn another_layout_version_or_a_foreign_folder_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     drop(open(dir.path()));
     std::fs::write(dir.path().join("mnemo.json"), r#"{"layout_version": 0}"#).unwrap();
-    let err = EmbeddedStore::open(dir.path(), OpenOptions::default()).err().unwrap();
-    assert!(matches!(err, StoreError::LayoutVersion { found: 0, expected: 1, .. }), "{err}");
+    let err = EmbeddedStore::open(dir.path(), OpenOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        matches!(
+            err,
+            StoreError::LayoutVersion {
+                found: 0,
+                expected: 1,
+                ..
+            }
+        ),
+        "{err}"
+    );
 
     let foreign = tempfile::tempdir().unwrap();
     std::fs::write(foreign.path().join("notes.txt"), "mine").unwrap();
-    let err = EmbeddedStore::open(foreign.path(), OpenOptions::default()).err().unwrap();
-    assert!(err.to_string().contains("is not a mnemo data directory"), "{err}");
-    assert_eq!(std::fs::read_to_string(foreign.path().join("notes.txt")).unwrap(), "mine");
+    let err = EmbeddedStore::open(foreign.path(), OpenOptions::default())
+        .err()
+        .unwrap();
+    assert!(
+        err.to_string().contains("is not a mnemo data directory"),
+        "{err}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(foreign.path().join("notes.txt")).unwrap(),
+        "mine"
+    );
     let _ = BTreeMap::<u8, u8>::new();
 }

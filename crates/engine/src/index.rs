@@ -1,0 +1,743 @@
+//! `mnemo index`: Markdown files → tasks and passages → vectors → the store, incrementally.
+//!
+//! Files are read in chunks; for each chunk the points the store already holds for those files
+//! are compared with what the files say now, by fingerprint (the text's hash, the model, the
+//! payload's hash). Unchanged points are left alone; a point whose text is unchanged but whose
+//! payload moved (a ticked box, a new line number) is rewritten with the vector it already had;
+//! only new text is embedded, and even then a vector stored for the same text by the same model
+//! (a renamed or copied file) is reused. Points of tasks that disappeared from a file, and of
+//! files that disappeared from a folder, are deleted last, after their vectors could be reused.
+//!
+//! Embedding and writing overlap: batches go to a writer thread through a bounded channel, so
+//! the embedder never waits for the disk and memory holds at most a few batches.
+
+use std::collections::{HashMap, HashSet};
+use std::path::{Path, PathBuf};
+use std::sync::mpsc::{Receiver, sync_channel};
+use std::time::{Duration, Instant, SystemTime};
+
+use mnemo_store::{
+    CollectionConfig, Condition, Distance, FieldType, Filter, MatchValue, PayloadSelection, Point,
+    PointId, PointSelector, ScrollRequest, Vector, VectorSelection, VectorStore,
+};
+use mnemo_text::{Document, ParseOptions, parse_file};
+use rayon::prelude::*;
+use serde_json::{Map, Value};
+
+use crate::payload::{passage_json, task_json};
+use crate::sources::{Skipped, SourceFile, collect_sources};
+use crate::{DENSE_VECTOR, Engine, EngineError, KEYWORD_VECTOR, Result, bm25};
+
+#[derive(Debug, Clone)]
+pub struct IndexOptions {
+    pub tasks_collection: String,
+    pub passages_collection: String,
+    /// Index prose passages as well as tasks.
+    pub passages: bool,
+    pub files_per_chunk: usize,
+    pub embed_batch: usize,
+    /// Build the HNSW and payload indexes at the end (searches work without, by full scan).
+    pub optimize: bool,
+}
+
+impl Default for IndexOptions {
+    fn default() -> Self {
+        Self {
+            tasks_collection: crate::TASKS_COLLECTION.to_owned(),
+            passages_collection: crate::PASSAGES_COLLECTION.to_owned(),
+            passages: true,
+            files_per_chunk: 32,
+            embed_batch: 256,
+            optimize: true,
+        }
+    }
+}
+
+/// Told about progress as files are done. Called from the indexing thread.
+pub trait IndexProgress {
+    fn start(&self, _files: usize) {}
+    fn files_done(&self, _files: usize, _embedded: usize) {}
+    fn phase(&self, _name: &str) {}
+}
+
+/// No progress reporting.
+pub struct Quiet;
+impl IndexProgress for Quiet {}
+
+#[derive(Debug, Clone, Default, serde::Serialize)]
+pub struct IndexSummary {
+    pub files: usize,
+    pub skipped: Vec<String>,
+    pub tasks: usize,
+    pub passages: usize,
+    /// Texts run through the model.
+    pub embedded: usize,
+    /// Points written with a vector the store already had for their text.
+    pub reused: usize,
+    /// Points left as they were.
+    pub unchanged: usize,
+    /// Files not even parsed: their bytes are those of the last run.
+    pub files_unchanged: usize,
+    pub removed: usize,
+    pub repairs: usize,
+    pub parse_seconds: f64,
+    pub embed_seconds: f64,
+    pub store_seconds: f64,
+    pub optimize_seconds: f64,
+    pub total_seconds: f64,
+}
+
+impl IndexSummary {
+    pub fn written(&self) -> usize {
+        self.embedded + self.reused
+    }
+}
+
+/// A task or passage as it should be stored.
+struct Wanted {
+    id: PointId,
+    text_hash: String,
+    embed_text: String,
+    keywords: String,
+    payload: Map<String, Value>,
+    payload_hash: String,
+}
+
+struct Fingerprint {
+    text_hash: String,
+    payload_hash: String,
+    model: String,
+}
+
+impl Fingerprint {
+    const FIELDS: [&'static str; 3] = ["text_hash", "payload_hash", "model"];
+
+    fn of(payload: &Map<String, Value>) -> Self {
+        let field = |name: &str| {
+            payload
+                .get(name)
+                .and_then(Value::as_str)
+                .unwrap_or_default()
+                .to_owned()
+        };
+        Self {
+            text_hash: field("text_hash"),
+            payload_hash: field("payload_hash"),
+            model: field("model"),
+        }
+    }
+}
+
+/// A file read this run: where it is, the hash of its bytes, and what it says.
+struct ReadFile {
+    path: PathBuf,
+    file_hash: String,
+    document: Document,
+}
+
+/// The fields filters use, indexed in both collections.
+const INDEXED_FIELDS: [(&str, FieldType); 14] = [
+    ("file", FieldType::Keyword),
+    ("file_hash", FieldType::Keyword),
+    ("dirs", FieldType::Keyword),
+    ("text_hash", FieldType::Keyword),
+    ("model", FieldType::Keyword),
+    ("id", FieldType::Keyword),
+    ("status", FieldType::Keyword),
+    ("priority", FieldType::Keyword),
+    ("number", FieldType::Keyword),
+    ("section_path", FieldType::Keyword),
+    ("tags", FieldType::Keyword),
+    ("mvp", FieldType::Bool),
+    ("depth", FieldType::Integer),
+    ("line", FieldType::Integer),
+];
+
+impl Engine {
+    /// Creates `name` for this engine's model if it does not exist; refuses one made for
+    /// vectors of another size.
+    pub fn ensure_collection(&self, name: &str) -> Result<()> {
+        let store = self.store();
+        if store.list_collections()?.iter().any(|c| c == name) {
+            let info = store.collection_info(name)?;
+            let dense = info.config.vectors.get(DENSE_VECTOR);
+            if dense.map(|v| v.size) != Some(self.dim())
+                || !info.config.sparse_vectors.contains_key(KEYWORD_VECTOR)
+            {
+                return Err(EngineError::IncompatibleCollection {
+                    name: name.to_owned(),
+                    reason: format!(
+                        "it does not hold `{DENSE_VECTOR}` vectors of {} dimensions and `{KEYWORD_VECTOR}` keyword vectors",
+                        self.dim()
+                    ),
+                });
+            }
+            // Collections made by an earlier version may lack an index added since.
+            for (field, field_type) in INDEXED_FIELDS {
+                if !info.payload_indexes.contains_key(field) {
+                    store.create_payload_index(name, field, field_type)?;
+                }
+            }
+            return Ok(());
+        }
+        let config = CollectionConfig::default()
+            .with_vector(DENSE_VECTOR, self.dim(), Distance::Cosine)
+            .with_sparse_vector(KEYWORD_VECTOR, true);
+        store.create_collection(name, &config)?;
+        for (field, field_type) in INDEXED_FIELDS {
+            store.create_payload_index(name, field, field_type)?;
+        }
+        Ok(())
+    }
+
+    /// Indexes the Markdown files under `paths` (files or folders).
+    pub fn index(
+        &self,
+        paths: &[PathBuf],
+        options: &IndexOptions,
+        progress: &dyn IndexProgress,
+    ) -> Result<IndexSummary> {
+        let started = Instant::now();
+        let (files, Skipped(skipped)) = collect_sources(paths);
+        let mut summary = IndexSummary {
+            files: files.len(),
+            skipped,
+            ..IndexSummary::default()
+        };
+        self.ensure_collection(&options.tasks_collection)?;
+        if options.passages {
+            self.ensure_collection(&options.passages_collection)?;
+        }
+        progress.start(files.len());
+
+        let mut collections = vec![&options.tasks_collection];
+        if options.passages {
+            collections.push(&options.passages_collection);
+        }
+        let (sender, receiver) = sync_channel::<(String, Vec<Point>)>(2);
+        let store = self.store();
+        let mut deletions: Vec<(String, Vec<PointId>)> = Vec::new();
+        let mut seen_files: HashSet<String> = HashSet::new();
+        let produced = std::thread::scope(|scope| {
+            let writer = scope.spawn(move || write_batches(store, receiver));
+            let produced = (|| -> Result<()> {
+                let mut done = 0;
+                for chunk in files.chunks(options.files_per_chunk.max(1)) {
+                    let parse_started = Instant::now();
+                    let located = locate(chunk);
+                    let mut unchanged_files = HashSet::new();
+                    for file in &located {
+                        seen_files.insert(file.key.clone());
+                        if let Some(counts) = self.unchanged_counts(&collections, file)? {
+                            unchanged_files.insert(file.key.clone());
+                            summary.files_unchanged += 1;
+                            summary.unchanged += counts.iter().sum::<usize>();
+                            summary.tasks += counts[0];
+                            summary.passages += counts.get(1).copied().unwrap_or_default();
+                        }
+                    }
+                    let to_read: Vec<&Located> = located
+                        .iter()
+                        .filter(|file| !unchanged_files.contains(&file.key))
+                        .collect();
+                    let keys: Vec<MatchValue> = to_read
+                        .iter()
+                        .map(|file| MatchValue::Keyword(file.key.clone()))
+                        .collect();
+                    let mut existing = Vec::new();
+                    for collection in &collections {
+                        existing.push(if keys.is_empty() {
+                            HashMap::new()
+                        } else {
+                            self.fingerprints(
+                                collection,
+                                Filter::must([Condition::any("file", keys.clone())]),
+                            )?
+                        });
+                    }
+                    let documents = read_files(&to_read, &mut summary);
+                    summary.parse_seconds += parse_started.elapsed().as_secs_f64();
+
+                    let mut kinds = vec![wanted_tasks(self, &documents)];
+                    if options.passages {
+                        kinds.push(wanted_passages(self, &documents));
+                    }
+                    for ((collection, wanted), existing) in
+                        collections.iter().zip(kinds).zip(existing)
+                    {
+                        let wanted_ids: HashSet<PointId> = wanted.iter().map(|w| w.id).collect();
+                        deletions.push((
+                            (*collection).clone(),
+                            existing
+                                .keys()
+                                .filter(|id| !wanted_ids.contains(id))
+                                .copied()
+                                .collect(),
+                        ));
+                        let model = self.model_id();
+                        let (unchanged, changed): (Vec<Wanted>, Vec<Wanted>) =
+                            wanted.into_iter().partition(|w| {
+                                existing.get(&w.id).is_some_and(|f| {
+                                    f.text_hash == w.text_hash
+                                        && f.payload_hash == w.payload_hash
+                                        && f.model == model
+                                })
+                            });
+                        summary.unchanged += unchanged.len();
+                        for batch in changed.chunks(options.embed_batch.max(1)) {
+                            let points = self.points_for(collection, batch, &mut summary)?;
+                            if sender.send(((*collection).clone(), points)).is_err() {
+                                // The writer stopped on an error; it reports it when joined.
+                                return Ok(());
+                            }
+                        }
+                    }
+                    done += chunk.len();
+                    progress.files_done(done, summary.embedded);
+                }
+                Ok(())
+            })();
+            drop(sender);
+            let written = writer
+                .join()
+                .unwrap_or_else(|_| Err(EngineError::WorkerPanicked("writer")));
+            produced.and(written)
+        })?;
+        summary.store_seconds += produced.as_secs_f64();
+
+        progress.phase("removing what is gone");
+        let delete_started = Instant::now();
+        let scopes = scope_conditions(paths);
+        if !scopes.is_empty() {
+            for collection in collections.iter().copied() {
+                let vanished = self.points_of_vanished_files(collection, &scopes, &seen_files)?;
+                deletions.push((collection.clone(), vanished));
+            }
+        }
+        for (collection, ids) in deletions {
+            summary.removed += ids.len();
+            for ids in ids.chunks(1024) {
+                self.store()
+                    .delete(&collection, PointSelector::Ids(ids.to_vec()))?;
+            }
+        }
+        summary.store_seconds += delete_started.elapsed().as_secs_f64();
+
+        if options.optimize && (summary.written() > 0 || summary.removed > 0) {
+            progress.phase("building the search index");
+            let optimize_started = Instant::now();
+            for collection in collections {
+                self.store().optimize(collection)?;
+            }
+            summary.optimize_seconds = optimize_started.elapsed().as_secs_f64();
+        }
+        self.store().flush()?;
+        summary.total_seconds = started.elapsed().as_secs_f64();
+        Ok(summary)
+    }
+
+    /// For a file whose stored points all carry its current hash and this model, how many
+    /// points each collection holds for it: nothing in it can have changed, so it is not even
+    /// parsed. Counted on payload indexes, without reading payloads. `None` for a file to read:
+    /// changed, unreadable, or with no stored point (new, or with nothing to index).
+    fn unchanged_counts(
+        &self,
+        collections: &[&String],
+        file: &Located,
+    ) -> Result<Option<Vec<usize>>> {
+        let Some(file_hash) = &file.file_hash else {
+            return Ok(None);
+        };
+        let of_file = Filter::must([Condition::matches("file", file.key.as_str())]);
+        let current = Filter::must([
+            Condition::matches("file", file.key.as_str()),
+            Condition::matches("file_hash", file_hash.as_str()),
+            Condition::matches("model", self.model_id()),
+        ]);
+        let mut counts = Vec::with_capacity(collections.len());
+        for collection in collections {
+            let all = self.store().count(collection, Some(&of_file))?;
+            if all != self.store().count(collection, Some(&current))? {
+                return Ok(None);
+            }
+            counts.push(all);
+        }
+        Ok((counts.iter().sum::<usize>() > 0).then_some(counts))
+    }
+
+    /// The fingerprints of the points matching `filter`.
+    fn fingerprints(
+        &self,
+        collection: &str,
+        filter: Filter,
+    ) -> Result<HashMap<PointId, Fingerprint>> {
+        let mut found = HashMap::new();
+        self.scroll_all(
+            collection,
+            filter,
+            Fingerprint::FIELDS.as_slice(),
+            false,
+            |record| {
+                found.insert(record.id, Fingerprint::of(&record.payload));
+            },
+        )?;
+        Ok(found)
+    }
+
+    /// Reads every point matching `filter`, page by page.
+    pub(crate) fn scroll_all(
+        &self,
+        collection: &str,
+        filter: Filter,
+        fields: &[&str],
+        with_vectors: bool,
+        mut each: impl FnMut(mnemo_store::Record),
+    ) -> Result<()> {
+        let mut request = ScrollRequest::new(1024);
+        request.filter = Some(filter);
+        request.with_payload =
+            PayloadSelection::Fields(fields.iter().map(|f| (*f).to_owned()).collect());
+        if with_vectors {
+            request.with_vectors = VectorSelection::Names(vec![DENSE_VECTOR.to_owned()]);
+        }
+        loop {
+            let page = self.store().scroll(collection, request.clone())?;
+            page.points.into_iter().for_each(&mut each);
+            match page.next {
+                Some(next) => request.offset = Some(next),
+                None => return Ok(()),
+            }
+        }
+    }
+
+    /// Points for `batch`, with vectors reused from the store where it has one for the same
+    /// text and model, embedded otherwise.
+    fn points_for(
+        &self,
+        collection: &str,
+        batch: &[Wanted],
+        summary: &mut IndexSummary,
+    ) -> Result<Vec<Point>> {
+        let model = self.model_id();
+        let hashes: Vec<MatchValue> = batch
+            .iter()
+            .map(|w| w.text_hash.clone())
+            .collect::<HashSet<_>>()
+            .into_iter()
+            .map(MatchValue::Keyword)
+            .collect();
+        let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
+        let cached = Filter::must([
+            Condition::any("text_hash", hashes),
+            Condition::matches("model", model),
+        ]);
+        let store_started = Instant::now();
+        self.scroll_all(collection, cached, &["text_hash"], true, |record| {
+            if let (Some(Value::String(hash)), Some(Vector::Dense(vector))) = (
+                record.payload.get("text_hash"),
+                record.vectors.get(DENSE_VECTOR),
+            ) {
+                vectors
+                    .entry(hash.clone())
+                    .or_insert_with(|| vector.clone());
+            }
+        })?;
+        summary.store_seconds += store_started.elapsed().as_secs_f64();
+
+        let mut to_embed: Vec<&Wanted> = Vec::new();
+        let mut queued: HashSet<&str> = HashSet::new();
+        for wanted in batch {
+            if !vectors.contains_key(&wanted.text_hash) && queued.insert(&wanted.text_hash) {
+                to_embed.push(wanted);
+            }
+        }
+        if !to_embed.is_empty() {
+            let embed_started = Instant::now();
+            let texts: Vec<&str> = to_embed.iter().map(|w| w.embed_text.as_str()).collect();
+            let embeddings = self.embedder().embed(&texts)?;
+            for (wanted, row) in to_embed.iter().zip(embeddings.rows()) {
+                vectors.insert(wanted.text_hash.clone(), row.to_vec());
+            }
+            summary.embed_seconds += embed_started.elapsed().as_secs_f64();
+        }
+        summary.embedded += to_embed.len();
+        summary.reused += batch.len() - to_embed.len();
+
+        let indexed_at = humantime_now();
+        let mut points = Vec::with_capacity(batch.len());
+        for wanted in batch {
+            let Some(dense) = vectors.get(&wanted.text_hash) else {
+                continue;
+            };
+            let mut payload = wanted.payload.clone();
+            payload.insert(
+                "payload_hash".into(),
+                Value::String(wanted.payload_hash.clone()),
+            );
+            payload.insert("indexed_at".into(), Value::String(indexed_at.clone()));
+            points.push(Point {
+                id: wanted.id,
+                vectors: [
+                    (DENSE_VECTOR.to_owned(), Vector::Dense(dense.clone())),
+                    (
+                        KEYWORD_VECTOR.to_owned(),
+                        Vector::Sparse(bm25::document_vector(&wanted.keywords)),
+                    ),
+                ]
+                .into(),
+                payload: Value::Object(payload),
+            });
+        }
+        Ok(points)
+    }
+
+    /// Points under `scopes` whose file was not read this time: deleted or moved away.
+    fn points_of_vanished_files(
+        &self,
+        collection: &str,
+        scopes: &[Condition],
+        seen_files: &HashSet<String>,
+    ) -> Result<Vec<PointId>> {
+        let in_scope = Filter::should(scopes.iter().cloned());
+        let seen: Vec<MatchValue> = seen_files
+            .iter()
+            .cloned()
+            .map(MatchValue::Keyword)
+            .collect();
+        let still_there = in_scope
+            .clone()
+            .and(Filter::must([Condition::any("file", seen)]));
+        // Counted on the payload index first: usually nothing vanished, and no payload is read.
+        if self.store().count(collection, Some(&in_scope))?
+            == self.store().count(collection, Some(&still_there))?
+        {
+            return Ok(Vec::new());
+        }
+        let mut vanished = Vec::new();
+        self.scroll_all(collection, in_scope, &["file"], false, |record| {
+            let file = record
+                .payload
+                .get("file")
+                .and_then(Value::as_str)
+                .unwrap_or_default();
+            if !seen_files.contains(file) {
+                vanished.push(record.id);
+            }
+        })?;
+        Ok(vanished)
+    }
+}
+
+/// A file of the run: its path, its key (the absolute path, as stored in `file`), and the
+/// hash of its bytes (`None` if it cannot be read now).
+struct Located {
+    source: SourceFile,
+    key: String,
+    file_hash: Option<String>,
+}
+
+fn locate(chunk: &[SourceFile]) -> Vec<Located> {
+    chunk
+        .par_iter()
+        .map(|source| {
+            let absolute =
+                std::fs::canonicalize(&source.path).unwrap_or_else(|_| source.path.clone());
+            let file_hash = std::fs::read(&source.path)
+                .ok()
+                .map(|bytes| blake3::hash(&bytes).to_hex()[..32].to_owned());
+            Located {
+                source: source.clone(),
+                key: absolute.display().to_string(),
+                file_hash,
+            }
+        })
+        .collect()
+}
+
+/// Parses the files in parallel. A file that cannot be read is reported, and what is stored
+/// for it stays.
+fn read_files(files: &[&Located], summary: &mut IndexSummary) -> Vec<ReadFile> {
+    // The parser's default word-piece estimate over-counts, so passages stay within the
+    // model's window; the exact tokenizer would cost four times the parse.
+    let options = ParseOptions::default();
+    let results: Vec<_> = files
+        .par_iter()
+        .map(|file| {
+            (
+                file,
+                parse_file(&file.source.path, &file.source.source, &options),
+            )
+        })
+        .collect();
+    let mut documents = Vec::with_capacity(results.len());
+    for (file, result) in results {
+        match (result, &file.file_hash) {
+            (Ok(document), Some(file_hash)) => {
+                summary.tasks += document.tasks.len();
+                summary.passages += document.passages.len();
+                summary.repairs += document.repairs.count;
+                documents.push(ReadFile {
+                    path: PathBuf::from(&file.key),
+                    file_hash: file_hash.clone(),
+                    document,
+                });
+            }
+            (Err(err), _) => summary.skipped.push(err.to_string()),
+            (Ok(_), None) => summary.skipped.push(format!(
+                "{}: changed while being read",
+                file.source.path.display()
+            )),
+        }
+    }
+    documents
+}
+
+fn write_batches(
+    store: &dyn VectorStore,
+    batches: Receiver<(String, Vec<Point>)>,
+) -> Result<Duration> {
+    let mut spent = Duration::ZERO;
+    for (collection, points) in batches {
+        let started = Instant::now();
+        store.upsert(&collection, points)?;
+        spent += started.elapsed();
+    }
+    Ok(spent)
+}
+
+/// What a run over `paths` is responsible for: everything under a folder given, or a file
+/// given. Points outside stay, whatever this run reads.
+fn scope_conditions(paths: &[PathBuf]) -> Vec<Condition> {
+    paths
+        .iter()
+        .filter_map(|path| {
+            let absolute = std::fs::canonicalize(path).ok()?;
+            let key = if absolute.is_dir() { "dirs" } else { "file" };
+            Some(Condition::matches(key, absolute.display().to_string()))
+        })
+        .collect()
+}
+
+/// Every folder above `file`, for scoping deletions to a folder given.
+fn ancestors(file: &Path) -> Vec<Value> {
+    file.ancestors()
+        .skip(1)
+        .map(|dir| Value::String(dir.display().to_string()))
+        .collect()
+}
+
+/// Point ids: the item's own id (stable across edits of other lines) qualified by the file it
+/// is in, so the same relative path under two folders never collides.
+fn point_id(file: &Path, item_id: &str) -> PointId {
+    let mut hasher = blake3::Hasher::new();
+    hasher.update(file.display().to_string().as_bytes());
+    hasher.update(b"\n");
+    hasher.update(item_id.as_bytes());
+    let mut bytes = [0u8; 16];
+    bytes.copy_from_slice(&hasher.finalize().as_bytes()[..16]);
+    PointId::Uuid(uuid::Uuid::from_bytes(bytes))
+}
+
+fn finish_payload(
+    engine: &Engine,
+    file: &ReadFile,
+    kind: &str,
+    mut payload: Map<String, Value>,
+) -> (Map<String, Value>, String) {
+    payload.insert("kind".into(), Value::String(kind.to_owned()));
+    payload.insert("file_hash".into(), Value::String(file.file_hash.clone()));
+    payload.insert("dirs".into(), Value::Array(ancestors(&file.path)));
+    payload.insert("model".into(), Value::String(engine.model_id().to_owned()));
+    let serialized = serde_json::to_vec(&payload).unwrap_or_default();
+    let hash = blake3::hash(&serialized).to_hex()[..32].to_owned();
+    (payload, hash)
+}
+
+fn wanted_tasks(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
+    let mut wanted = Vec::new();
+    for file in files {
+        let document = &file.document;
+        let source = document.source.as_str();
+        for task in &document.tasks {
+            let embed_text = if task.body.is_empty() {
+                task.title.clone()
+            } else {
+                format!("{}\n{}", task.title, task.body)
+            };
+            let keywords = format!(
+                "{} {} {} {}",
+                task.number.as_deref().unwrap_or_default(),
+                task.title,
+                source,
+                task.section_path.join(" ")
+            );
+            let (payload, payload_hash) =
+                finish_payload(engine, file, "task", task_json(&file.path, task));
+            wanted.push(Wanted {
+                id: point_id(&file.path, &task.id),
+                text_hash: task.text_hash.clone(),
+                embed_text,
+                keywords,
+                payload,
+                payload_hash,
+            });
+        }
+    }
+    wanted
+}
+
+fn wanted_passages(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
+    let mut wanted = Vec::new();
+    for file in files {
+        let document = &file.document;
+        for passage in &document.passages {
+            let keywords = format!(
+                "{} {} {}",
+                passage.section_path.join(" "),
+                passage.text,
+                document.source
+            );
+            let (payload, payload_hash) =
+                finish_payload(engine, file, "passage", passage_json(&file.path, passage));
+            wanted.push(Wanted {
+                id: point_id(&file.path, &passage.id),
+                text_hash: passage.text_hash.clone(),
+                embed_text: passage.text.clone(),
+                keywords,
+                payload,
+                payload_hash,
+            });
+        }
+    }
+    wanted
+}
+
+/// RFC 3339 UTC, to the second.
+fn humantime_now() -> String {
+    let seconds = SystemTime::now()
+        .duration_since(SystemTime::UNIX_EPOCH)
+        .map_or(0, |d| d.as_secs());
+    let days = seconds / 86_400;
+    let (hour, minute, second) = (seconds % 86_400 / 3600, seconds % 3600 / 60, seconds % 60);
+    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
+    let z = days as i64 + 719_468;
+    let era = z.div_euclid(146_097);
+    let doe = z - era * 146_097;
+    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
+    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
+    let mp = (5 * doy + 2) / 153;
+    let day = doy - (153 * mp + 2) / 5 + 1;
+    let month = if mp < 10 { mp + 3 } else { mp - 9 };
+    let year = yoe + era * 400 + i64::from(month <= 2);
+    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn timestamps_are_rfc3339() {
+        let now = super::humantime_now();
+        assert_eq!(now.len(), 20, "{now}");
+        assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
+    }
+}

@@ -1,0 +1,398 @@
+//! The commands over the store: `index`, `search`, `similar`, `dupes`.
+
+use std::io::{BufWriter, Write};
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use mnemo_embed::DEFAULT_MODEL_NAME;
+use mnemo_engine::{
+    Engine, IndexOptions, IndexProgress, IndexSummary, SearchMode, SearchOptions, parse_filter,
+};
+use mnemo_store::{EmbeddedStore, Filter, OpenOptions, ScoredPoint};
+use serde_json::{Map, Value};
+
+use crate::ModelArgs;
+
+/// Where the data lives; shared by every command that opens the store.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// The data directory holding every collection [default: $XDG_DATA_HOME/mnemo or ~/.local/share/mnemo]
+    #[arg(long, env = "MNEMO_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+}
+
+impl StoreArgs {
+    fn dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            let data_home = std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share"))
+                })
+                .unwrap_or_else(|| PathBuf::from("."));
+            data_home.join("mnemo")
+        })
+    }
+
+    fn open(&self) -> anyhow::Result<EmbeddedStore> {
+        let dir = self.dir();
+        EmbeddedStore::open(&dir, OpenOptions::default())
+            .with_context(|| format!("cannot open the data directory {}", dir.display()))
+    }
+}
+
+fn engine(store: &StoreArgs, model: &ModelArgs) -> anyhow::Result<Engine> {
+    let store = store.open()?;
+    let embedder = model.load(None, None)?;
+    Ok(Engine::new(
+        Arc::new(store),
+        Arc::new(embedder),
+        DEFAULT_MODEL_NAME,
+    ))
+}
+
+#[derive(Args)]
+pub struct IndexArgs {
+    /// Markdown files or folders
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Collection for tasks
+    #[arg(long, default_value = mnemo_engine::TASKS_COLLECTION)]
+    collection: String,
+    /// Collection for prose passages
+    #[arg(long, default_value = mnemo_engine::PASSAGES_COLLECTION)]
+    passages_collection: String,
+    /// Index tasks only, not prose passages
+    #[arg(long)]
+    tasks_only: bool,
+    /// Leave building the search index (HNSW) for later; searches still work, by full scan
+    #[arg(long)]
+    no_optimize: bool,
+    /// Print the summary as JSON
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+struct Bar(ProgressBar);
+
+impl IndexProgress for Bar {
+    fn start(&self, files: usize) {
+        self.0.set_length(files as u64);
+    }
+
+    fn files_done(&self, files: usize, embedded: usize) {
+        self.0.set_position(files as u64);
+        self.0.set_message(format!("{embedded} embedded"));
+    }
+
+    fn phase(&self, name: &str) {
+        self.0.set_message(name.to_owned());
+    }
+}
+
+/// Whether every path was read.
+pub fn index(args: IndexArgs) -> anyhow::Result<bool> {
+    let engine = engine(&args.store, &args.model)?;
+    let options = IndexOptions {
+        tasks_collection: args.collection.clone(),
+        passages_collection: args.passages_collection.clone(),
+        passages: !args.tasks_only,
+        optimize: !args.no_optimize,
+        ..IndexOptions::default()
+    };
+    let bar = ProgressBar::new(0).with_style(
+        ProgressStyle::with_template(
+            "{spinner} indexing [{bar:30}] {pos}/{len} files, {msg} ({elapsed})",
+        )
+        .unwrap_or_else(|_| ProgressStyle::default_bar())
+        .progress_chars("=> "),
+    );
+    let summary = engine.index(&args.paths, &options, &Bar(bar.clone()))?;
+    bar.finish_and_clear();
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_summary(&summary);
+    }
+    for reason in &summary.skipped {
+        eprintln!("skipped {reason}");
+    }
+    Ok(summary.skipped.is_empty())
+}
+
+fn print_summary(s: &IndexSummary) {
+    let rate = if s.embed_seconds > 0.0 {
+        s.embedded as f64 / s.embed_seconds
+    } else {
+        0.0
+    };
+    println!(
+        "indexed {} files: {} tasks, {} passages",
+        s.files, s.tasks, s.passages
+    );
+    println!(
+        "  embedded {} · reused {} · unchanged {} · removed {} · repaired lines {}",
+        s.embedded, s.reused, s.unchanged, s.removed, s.repairs
+    );
+    println!(
+        "  {:.2} s (parse {:.2} s, embed {:.2} s, store {:.2} s, index build {:.2} s) · {:.0} texts/s",
+        s.total_seconds,
+        s.parse_seconds,
+        s.embed_seconds,
+        s.store_seconds,
+        s.optimize_seconds,
+        rate
+    );
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+pub enum ModeArg {
+    Dense,
+    Hybrid,
+}
+
+#[derive(Args)]
+pub struct QueryArgs {
+    /// Collection to search
+    #[arg(long, default_value = mnemo_engine::TASKS_COLLECTION)]
+    collection: String,
+    /// How many results
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    /// Only points matching this, e.g. 'status=open and priority<=1'
+    #[arg(long)]
+    filter: Option<String>,
+    /// Print one JSON object per hit
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+impl QueryArgs {
+    fn options(&self, mode: SearchMode) -> anyhow::Result<SearchOptions> {
+        let filter = match &self.filter {
+            Some(expression) => parse_filter(expression)?,
+            None => Filter::default(),
+        };
+        Ok(SearchOptions {
+            collection: self.collection.clone(),
+            limit: self.limit,
+            filter,
+            mode,
+            score_threshold: None,
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct SearchArgs {
+    /// What to look for
+    query: String,
+    /// dense: the model's vectors; hybrid: fused with BM25 keywords (exact ids and names)
+    #[arg(long, value_enum, default_value = "dense")]
+    mode: ModeArg,
+    #[command(flatten)]
+    query_args: QueryArgs,
+}
+
+pub fn search(args: SearchArgs) -> anyhow::Result<()> {
+    let mode = match args.mode {
+        ModeArg::Dense => SearchMode::Dense,
+        ModeArg::Hybrid => SearchMode::Hybrid,
+    };
+    let options = args.query_args.options(mode)?;
+    let engine = engine(&args.query_args.store, &args.query_args.model)?;
+    let hits = engine.search(&args.query, &options)?;
+    print_hits(&hits, args.query_args.json)
+}
+
+#[derive(Args)]
+pub struct SimilarArgs {
+    /// A task id (as `mnemo tasks --json` prints) or a point id
+    id: String,
+    #[command(flatten)]
+    query_args: QueryArgs,
+}
+
+pub fn similar(args: SimilarArgs) -> anyhow::Result<()> {
+    let options = args.query_args.options(SearchMode::Dense)?;
+    let engine = engine(&args.query_args.store, &args.query_args.model)?;
+    let hits = engine.similar(&args.id, &options)?;
+    print_hits(&hits, args.query_args.json)
+}
+
+#[derive(Args)]
+pub struct DupesArgs {
+    /// Least cosine similarity for two tasks to count as duplicates
+    #[arg(long, default_value_t = 0.9)]
+    threshold: f32,
+    /// Show at most this many clusters
+    #[arg(long, default_value_t = 50)]
+    limit: usize,
+    /// Neighbours followed per task
+    #[arg(long, default_value_t = 10)]
+    neighbours: usize,
+    /// Collection to scan
+    #[arg(long, default_value = mnemo_engine::TASKS_COLLECTION)]
+    collection: String,
+    /// Only points matching this
+    #[arg(long)]
+    filter: Option<String>,
+    /// Print one JSON object per cluster
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+pub fn dupes(args: DupesArgs) -> anyhow::Result<()> {
+    if !(args.threshold > 0.0 && args.threshold <= 1.0) {
+        anyhow::bail!("--threshold must be in (0, 1], got {}", args.threshold);
+    }
+    let filter = match &args.filter {
+        Some(expression) => parse_filter(expression)?,
+        None => Filter::default(),
+    };
+    let engine = engine(&args.store, &args.model)?;
+    let clusters = engine.duplicates(
+        &args.collection,
+        args.threshold,
+        args.neighbours.max(1),
+        &filter,
+    )?;
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    if !args.json {
+        writeln!(
+            out,
+            "{} clusters of near-duplicates (cosine ≥ {})",
+            clusters.len(),
+            args.threshold
+        )?;
+    }
+    for cluster in clusters.iter().take(args.limit) {
+        if args.json {
+            serde_json::to_writer(&mut out, cluster)?;
+            writeln!(out)?;
+            continue;
+        }
+        writeln!(
+            out,
+            "\n{} tasks, similarity ≥ {:.3}",
+            cluster.members.len(),
+            cluster.min_score
+        )?;
+        for member in &cluster.members {
+            writeln!(
+                out,
+                "  {}  {}",
+                location(&member.payload),
+                headline(&member.payload)
+            )?;
+        }
+    }
+    out.flush().context("cannot write the output")?;
+    Ok(())
+}
+
+fn print_hits(hits: &[ScoredPoint], json: bool) -> anyhow::Result<()> {
+    let stdout = std::io::stdout();
+    let mut out = BufWriter::new(stdout.lock());
+    for hit in hits {
+        if json {
+            let mut object = Map::new();
+            object.insert("score".into(), Value::from(hit.score));
+            object.insert("id".into(), Value::String(hit.id.to_string()));
+            for (key, value) in &hit.payload {
+                if key != "id" {
+                    object.insert(key.clone(), value.clone());
+                }
+            }
+            if let Some(task_id) = hit.payload.get("id") {
+                object.insert("task_id".into(), task_id.clone());
+            }
+            serde_json::to_writer(&mut out, &object)?;
+            writeln!(out)?;
+        } else {
+            let field = |name: &str| {
+                hit.payload
+                    .get(name)
+                    .and_then(Value::as_str)
+                    .unwrap_or_default()
+                    .to_owned()
+            };
+            let status = field("status");
+            let priority = field("priority");
+            let number = field("number");
+            writeln!(
+                out,
+                "{:.3}  {status:<11} {priority:<2} {number:<10} {}",
+                hit.score,
+                headline(&hit.payload)
+            )?;
+            let sections: Vec<&str> = hit
+                .payload
+                .get("section_path")
+                .and_then(Value::as_array)
+                .map(|path| path.iter().filter_map(Value::as_str).collect())
+                .unwrap_or_default();
+            writeln!(
+                out,
+                "       {} · {}",
+                location(&hit.payload),
+                sections.join(" > ")
+            )?;
+        }
+    }
+    out.flush().context("cannot write the output")?;
+    Ok(())
+}
+
+/// The title of a task, or the first line of a passage, cut to a line.
+fn headline(payload: &Map<String, Value>) -> String {
+    let text = payload
+        .get("title")
+        .or_else(|| payload.get("text"))
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let line = text.lines().next().unwrap_or_default();
+    let mut short: String = line.chars().take(110).collect();
+    if short.len() < line.len() {
+        short.push('…');
+    }
+    short
+}
+
+fn location(payload: &Map<String, Value>) -> String {
+    let file = payload
+        .get("file")
+        .and_then(Value::as_str)
+        .unwrap_or_default();
+    let shown = std::env::current_dir()
+        .ok()
+        .and_then(|cwd| {
+            std::path::Path::new(file)
+                .strip_prefix(cwd)
+                .ok()
+                .map(|p| p.display().to_string())
+        })
+        .unwrap_or_else(|| file.to_owned());
+    let line = payload
+        .get("line")
+        .and_then(Value::as_u64)
+        .unwrap_or_default();
+    format!("{shown}:{line}")
+}
