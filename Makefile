@@ -3,11 +3,15 @@ SHELL := /bin/bash
 CARGO ?= cargo
 MNEMO := target/release/mnemo
 
-.PHONY: demo test model patched-deps build fmt clippy bench-embed bench-tasks bench-crash
+.PHONY: demo test model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-index
 
-# Fetch and verify the model, build, and show each demo line's nearest neighbours.
+# Fetch and verify the model, build, index the example plans into a data directory under
+# target/ (Qdrant's engine, in-process), then ask it a question by meaning and one by number.
+DEMO_DATA := target/demo-data
 demo: model build
-	$(MNEMO) nearest --input examples/demo-tasks.txt --top 2
+	$(MNEMO) index examples/plans --data-dir $(DEMO_DATA)
+	$(MNEMO) search "ne pas recalculer les embeddings des questions déjà posées" --data-dir $(DEMO_DATA) --limit 3
+	$(MNEMO) search "2.1.2" --mode hybrid --data-dir $(DEMO_DATA) --limit 1
 
 # Everything CI checks. --nocapture lets the parity test's figures (min and median cosine)
 # reach the log; the other tests print nothing of their own.
@@ -40,3 +44,11 @@ bench-tasks: build
 # 200 kill -9 cycles against the embedded store (the test suite runs 20).
 bench-crash:
 	bench/crash.sh 200
+
+# The embedded store: 100k clustered 384-d vectors; search latency and recall against exact search.
+bench-store: build
+	$(MNEMO) bench store
+
+# Indexing the shared corpus: parse / embed / store split beside the model alone, then warm.
+bench-index: model build
+	$(MNEMO) bench index ../shared/corpus

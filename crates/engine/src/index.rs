@@ -135,6 +135,11 @@ struct ReadFile {
     document: Document,
 }
 
+/// The version of what the index derives from a file (payload fields, the texts embedded and
+/// keyword-indexed). Stored in every payload, so it is part of each point's fingerprint: a
+/// version that derives differently rewrites every point once (reusing stored vectors).
+const INDEX_FORMAT: u32 = 1;
+
 /// The fields filters use, indexed in both collections.
 const INDEXED_FIELDS: [(&str, FieldType); 14] = [
     ("file", FieldType::Keyword),
@@ -300,7 +305,7 @@ impl Engine {
             drop(sender);
             let written = writer
                 .join()
-                .unwrap_or_else(|_| Err(EngineError::WorkerPanicked("writer")));
+                .unwrap_or(Err(EngineError::WorkerPanicked("writer")));
             produced.and(written)
         })?;
         summary.store_seconds += produced.as_secs_f64();
@@ -618,6 +623,12 @@ fn scope_conditions(paths: &[PathBuf]) -> Vec<Condition> {
         .collect()
 }
 
+fn file_name(path: &Path) -> String {
+    path.file_name()
+        .map(|name| name.to_string_lossy().into_owned())
+        .unwrap_or_default()
+}
+
 /// Every folder above `file`, for scoping deletions to a folder given.
 fn ancestors(file: &Path) -> Vec<Value> {
     file.ancestors()
@@ -645,6 +656,7 @@ fn finish_payload(
     mut payload: Map<String, Value>,
 ) -> (Map<String, Value>, String) {
     payload.insert("kind".into(), Value::String(kind.to_owned()));
+    payload.insert("index_format".into(), Value::from(INDEX_FORMAT));
     payload.insert("file_hash".into(), Value::String(file.file_hash.clone()));
     payload.insert("dirs".into(), Value::Array(ancestors(&file.path)));
     payload.insert("model".into(), Value::String(engine.model_id().to_owned()));
@@ -657,19 +669,20 @@ fn wanted_tasks(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
     let mut wanted = Vec::new();
     for file in files {
         let document = &file.document;
-        let source = document.source.as_str();
         for task in &document.tasks {
             let embed_text = if task.body.is_empty() {
                 task.title.clone()
             } else {
                 format!("{}\n{}", task.title, task.body)
             };
+            // The title, its number and its file's name, and nothing longer: BM25 discounts long
+            // documents, and a task's headings would make a task under deep headings lose to a
+            // shallow one that shares fewer of the query's words.
             let keywords = format!(
-                "{} {} {} {}",
+                "{} {} {}",
                 task.number.as_deref().unwrap_or_default(),
                 task.title,
-                source,
-                task.section_path.join(" ")
+                file_name(&file.path)
             );
             let (payload, payload_hash) =
                 finish_payload(engine, file, "task", task_json(&file.path, task));
@@ -692,10 +705,11 @@ fn wanted_passages(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
         let document = &file.document;
         for passage in &document.passages {
             let keywords = format!(
-                "{} {} {}",
+                "{} {} {} {}",
                 passage.section_path.join(" "),
                 passage.text,
-                document.source
+                document.source,
+                file_name(&file.path)
             );
             let (payload, payload_hash) =
                 finish_payload(engine, file, "passage", passage_json(&file.path, passage));

@@ -259,10 +259,10 @@ impl Engine {
                 parent.push(parent.len());
                 best_link.push(f32::INFINITY);
                 batch.push((record.id, vector.clone()));
-                if batch.len() == 256 {
-                    if let Err(err) = flush(&mut batch, &mut links) {
-                        failure = Some(err);
-                    }
+                if batch.len() == 256
+                    && let Err(err) = flush(&mut batch, &mut links)
+                {
+                    failure = Some(err);
                 }
             }
         })?;
@@ -332,6 +332,13 @@ impl Engine {
     }
 }
 
+/// Bookkeeping fields of the index, not of the task.
+fn strip_internal_fields(payload: &mut serde_json::Map<String, Value>) {
+    for field in ["dirs", "payload_hash", "index_format"] {
+        payload.remove(field);
+    }
+}
+
 #[cfg(test)]
 mod tests {
     #[test]
@@ -348,12 +355,5 @@ mod tests {
         for query in ["ajouter des tests", "v2 du cache", "1 2 3", "fin."] {
             assert!(!super::looks_like_identifier(query), "{query}");
         }
-    }
-}
-
-/// Bookkeeping fields of the index, not of the task.
-fn strip_internal_fields(payload: &mut serde_json::Map<String, Value>) {
-    for field in ["dirs", "payload_hash"] {
-        payload.remove(field);
     }
 }

@@ -23,6 +23,13 @@ pub enum BenchCommand {
     /// Plan reading speed: the median of timed runs reading and parsing every Markdown
     /// file under the paths (what `mnemo tasks --summary` does, without the printing).
     Tasks(BenchTasksArgs),
+    /// The embedded store under a synthetic workload (100k clustered 384-d vectors by default):
+    /// upsert rate, time to indexed, search latency and recall against exact search, filtered
+    /// search, QPS, memory and disk.
+    Store(crate::bench_store::BenchStoreArgs),
+    /// Indexing a corpus into a fresh store: the time split (parse, embed, store, HNSW build)
+    /// beside the model alone on the same texts, then a warm re-index.
+    Index(crate::bench_store::BenchIndexArgs),
 }
 
 #[derive(Args)]
@@ -69,6 +76,8 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
     match command {
         BenchCommand::Embed(args) => bench_embed(args),
         BenchCommand::Tasks(args) => bench_tasks(args),
+        BenchCommand::Store(args) => crate::bench_store::store(args),
+        BenchCommand::Index(args) => crate::bench_store::index(args),
     }
 }
 

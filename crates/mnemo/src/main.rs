@@ -2,6 +2,7 @@
 //! the work itself lives in the crates (`mnemo-embed`, ...).
 
 mod bench;
+mod bench_store;
 mod embed_cmd;
 mod memory_cmd;
 mod nearest;

@@ -37,7 +37,7 @@ pub struct SparseVectorParams {
 
 /// What a collection stores: its named dense vectors (the name `""` is the unnamed default
 /// vector) and named sparse vectors.
-#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 pub struct CollectionConfig {
     pub vectors: BTreeMap<String, VectorParams>,
     #[serde(default)]
@@ -88,15 +88,6 @@ impl CollectionConfig {
             )));
         }
         Ok(())
-    }
-}
-
-impl Default for CollectionConfig {
-    fn default() -> Self {
-        Self {
-            vectors: BTreeMap::new(),
-            sparse_vectors: BTreeMap::new(),
-        }
     }
 }
 

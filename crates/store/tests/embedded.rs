@@ -38,7 +38,7 @@ fn point(id: u64) -> Point {
         id,
         "dense",
         vector(id),
-        json!({"n": id, "status": if id % 2 == 0 { "open" } else { "done" }, "meta": {"tag": format!("t{}", id % 3)}})
+        json!({"n": id, "status": if id.is_multiple_of(2) { "open" } else { "done" }, "meta": {"tag": format!("t{}", id % 3)}})
             .as_object()
             .unwrap()
             .clone(),

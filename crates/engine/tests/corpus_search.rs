@@ -1,0 +1,280 @@
+//! The acceptance run: index the shared corpus with the real model into a real store, then
+//! search for 50 tasks picked at random (seeded) by their exact titles, for identifiers, and
+//! for similar and duplicate tasks. Prints the hit rates.
+
+mod common;
+
+use std::collections::HashMap;
+use std::path::PathBuf;
+
+use mnemo_engine::{IndexOptions, Quiet, SearchMode, SearchOptions, parse_filter};
+use mnemo_store::{PayloadSelection, ScrollRequest};
+use serde_json::Value;
+
+fn shared_dir() -> PathBuf {
+    std::env::var_os("MNEMO_SHARED_DIR")
+        .map(PathBuf::from)
+        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
+}
+
+fn splitmix(state: &mut u64) -> u64 {
+    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+    let mut z = *state;
+    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+    z ^ (z >> 31)
+}
+
+fn text(payload: &serde_json::Map<String, Value>, field: &str) -> String {
+    payload
+        .get(field)
+        .and_then(Value::as_str)
+        .unwrap_or_default()
+        .to_owned()
+}
+
+#[test]
+fn the_corpus_answers_its_own_titles_and_identifiers() {
+    let corpus = shared_dir().join("corpus");
+    let data = tempfile::tempdir().unwrap();
+    let engine = common::engine(data.path());
+    let options = IndexOptions {
+        passages: false,
+        ..IndexOptions::default()
+    };
+    let cold = engine
+        .index(std::slice::from_ref(&corpus), &options, &Quiet)
+        .unwrap();
+    println!(
+        "cold index: {} files, {} tasks, {} embedded, {} reused; {:.1} s (parse {:.2} s, embed {:.1} s, store {:.2} s, index build {:.1} s)",
+        cold.files,
+        cold.tasks,
+        cold.embedded,
+        cold.reused,
+        cold.total_seconds,
+        cold.parse_seconds,
+        cold.embed_seconds,
+        cold.store_seconds,
+        cold.optimize_seconds
+    );
+    assert!(cold.tasks > 30_000, "{} tasks", cold.tasks);
+    assert_eq!(cold.written(), cold.tasks);
+    assert_eq!(engine.store().count("tasks", None).unwrap(), cold.tasks);
+
+    let warm = engine
+        .index(std::slice::from_ref(&corpus), &options, &Quiet)
+        .unwrap();
+    println!(
+        "warm re-index: {:.2} s, {} files unchanged",
+        warm.total_seconds, warm.files_unchanged
+    );
+    assert_eq!((warm.embedded, warm.reused, warm.removed), (0, 0, 0));
+    assert_eq!(warm.unchanged, cold.tasks);
+
+    // Every task with a title, by id.
+    let mut tasks: Vec<serde_json::Map<String, Value>> = Vec::new();
+    let mut request = ScrollRequest::new(2048);
+    request.with_payload =
+        PayloadSelection::Fields(vec!["id".into(), "title".into(), "number".into()]);
+    loop {
+        let page = engine.store().scroll("tasks", request.clone()).unwrap();
+        tasks.extend(
+            page.points
+                .into_iter()
+                .map(|r| r.payload)
+                .filter(|p| !text(p, "title").trim().is_empty()),
+        );
+        match page.next {
+            Some(next) => request.offset = Some(next),
+            None => break,
+        }
+    }
+    let mut title_count: HashMap<String, usize> = HashMap::new();
+    for task in &tasks {
+        *title_count.entry(text(task, "title")).or_default() += 1;
+    }
+
+    let mut rng = 0x00C0_FFEE_u64;
+    let (mut dense_hits, mut hybrid_hits, mut dense_exact, mut hybrid_exact) = (0, 0, 0, 0);
+    let mut misses = Vec::new();
+    let sample: Vec<_> = (0..50)
+        .map(|_| tasks[(splitmix(&mut rng) % tasks.len() as u64) as usize].clone())
+        .collect();
+    for task in &sample {
+        let title = text(task, "title");
+        let id = text(task, "id");
+        let dense = engine
+            .search(
+                &title,
+                &SearchOptions {
+                    limit: 3,
+                    ..SearchOptions::default()
+                },
+            )
+            .unwrap();
+        let hybrid = engine
+            .search(
+                &title,
+                &SearchOptions {
+                    limit: 1,
+                    mode: SearchMode::Hybrid,
+                    ..SearchOptions::default()
+                },
+            )
+            .unwrap();
+        // Tasks with the very same title are the same answer to a query made of that title:
+        // they count as found, and the exact-task rate is printed beside.
+        let found = |hits: &[mnemo_store::ScoredPoint]| {
+            hits.iter().any(|h| text(&h.payload, "title") == title)
+        };
+        let exact =
+            |hits: &[mnemo_store::ScoredPoint]| hits.iter().any(|h| text(&h.payload, "id") == id);
+        dense_hits += usize::from(found(&dense));
+        hybrid_hits += usize::from(found(&hybrid));
+        dense_exact += usize::from(exact(&dense));
+        hybrid_exact += usize::from(exact(&hybrid));
+        if !found(&dense) || !found(&hybrid) {
+            misses.push(format!(
+                "{title:?} → dense {:?}, hybrid {:?}",
+                dense.first().map(|h| text(&h.payload, "title")),
+                hybrid.first().map(|h| text(&h.payload, "title"))
+            ));
+        }
+    }
+    let shared_titles = sample
+        .iter()
+        .filter(|t| title_count[&text(t, "title")] > 1)
+        .count();
+    println!(
+        "exact titles, 50 random tasks ({shared_titles} share their title with another task): \
+         dense top-3 {dense_hits}/50 (this very task {dense_exact}/50), hybrid rank 1 {hybrid_hits}/50 (this very task {hybrid_exact}/50)"
+    );
+    assert!(misses.is_empty(), "missed:\n{}", misses.join("\n"));
+
+    // Task numbers, found by keywords at rank 1 in hybrid mode.
+    let numbered: Vec<_> = tasks
+        .iter()
+        .filter(|t| text(t, "number").contains('.'))
+        .collect();
+    let mut number_hits = 0;
+    for _ in 0..20 {
+        let number = text(
+            numbered[(splitmix(&mut rng) % numbered.len() as u64) as usize],
+            "number",
+        );
+        let hits = engine
+            .search(
+                &number,
+                &SearchOptions {
+                    limit: 1,
+                    mode: SearchMode::Hybrid,
+                    ..SearchOptions::default()
+                },
+            )
+            .unwrap();
+        if hits
+            .first()
+            .is_some_and(|h| text(&h.payload, "number") == number)
+        {
+            number_hits += 1;
+        } else {
+            misses.push(format!(
+                "number {number} → {:?}",
+                hits.first().map(|h| text(&h.payload, "number"))
+            ));
+        }
+    }
+    // File names: a task of that file at rank 1.
+    let files = [
+        "plan-dev-v16-MCP-manager.md",
+        "roadmap_complete_converted.md",
+        "PLAN-dev-v7-IMPLEMENTATION.md",
+    ];
+    let mut file_hits = 0;
+    for name in files {
+        let hits = engine
+            .search(
+                name,
+                &SearchOptions {
+                    limit: 1,
+                    mode: SearchMode::Hybrid,
+                    ..SearchOptions::default()
+                },
+            )
+            .unwrap();
+        if hits
+            .first()
+            .is_some_and(|h| text(&h.payload, "file").ends_with(name))
+        {
+            file_hits += 1;
+        } else {
+            misses.push(format!(
+                "file {name} → {:?}",
+                hits.first().map(|h| text(&h.payload, "file"))
+            ));
+        }
+    }
+    println!(
+        "identifiers, hybrid rank 1: task numbers {number_hits}/20, file names {file_hits}/{}",
+        files.len()
+    );
+    assert!(misses.is_empty(), "missed:\n{}", misses.join("\n"));
+
+    // Similar: never the task itself; filtered search honours the filter.
+    let some = &sample[0];
+    let similar = engine
+        .similar(
+            &text(some, "id"),
+            &SearchOptions {
+                limit: 5,
+                ..SearchOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(similar.len(), 5);
+    assert!(
+        similar
+            .iter()
+            .all(|h| text(&h.payload, "id") != text(some, "id"))
+    );
+    assert!(similar.windows(2).all(|w| w[0].score >= w[1].score));
+    let open_p1 = engine
+        .search(
+            "tests unitaires",
+            &SearchOptions {
+                limit: 10,
+                filter: parse_filter("status=open and priority<=1").unwrap(),
+                ..SearchOptions::default()
+            },
+        )
+        .unwrap();
+    assert!(!open_p1.is_empty());
+    assert!(open_p1.iter().all(|h| text(&h.payload, "status") == "open"
+        && ["P0", "P1"].contains(&text(&h.payload, "priority").as_str())));
+
+    // Duplicates within one folder of plans: clusters of two or more, largest first, every
+    // member at least as similar as asked to the member it was linked through.
+    let folder = corpus
+        .join("email-sender-1/roadmaps/plans/consolidated")
+        .canonicalize()
+        .unwrap();
+    let filter = parse_filter(&format!("dirs=\"{}\"", folder.display())).unwrap();
+    let clusters = engine.duplicates("tasks", 0.95, 10, &filter).unwrap();
+    println!(
+        "duplicates ≥ 0.95 in {}: {} clusters, largest {}",
+        folder.display(),
+        clusters.len(),
+        clusters.first().map_or(0, |c| c.members.len())
+    );
+    assert!(!clusters.is_empty());
+    assert!(
+        clusters
+            .windows(2)
+            .all(|w| w[0].members.len() >= w[1].members.len())
+    );
+    assert!(
+        clusters
+            .iter()
+            .all(|c| c.members.len() >= 2 && c.min_score >= 0.95)
+    );
+}

@@ -1,0 +1,161 @@
+//! Re-indexing embeds only what changed: an edited task, a ticked box, a renamed file, a
+//! deleted file, each checked by what the summary counts and what the store holds.
+
+mod common;
+
+use std::fs;
+use std::path::Path;
+
+use mnemo_engine::{IndexOptions, IndexSummary, Quiet, SearchOptions};
+
+const PLAN: &str = "# Plan\n\n## Phase 1\n\nLe cache doit tenir la charge.\n\n- [ ] **1.1** Écrire le client HTTP\n- [ ] **1.2** Ajouter le cache LRU\n  - [x] **1.2.1** Mesurer le taux de succès\n\n## Phase 2\n\n- [ ] **2.1** Documenter l'API\n";
+const OTHER: &str = "# Notes\n\n- [ ] Préparer la démo\n- [ ] Relire la documentation\n";
+
+fn index(engine: &mnemo_engine::Engine, root: &Path) -> IndexSummary {
+    engine
+        .index(&[root.to_owned()], &IndexOptions::default(), &Quiet)
+        .unwrap()
+}
+
+fn titles(engine: &mnemo_engine::Engine) -> Vec<String> {
+    let hits = engine
+        .search(
+            "plan",
+            &SearchOptions {
+                limit: 100,
+                ..SearchOptions::default()
+            },
+        )
+        .unwrap();
+    let mut titles: Vec<String> = hits
+        .iter()
+        .map(|h| h.payload["title"].as_str().unwrap_or_default().to_owned())
+        .collect();
+    titles.sort();
+    titles
+}
+
+#[test]
+fn only_what_changed_is_embedded_and_what_is_gone_is_removed() {
+    let data = tempfile::tempdir().unwrap();
+    let notes = tempfile::tempdir().unwrap();
+    let root = notes.path();
+    fs::write(root.join("plan.md"), PLAN).unwrap();
+    fs::write(root.join("other.md"), OTHER).unwrap();
+    let engine = common::engine(data.path());
+
+    let first = index(&engine, root);
+    assert_eq!((first.files, first.tasks), (2, 6));
+    assert!(first.passages >= 1, "the prose line is a passage");
+    assert_eq!(first.embedded, first.tasks + first.passages);
+    assert_eq!(engine.store().count("tasks", None).unwrap(), 6);
+
+    let again = index(&engine, root);
+    assert_eq!(
+        (
+            again.embedded,
+            again.reused,
+            again.removed,
+            again.files_unchanged
+        ),
+        (0, 0, 0, 2)
+    );
+
+    // One title edited: that task is embedded (it is a new task: its id follows its words) and
+    // the old one removed; its sub-task's id follows its parent's, so it is replaced too, with
+    // the vector it had; the rest of the file is rewritten with the vectors it had (the file's
+    // hash is in their payloads).
+    fs::write(
+        root.join("plan.md"),
+        PLAN.replace("Ajouter le cache LRU", "Ajouter un cache LFU"),
+    )
+    .unwrap();
+    let edited = index(&engine, root);
+    assert_eq!((edited.embedded, edited.removed), (1, 2));
+    assert_eq!(
+        edited.reused,
+        3 + 1,
+        "the rest of plan.md: 3 tasks and its passage"
+    );
+    assert_eq!(edited.files_unchanged, 1);
+    assert!(titles(&engine).contains(&"Ajouter un cache LFU".to_owned()));
+    assert!(!titles(&engine).contains(&"Ajouter le cache LRU".to_owned()));
+
+    // A box ticked: the status changes, nothing is embedded.
+    fs::write(
+        root.join("plan.md"),
+        PLAN.replace("Ajouter le cache LRU", "Ajouter un cache LFU")
+            .replace("- [ ] **2.1**", "- [x] **2.1**"),
+    )
+    .unwrap();
+    let ticked = index(&engine, root);
+    assert_eq!((ticked.embedded, ticked.removed), (0, 0));
+    let done = engine
+        .search(
+            "Documenter l'API",
+            &SearchOptions {
+                limit: 1,
+                ..SearchOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(done[0].payload["status"], "done");
+
+    // Renamed: new ids (the file is part of them), vectors reused, old points removed.
+    fs::rename(root.join("other.md"), root.join("renamed.md")).unwrap();
+    let renamed = index(&engine, root);
+    assert_eq!(renamed.embedded, 0, "a renamed file keeps its vectors");
+    assert_eq!(renamed.reused, 2);
+    assert_eq!(renamed.removed, 2);
+    assert_eq!(engine.store().count("tasks", None).unwrap(), 6);
+
+    // Deleted: its points go.
+    fs::remove_file(root.join("renamed.md")).unwrap();
+    let deleted = index(&engine, root);
+    assert_eq!((deleted.embedded, deleted.removed), (0, 2));
+    assert_eq!(engine.store().count("tasks", None).unwrap(), 4);
+
+    // A file given alone is its own scope: the folder's other files are not touched.
+    fs::write(root.join("other.md"), OTHER).unwrap();
+    let alone = engine
+        .index(&[root.join("plan.md")], &IndexOptions::default(), &Quiet)
+        .unwrap();
+    assert_eq!(
+        (
+            alone.files,
+            alone.files_unchanged,
+            alone.embedded,
+            alone.removed
+        ),
+        (1, 1, 0, 0)
+    );
+    assert_eq!(
+        engine.store().count("tasks", None).unwrap(),
+        4,
+        "other.md is not indexed by indexing plan.md"
+    );
+    let other = engine
+        .index(&[root.join("other.md")], &IndexOptions::default(), &Quiet)
+        .unwrap();
+    assert_eq!((other.files, other.removed), (1, 0));
+    assert_eq!(engine.store().count("tasks", None).unwrap(), 6);
+}
+
+#[test]
+fn a_collection_for_other_vectors_is_refused_and_left_alone() {
+    let data = tempfile::tempdir().unwrap();
+    let engine = common::engine(data.path());
+    let config = mnemo_store::CollectionConfig::single(3, mnemo_store::Distance::Dot);
+    engine.store().create_collection("tasks", &config).unwrap();
+    let notes = tempfile::tempdir().unwrap();
+    fs::write(notes.path().join("plan.md"), PLAN).unwrap();
+    let err = engine
+        .index(&[notes.path().to_owned()], &IndexOptions::default(), &Quiet)
+        .unwrap_err();
+    assert!(
+        err.to_string()
+            .starts_with("collection `tasks` cannot be used for mnemo's tasks"),
+        "{err}"
+    );
+    assert_eq!(engine.store().count("tasks", None).unwrap(), 0);
+}

@@ -1,0 +1,455 @@
+//! `mnemo bench store` and `mnemo bench index`: the store under a synthetic 100k workload, and
+//! indexing a real corpus, each beside its baseline measured in the same run.
+
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+use std::time::{Duration, Instant};
+
+use anyhow::Context;
+use clap::Args;
+use mnemo_embed::DEFAULT_MODEL_NAME;
+use mnemo_engine::{Engine, IndexOptions, Quiet, collect_sources};
+use mnemo_store::{
+    CollectionConfig, Condition, Distance, EmbeddedStore, FieldType, Filter, NearestQuery,
+    OpenOptions, PayloadSelection, Point, PointId, SearchRequest, Vector, VectorStore,
+};
+use mnemo_text::{ParseOptions, parse_file};
+use serde_json::json;
+
+use crate::ModelArgs;
+
+#[derive(Args)]
+pub struct BenchStoreArgs {
+    /// Points to store
+    #[arg(long, default_value_t = 100_000)]
+    points: usize,
+    /// Dimensions
+    #[arg(long, default_value_t = 384)]
+    dim: usize,
+    /// Queries timed (and checked against exact search)
+    #[arg(long, default_value_t = 1000)]
+    queries: usize,
+    /// HNSW beam width at search time
+    #[arg(long, default_value_t = 128)]
+    ef: usize,
+    /// Where to build the store [default: a temporary folder, removed after]
+    #[arg(long)]
+    dir: Option<PathBuf>,
+    /// Print one JSON object instead of the table
+    #[arg(long)]
+    json: bool,
+}
+
+/// A deterministic generator (splitmix64), so every run stores the same data.
+struct Rng(u64);
+
+impl Rng {
+    fn next(&mut self) -> u64 {
+        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
+        let mut z = self.0;
+        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+        z ^ (z >> 31)
+    }
+
+    /// Roughly normal (sum of uniforms), mean 0, deviation 1.
+    fn normal(&mut self) -> f32 {
+        let sum: f32 = (0..4)
+            .map(|_| (self.next() >> 40) as f32 / (1u64 << 24) as f32)
+            .sum();
+        (sum - 2.0) * 1.732
+    }
+}
+
+fn normalised(mut v: Vec<f32>) -> Vec<f32> {
+    let norm = v
+        .iter()
+        .map(|x| x * x)
+        .sum::<f32>()
+        .sqrt()
+        .max(f32::MIN_POSITIVE);
+    v.iter_mut().for_each(|x| *x /= norm);
+    v
+}
+
+/// Clustered like real embeddings: points scattered around 200 centres.
+fn clustered(count: usize, dim: usize, rng: &mut Rng) -> Vec<Vec<f32>> {
+    let centres: Vec<Vec<f32>> = (0..200)
+        .map(|_| (0..dim).map(|_| rng.normal()).collect())
+        .collect();
+    (0..count)
+        .map(|_| {
+            let centre = &centres[(rng.next() % centres.len() as u64) as usize];
+            normalised(centre.iter().map(|c| c + 0.6 * rng.normal()).collect())
+        })
+        .collect()
+}
+
+fn percentile(sorted: &[Duration], p: f64) -> f64 {
+    if sorted.is_empty() {
+        return 0.0;
+    }
+    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
+    sorted[index].as_secs_f64() * 1000.0
+}
+
+fn rss_kib(field: &str) -> u64 {
+    std::fs::read_to_string("/proc/self/status")
+        .ok()
+        .and_then(|status| {
+            status
+                .lines()
+                .find(|l| l.starts_with(field))
+                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
+        })
+        .unwrap_or(0)
+}
+
+fn disk_bytes(dir: &Path) -> u64 {
+    walkdir::WalkDir::new(dir)
+        .into_iter()
+        .filter_map(Result::ok)
+        .filter_map(|e| e.metadata().ok())
+        .filter(|m| m.is_file())
+        .map(|m| m.len())
+        .sum()
+}
+
+/// The exact top 10 by dot product (vectors are normalised: cosine), optionally among `keep`.
+fn exact_top(vectors: &[Vec<f32>], query: &[f32], keep: impl Fn(usize) -> bool) -> Vec<u64> {
+    let mut scored: Vec<(f32, usize)> = vectors
+        .iter()
+        .enumerate()
+        .filter(|(i, _)| keep(*i))
+        .map(|(i, v)| (v.iter().zip(query).map(|(a, b)| a * b).sum::<f32>(), i))
+        .collect();
+    let k = 10.min(scored.len());
+    scored.select_nth_unstable_by(k.saturating_sub(1), |a, b| b.0.total_cmp(&a.0));
+    scored.truncate(k);
+    scored.sort_by(|a, b| b.0.total_cmp(&a.0));
+    scored.into_iter().map(|(_, i)| i as u64).collect()
+}
+
+fn search_request(query: &[f32], ef: usize, filter: Option<Filter>) -> SearchRequest {
+    let mut request = SearchRequest::new(
+        NearestQuery {
+            using: String::new(),
+            vector: Vector::Dense(query.to_vec()),
+        },
+        10,
+    );
+    request.ef = Some(ef);
+    request.filter = filter;
+    request.with_payload = PayloadSelection::None;
+    request
+}
+
+fn ids(hits: &[mnemo_store::ScoredPoint]) -> Vec<u64> {
+    hits.iter()
+        .filter_map(|h| {
+            if let PointId::Num(n) = h.id {
+                Some(n)
+            } else {
+                None
+            }
+        })
+        .collect()
+}
+
+fn recall(found: &[u64], truth: &[u64]) -> f64 {
+    if truth.is_empty() {
+        return 1.0;
+    }
+    found.iter().filter(|id| truth.contains(id)).count() as f64 / truth.len() as f64
+}
+
+pub fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
+    let temporary = tempfile::tempdir()?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| temporary.path().join("data"));
+    let mut rng = Rng(42);
+    eprintln!(
+        "generating {} clustered {}-d vectors ...",
+        args.points, args.dim
+    );
+    let vectors = clustered(args.points, args.dim, &mut rng);
+    let queries = clustered(args.queries, args.dim, &mut rng);
+
+    let store = EmbeddedStore::open(&dir, OpenOptions::default())?;
+    store.create_collection(
+        "bench",
+        &CollectionConfig::single(args.dim, Distance::Cosine),
+    )?;
+    for field in ["half", "percent"] {
+        store.create_payload_index("bench", field, FieldType::Bool)?;
+    }
+    store.create_payload_index("bench", "group", FieldType::Integer)?;
+    eprintln!("upserting ...");
+    let started = Instant::now();
+    for (start, chunk) in (0..).step_by(1000).zip(vectors.chunks(1000)) {
+        let points = chunk
+            .iter()
+            .enumerate()
+            .map(|(offset, v)| {
+                let n = start + offset as u64;
+                let payload = json!({"n": n, "half": n.is_multiple_of(2), "percent": n.is_multiple_of(100), "group": n % 50, "title": format!("point {n}")});
+                Point { id: PointId::Num(n), vectors: [(String::new(), Vector::Dense(v.clone()))].into(), payload }
+            })
+            .collect();
+        store.upsert("bench", points)?;
+    }
+    let upsert_seconds = started.elapsed().as_secs_f64();
+    eprintln!("building the index ...");
+    let started = Instant::now();
+    store.optimize("bench")?;
+    let index_seconds = started.elapsed().as_secs_f64();
+    store.flush()?;
+    let peak_rss_mib = rss_kib("VmHWM:") as f64 / 1024.0;
+    let info = store.collection_info("bench")?;
+    drop(store);
+    let disk_mib = disk_bytes(&dir) as f64 / (1024.0 * 1024.0);
+
+    // Reopened, as a user's next process finds it.
+    let store = Arc::new(EmbeddedStore::open(&dir, OpenOptions::default())?);
+    eprintln!("exact search (the baseline) ...");
+    let mut exact_latencies = Vec::new();
+    let mut truth = Vec::new();
+    for query in &queries {
+        let started = Instant::now();
+        truth.push(exact_top(&vectors, query, |_| true));
+        exact_latencies.push(started.elapsed());
+    }
+    let mut store_exact = Vec::new();
+    for query in queries.iter().take(100) {
+        let mut request = search_request(query, args.ef, None);
+        request.exact = true;
+        let started = Instant::now();
+        store.search("bench", request)?;
+        store_exact.push(started.elapsed());
+    }
+    eprintln!("HNSW search ...");
+    for query in queries.iter().take(50) {
+        store.search("bench", search_request(query, args.ef, None))?; // warm-up
+    }
+    let mut latencies = Vec::new();
+    let mut recall_sum = 0.0;
+    for (query, truth) in queries.iter().zip(&truth) {
+        let started = Instant::now();
+        let hits = store.search("bench", search_request(query, args.ef, None))?;
+        latencies.push(started.elapsed());
+        recall_sum += recall(&ids(&hits), truth);
+    }
+    let steady_rss_mib = rss_kib("VmRSS:") as f64 / 1024.0;
+
+    let threads = 2;
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                let store = Arc::clone(&store);
+                let queries = &queries;
+                scope.spawn(move || -> anyhow::Result<()> {
+                    for query in queries.iter().skip(t).step_by(threads) {
+                        store.search("bench", search_request(query, args.ef, None))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a search thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    let qps = queries.len() as f64 / started.elapsed().as_secs_f64();
+
+    let mut filtered = Vec::new();
+    for (field, modulus) in [("half", 2u64), ("percent", 100)] {
+        let filter = Filter::must([Condition::matches(field, true)]);
+        let mut latencies = Vec::new();
+        let mut recall_sum = 0.0;
+        let sample = queries.len().min(200);
+        for query in queries.iter().take(sample) {
+            let truth = exact_top(&vectors, query, |i| (i as u64).is_multiple_of(modulus));
+            let started = Instant::now();
+            let hits = store.search(
+                "bench",
+                search_request(query, args.ef, Some(filter.clone())),
+            )?;
+            latencies.push(started.elapsed());
+            recall_sum += recall(&ids(&hits), &truth);
+        }
+        latencies.sort();
+        filtered.push((
+            field,
+            100 / modulus,
+            percentile(&latencies, 0.5),
+            recall_sum / sample as f64,
+        ));
+    }
+
+    latencies.sort();
+    exact_latencies.sort();
+    store_exact.sort();
+    let points_per_second = args.points as f64 / upsert_seconds;
+    let report = json!({
+        "points": args.points, "dim": args.dim, "queries": args.queries, "ef": args.ef,
+        "upsert_points_per_second": points_per_second,
+        "seconds_from_last_upsert_to_indexed": index_seconds,
+        "indexed_vectors": info.indexed_vectors,
+        "search_p50_ms": percentile(&latencies, 0.5), "search_p95_ms": percentile(&latencies, 0.95),
+        "recall_at_10": recall_sum / queries.len() as f64,
+        "qps_2_threads": qps,
+        "exact_scan_p50_ms": percentile(&exact_latencies, 0.5),
+        "store_exact_p50_ms": percentile(&store_exact, 0.5),
+        "filtered": filtered.iter().map(|(f, pct, p50, r)| json!({"field": f, "selectivity_percent": pct, "p50_ms": p50, "recall_at_10": r})).collect::<Vec<_>>(),
+        "peak_rss_mib": peak_rss_mib, "steady_rss_after_reopen_mib": steady_rss_mib, "disk_mib": disk_mib,
+    });
+    if args.json {
+        println!("{report}");
+        return Ok(());
+    }
+    println!(
+        "store bench: {} points × {} dims, clustered, cosine; {} queries; ef {}",
+        args.points, args.dim, args.queries, args.ef
+    );
+    println!("  upsert                         {points_per_second:>10.0} points/s");
+    println!(
+        "  last upsert → fully indexed    {index_seconds:>10.1} s  ({} vectors in HNSW)",
+        info.indexed_vectors
+    );
+    println!(
+        "  search p50 / p95 (1 thread)    {:>10.3} / {:.3} ms",
+        percentile(&latencies, 0.5),
+        percentile(&latencies, 0.95)
+    );
+    println!(
+        "  recall@10 vs exact             {:>10.4}",
+        recall_sum / queries.len() as f64
+    );
+    println!("  QPS, {threads} threads                 {qps:>10.0}");
+    for (field, pct, p50, r) in &filtered {
+        println!("  filtered p50, {pct:>2}% ({field:<7})     {p50:>10.3} ms  (recall@10 {r:.4})");
+    }
+    println!(
+        "  baseline: exact scan p50       {:>10.3} ms  (flat loop in this process)",
+        percentile(&exact_latencies, 0.5)
+    );
+    println!(
+        "  baseline: store exact=true p50 {:>10.3} ms",
+        percentile(&store_exact, 0.5)
+    );
+    println!(
+        "  peak RSS                       {peak_rss_mib:>10.0} MiB (process, vectors generated in memory included)"
+    );
+    println!("  RSS after reopen and searching {steady_rss_mib:>10.0} MiB");
+    println!("  disk                           {disk_mib:>10.0} MiB");
+    Ok(())
+}
+
+#[derive(Args)]
+pub struct BenchIndexArgs {
+    /// Markdown files or folders
+    #[arg(required = true)]
+    paths: Vec<PathBuf>,
+    /// Print one JSON object instead of the table
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+pub fn index(args: BenchIndexArgs) -> anyhow::Result<()> {
+    let temporary = tempfile::tempdir()?;
+    let embedder = Arc::new(args.model.load(None, None)?);
+    let store = EmbeddedStore::open(&temporary.path().join("data"), OpenOptions::default())?;
+    let engine = Engine::new(Arc::new(store), Arc::clone(&embedder), DEFAULT_MODEL_NAME);
+    eprintln!("cold index ...");
+    let cold = engine.index(&args.paths, &IndexOptions::default(), &Quiet)?;
+    eprintln!("warm re-index ...");
+    let warm = engine.index(&args.paths, &IndexOptions::default(), &Quiet)?;
+
+    // The baseline: the model alone on the same distinct texts, in one call.
+    eprintln!("embedding the same texts alone (baseline) ...");
+    let (files, _) = collect_sources(&args.paths);
+    let mut seen = std::collections::HashSet::new();
+    let mut texts = Vec::new();
+    for file in &files {
+        let document = parse_file(&file.path, &file.source, &ParseOptions::default())
+            .with_context(|| format!("cannot read {}", file.path.display()))?;
+        for task in &document.tasks {
+            if seen.insert(task.text_hash.clone()) {
+                texts.push(if task.body.is_empty() {
+                    task.title.clone()
+                } else {
+                    format!("{}\n{}", task.title, task.body)
+                });
+            }
+        }
+        for passage in &document.passages {
+            if seen.insert(passage.text_hash.clone()) {
+                texts.push(passage.text.clone());
+            }
+        }
+    }
+    let started = Instant::now();
+    embedder.embed(&texts)?;
+    let embed_only = started.elapsed().as_secs_f64();
+
+    let overhead =
+        (cold.parse_seconds + cold.store_seconds) / cold.embed_seconds.max(f64::MIN_POSITIVE);
+    let report = json!({
+        "files": cold.files, "tasks": cold.tasks, "passages": cold.passages, "embedded": cold.embedded, "reused": cold.reused,
+        "cold_seconds": cold.total_seconds, "parse_seconds": cold.parse_seconds, "embed_seconds": cold.embed_seconds,
+        "store_seconds": cold.store_seconds, "index_build_seconds": cold.optimize_seconds,
+        "parse_and_store_over_embed": overhead, "warm_seconds": warm.total_seconds,
+        "baseline_embed_only_seconds": embed_only, "baseline_texts": texts.len(),
+    });
+    if args.json {
+        println!("{report}");
+        return Ok(());
+    }
+    println!(
+        "index bench: {} files, {} tasks, {} passages; {} texts embedded, {} reused (same text)",
+        cold.files, cold.tasks, cold.passages, cold.embedded, cold.reused
+    );
+    println!(
+        "  cold index, total              {:>8.1} s",
+        cold.total_seconds
+    );
+    println!(
+        "    parse                        {:>8.2} s",
+        cold.parse_seconds
+    );
+    println!(
+        "    embed                        {:>8.1} s  ({:.0} texts/s)",
+        cold.embed_seconds,
+        cold.embedded as f64 / cold.embed_seconds.max(f64::MIN_POSITIVE)
+    );
+    println!(
+        "    store                        {:>8.2} s",
+        cold.store_seconds
+    );
+    println!(
+        "    HNSW build                   {:>8.1} s",
+        cold.optimize_seconds
+    );
+    println!(
+        "  parse + store / embed          {:>8.1} %",
+        overhead * 100.0
+    );
+    println!(
+        "  baseline: the model alone      {:>8.1} s  ({} distinct texts, one call)",
+        embed_only,
+        texts.len()
+    );
+    println!(
+        "  warm re-index                  {:>8.2} s  (engine; the process adds model load and store open)",
+        warm.total_seconds
+    );
+    Ok(())
+}

@@ -1,0 +1,216 @@
+//! `mnemo index`, `search`, `similar` and `dupes` as a user runs them: the real binary, the
+//! real model, a data directory on disk.
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+const PLAN: &str = "# Plan v1\n\n## Phase 1: Cache\n\n- [ ] **1.1** Écrire le client HTTP P1\n- [ ] **1.2** Ajouter le cache LRU pour les requêtes\n- [x] **1.3** Mesurer le taux de succès du cache\n\n## Phase 2\n\n- [ ] **2.1** Documenter l'API REST\n";
+const COPY: &str =
+    "# Plan v2\n\n- [ ] Ajouter le cache LRU pour les requêtes\n- [ ] Préparer la démo\n";
+
+fn mnemo(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mnemo"))
+        .args(args)
+        .env("MNEMO_DATA_DIR", data)
+        .output()
+        .expect("run mnemo")
+}
+
+fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn lines(output: &Output) -> Vec<Value> {
+    stdout(output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect()
+}
+
+#[test]
+fn index_then_ask() {
+    let data = tempfile::tempdir().unwrap();
+    let notes = tempfile::tempdir().unwrap();
+    std::fs::write(notes.path().join("plan.md"), PLAN).unwrap();
+    std::fs::write(notes.path().join("copy.md"), COPY).unwrap();
+    let folder = notes.path().to_str().unwrap();
+
+    let index = mnemo(data.path(), &["index", folder]);
+    assert!(index.status.success(), "{}", stderr(&index));
+    let summary = stdout(&index);
+    assert!(summary.starts_with("indexed 2 files: 6 tasks"), "{summary}");
+    let again = mnemo(data.path(), &["index", folder, "--json"]);
+    let again: Value = serde_json::from_str(&stdout(&again)).unwrap();
+    assert_eq!(
+        (again["embedded"].as_u64(), again["unchanged"].as_u64()),
+        (Some(0), Some(6))
+    );
+
+    let search = mnemo(
+        data.path(),
+        &[
+            "search",
+            "mettre en cache les réponses",
+            "--json",
+            "--limit",
+            "3",
+        ],
+    );
+    assert!(search.status.success(), "{}", stderr(&search));
+    let hits = lines(&search);
+    assert_eq!(hits.len(), 3);
+    for field in [
+        "score",
+        "id",
+        "title",
+        "status",
+        "file",
+        "line",
+        "section_path",
+        "task_id",
+        "model",
+        "indexed_at",
+    ] {
+        assert!(
+            hits[0].get(field).is_some(),
+            "hit without `{field}`: {}",
+            hits[0]
+        );
+    }
+    assert!(
+        hits[0]["title"].as_str().unwrap().contains("cache"),
+        "{}",
+        hits[0]
+    );
+
+    let table = mnemo(
+        data.path(),
+        &[
+            "search",
+            "documentation",
+            "--filter",
+            "status=open and priority>=P0",
+        ],
+    );
+    assert!(table.status.success(), "{}", stderr(&table));
+    assert!(stdout(&table).contains("plan.md:"), "{}", stdout(&table));
+
+    let hybrid = mnemo(
+        data.path(),
+        &[
+            "search", "1.3", "--mode", "hybrid", "--json", "--limit", "1",
+        ],
+    );
+    assert_eq!(lines(&hybrid)[0]["number"], "1.3");
+
+    let done = mnemo(
+        data.path(),
+        &["search", "cache", "--filter", "status=done", "--json"],
+    );
+    assert!(lines(&done).iter().all(|h| h["status"] == "done"));
+    assert_eq!(lines(&done).len(), 1);
+
+    let similar = mnemo(
+        data.path(),
+        &[
+            "similar",
+            hits[0]["task_id"].as_str().unwrap(),
+            "--json",
+            "--limit",
+            "2",
+        ],
+    );
+    assert!(similar.status.success(), "{}", stderr(&similar));
+    assert!(
+        lines(&similar)
+            .iter()
+            .all(|h| h["task_id"] != hits[0]["task_id"])
+    );
+
+    let dupes = mnemo(data.path(), &["dupes", "--threshold", "0.99", "--json"]);
+    let clusters = lines(&dupes);
+    assert_eq!(
+        clusters.len(),
+        1,
+        "the cache task is in both files: {}",
+        stdout(&dupes)
+    );
+    assert_eq!(clusters[0]["members"].as_array().unwrap().len(), 2);
+}
+
+#[test]
+fn mistakes_are_named_and_change_nothing() {
+    let data = tempfile::tempdir().unwrap();
+    let notes = tempfile::tempdir().unwrap();
+    std::fs::write(notes.path().join("plan.md"), PLAN).unwrap();
+    assert!(
+        mnemo(data.path(), &["index", notes.path().to_str().unwrap()])
+            .status
+            .success()
+    );
+
+    let bad_filter = mnemo(
+        data.path(),
+        &[
+            "search",
+            "cache",
+            "--filter",
+            "status=open and priority<=urgent",
+        ],
+    );
+    assert_eq!(bad_filter.status.code(), Some(1));
+    let message = stderr(&bad_filter);
+    assert!(
+        message.contains("filter, column 27: unknown priority `urgent`"),
+        "{message}"
+    );
+
+    let unknown = mnemo(data.path(), &["search", "cache", "--collection", "nope"]);
+    assert!(
+        stderr(&unknown).contains("collection `nope` does not exist"),
+        "{}",
+        stderr(&unknown)
+    );
+    let missing_task = mnemo(data.path(), &["similar", "no-such-task"]);
+    assert!(
+        stderr(&missing_task).contains("no point or task with id `no-such-task`"),
+        "{}",
+        stderr(&missing_task)
+    );
+
+    let missing_path = mnemo(
+        data.path(),
+        &["index", notes.path().join("absent.md").to_str().unwrap()],
+    );
+    assert_eq!(
+        missing_path.status.code(),
+        Some(3),
+        "{}",
+        stderr(&missing_path)
+    );
+    assert!(
+        stderr(&missing_path).contains("absent.md"),
+        "{}",
+        stderr(&missing_path)
+    );
+
+    // Another process holds the directory: told who.
+    let holder =
+        mnemo_store::EmbeddedStore::open(data.path(), mnemo_store::OpenOptions::default()).unwrap();
+    let locked = mnemo(data.path(), &["search", "cache"]);
+    assert_eq!(locked.status.code(), Some(1));
+    assert!(
+        stderr(&locked).contains(&format!("is locked by process {}", std::process::id())),
+        "{}",
+        stderr(&locked)
+    );
+    drop(holder);
+    let search = mnemo(data.path(), &["search", "cache", "--json"]);
+    assert_eq!(lines(&search).len(), 4, "everything indexed is still there");
+}
