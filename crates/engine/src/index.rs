@@ -96,7 +96,8 @@ impl IndexSummary {
 /// A task or passage as it should be stored.
 struct Wanted {
     id: PointId,
-    text_hash: String,
+    /// Of `embed_text`: what the vector is a function of (with the model).
+    embed_hash: String,
     embed_text: String,
     keywords: String,
     payload: Map<String, Value>,
@@ -104,13 +105,13 @@ struct Wanted {
 }
 
 struct Fingerprint {
-    text_hash: String,
+    embed_hash: String,
     payload_hash: String,
     model: String,
 }
 
 impl Fingerprint {
-    const FIELDS: [&'static str; 3] = ["text_hash", "payload_hash", "model"];
+    const FIELDS: [&'static str; 3] = ["embed_hash", "payload_hash", "model"];
 
     fn of(payload: &Map<String, Value>) -> Self {
         let field = |name: &str| {
@@ -121,7 +122,7 @@ impl Fingerprint {
                 .to_owned()
         };
         Self {
-            text_hash: field("text_hash"),
+            embed_hash: field("embed_hash"),
             payload_hash: field("payload_hash"),
             model: field("model"),
         }
@@ -141,11 +142,12 @@ struct ReadFile {
 const INDEX_FORMAT: u32 = 1;
 
 /// The fields filters use, indexed in both collections.
-const INDEXED_FIELDS: [(&str, FieldType); 14] = [
+const INDEXED_FIELDS: [(&str, FieldType); 15] = [
     ("file", FieldType::Keyword),
     ("file_hash", FieldType::Keyword),
     ("dirs", FieldType::Keyword),
     ("text_hash", FieldType::Keyword),
+    ("embed_hash", FieldType::Keyword),
     ("model", FieldType::Keyword),
     ("id", FieldType::Keyword),
     ("status", FieldType::Keyword),
@@ -283,7 +285,7 @@ impl Engine {
                         let (unchanged, changed): (Vec<Wanted>, Vec<Wanted>) =
                             wanted.into_iter().partition(|w| {
                                 existing.get(&w.id).is_some_and(|f| {
-                                    f.text_hash == w.text_hash
+                                    f.embed_hash == w.embed_hash
                                         && f.payload_hash == w.payload_hash
                                         && f.model == model
                                 })
@@ -426,20 +428,20 @@ impl Engine {
         let model = self.model_id();
         let hashes: Vec<MatchValue> = batch
             .iter()
-            .map(|w| w.text_hash.clone())
+            .map(|w| w.embed_hash.clone())
             .collect::<HashSet<_>>()
             .into_iter()
             .map(MatchValue::Keyword)
             .collect();
         let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
         let cached = Filter::must([
-            Condition::any("text_hash", hashes),
+            Condition::any("embed_hash", hashes),
             Condition::matches("model", model),
         ]);
         let store_started = Instant::now();
-        self.scroll_all(collection, cached, &["text_hash"], true, |record| {
+        self.scroll_all(collection, cached, &["embed_hash"], true, |record| {
             if let (Some(Value::String(hash)), Some(Vector::Dense(vector))) = (
-                record.payload.get("text_hash"),
+                record.payload.get("embed_hash"),
                 record.vectors.get(DENSE_VECTOR),
             ) {
                 vectors
@@ -452,7 +454,7 @@ impl Engine {
         let mut to_embed: Vec<&Wanted> = Vec::new();
         let mut queued: HashSet<&str> = HashSet::new();
         for wanted in batch {
-            if !vectors.contains_key(&wanted.text_hash) && queued.insert(&wanted.text_hash) {
+            if !vectors.contains_key(&wanted.embed_hash) && queued.insert(&wanted.embed_hash) {
                 to_embed.push(wanted);
             }
         }
@@ -461,7 +463,7 @@ impl Engine {
             let texts: Vec<&str> = to_embed.iter().map(|w| w.embed_text.as_str()).collect();
             let embeddings = self.embedder().embed(&texts)?;
             for (wanted, row) in to_embed.iter().zip(embeddings.rows()) {
-                vectors.insert(wanted.text_hash.clone(), row.to_vec());
+                vectors.insert(wanted.embed_hash.clone(), row.to_vec());
             }
             summary.embed_seconds += embed_started.elapsed().as_secs_f64();
         }
@@ -471,7 +473,7 @@ impl Engine {
         let indexed_at = humantime_now();
         let mut points = Vec::with_capacity(batch.len());
         for wanted in batch {
-            let Some(dense) = vectors.get(&wanted.text_hash) else {
+            let Some(dense) = vectors.get(&wanted.embed_hash) else {
                 continue;
             };
             let mut payload = wanted.payload.clone();
@@ -649,32 +651,54 @@ fn point_id(file: &Path, item_id: &str) -> PointId {
     PointId::Uuid(uuid::Uuid::from_bytes(bytes))
 }
 
-fn finish_payload(
+/// What to store for one task or passage of `file`.
+fn wanted(
     engine: &Engine,
     file: &ReadFile,
     kind: &str,
+    item_id: &str,
+    embed_text: String,
+    keywords: String,
     mut payload: Map<String, Value>,
-) -> (Map<String, Value>, String) {
+) -> Wanted {
+    let embed_hash = blake3::hash(embed_text.as_bytes()).to_hex()[..32].to_owned();
     payload.insert("kind".into(), Value::String(kind.to_owned()));
     payload.insert("index_format".into(), Value::from(INDEX_FORMAT));
     payload.insert("file_hash".into(), Value::String(file.file_hash.clone()));
     payload.insert("dirs".into(), Value::Array(ancestors(&file.path)));
     payload.insert("model".into(), Value::String(engine.model_id().to_owned()));
+    payload.insert("embed_hash".into(), Value::String(embed_hash.clone()));
     let serialized = serde_json::to_vec(&payload).unwrap_or_default();
-    let hash = blake3::hash(&serialized).to_hex()[..32].to_owned();
-    (payload, hash)
+    let payload_hash = blake3::hash(&serialized).to_hex()[..32].to_owned();
+    Wanted {
+        id: point_id(&file.path, item_id),
+        embed_hash,
+        embed_text,
+        keywords,
+        payload,
+        payload_hash,
+    }
 }
 
 fn wanted_tasks(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
-    let mut wanted = Vec::new();
+    let mut all = Vec::new();
     for file in files {
-        let document = &file.document;
-        for task in &document.tasks {
-            let embed_text = if task.body.is_empty() {
+        for task in &file.document.tasks {
+            let mut embed_text = if task.body.is_empty() {
                 task.title.clone()
             } else {
                 format!("{}\n{}", task.title, task.body)
             };
+            if embed_text.trim().is_empty() {
+                // A bare checkbox: the model refuses empty text, and its heading says what it
+                // belongs to.
+                embed_text = task
+                    .section_path
+                    .last()
+                    .filter(|heading| !heading.trim().is_empty())
+                    .cloned()
+                    .unwrap_or_else(|| format!("task in {}", file_name(&file.path)));
+            }
             // The title, its number and its file's name, and nothing longer: BM25 discounts long
             // documents, and a task's headings would make a task under deep headings lose to a
             // shallow one that shares fewer of the query's words.
@@ -684,46 +708,44 @@ fn wanted_tasks(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
                 task.title,
                 file_name(&file.path)
             );
-            let (payload, payload_hash) =
-                finish_payload(engine, file, "task", task_json(&file.path, task));
-            wanted.push(Wanted {
-                id: point_id(&file.path, &task.id),
-                text_hash: task.text_hash.clone(),
+            all.push(wanted(
+                engine,
+                file,
+                "task",
+                &task.id,
                 embed_text,
                 keywords,
-                payload,
-                payload_hash,
-            });
+                task_json(&file.path, task),
+            ));
         }
     }
-    wanted
+    all
 }
 
 fn wanted_passages(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
-    let mut wanted = Vec::new();
+    let mut all = Vec::new();
     for file in files {
-        let document = &file.document;
-        for passage in &document.passages {
+        for passage in &file.document.passages {
             let keywords = format!(
                 "{} {} {} {}",
                 passage.section_path.join(" "),
                 passage.text,
-                document.source,
+                file.document.source,
                 file_name(&file.path)
             );
-            let (payload, payload_hash) =
-                finish_payload(engine, file, "passage", passage_json(&file.path, passage));
-            wanted.push(Wanted {
-                id: point_id(&file.path, &passage.id),
-                text_hash: passage.text_hash.clone(),
-                embed_text: passage.text.clone(),
+            let payload = passage_json(&file.path, passage);
+            all.push(wanted(
+                engine,
+                file,
+                "passage",
+                &passage.id,
+                passage.text.clone(),
                 keywords,
                 payload,
-                payload_hash,
-            });
+            ));
         }
     }
-    wanted
+    all
 }
 
 /// RFC 3339 UTC, to the second.

@@ -49,6 +49,10 @@ pub struct DuplicateCluster {
     pub members: Vec<ScoredPoint>,
 }
 
+/// HNSW beam width of the engine's searches: recall@10 0.9998 at 100k points in
+/// `mnemo bench store` (32 gives 0.996 in 60 % of the time).
+const SEARCH_EF: usize = 64;
+
 /// How many candidates each list contributes to a hybrid fusion, per result asked.
 const FUSION_DEPTH: usize = 5;
 
@@ -102,6 +106,7 @@ impl Engine {
         let mut hits = match options.mode {
             SearchMode::Dense => {
                 let mut request = SearchRequest::new(dense, options.limit);
+                request.ef = Some(SEARCH_EF);
                 request.filter = filter;
                 request.score_threshold = options.score_threshold;
                 self.store().search(&options.collection, request)?
@@ -195,6 +200,7 @@ impl Engine {
             },
             options.limit,
         );
+        request.ef = Some(SEARCH_EF);
         request.filter =
             Some(Filter::must_not([Condition::has_id([point_id])]).and(options.filter.clone()));
         request.score_threshold = options.score_threshold;
@@ -237,6 +243,7 @@ impl Engine {
                     request.filter =
                         Some(Filter::must_not([Condition::has_id([*id])]).and(filter.clone()));
                     request.score_threshold = Some(threshold);
+                    request.ef = Some(SEARCH_EF);
                     request.with_payload = PayloadSelection::None;
                     request
                 })

@@ -159,3 +159,23 @@ fn a_collection_for_other_vectors_is_refused_and_left_alone() {
     );
     assert_eq!(engine.store().count("tasks", None).unwrap(), 0);
 }
+
+#[test]
+fn bare_checkboxes_are_indexed_under_their_heading() {
+    let data = tempfile::tempdir().unwrap();
+    let engine = common::engine(data.path());
+    let notes = tempfile::tempdir().unwrap();
+    fs::write(
+        notes.path().join("todo.md"),
+        "# Migration Qdrant\n\n- [ ]\n- [x]   \n",
+    )
+    .unwrap();
+    let summary = engine
+        .index(&[notes.path().to_owned()], &IndexOptions::default(), &Quiet)
+        .unwrap();
+    assert_eq!((summary.tasks, summary.embedded, summary.reused), (2, 1, 1));
+    let hits = engine
+        .search("migration", &SearchOptions::default())
+        .unwrap();
+    assert_eq!(hits.len(), 2);
+}
