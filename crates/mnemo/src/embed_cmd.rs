@@ -7,6 +7,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 use mnemo_embed::Embedder;
+use mnemo_store::json_type;
 use serde_json::{Map, Value};
 
 use crate::ModelArgs;
@@ -237,7 +238,7 @@ fn parse_record(line: usize, raw: &str, field: &str) -> anyhow::Result<Record> {
     let Value::Object(object) = value else {
         bail!(
             "line {line}: expected a JSON object like {{\"{field}\": \"...\"}}, found {}",
-            kind(&value)
+            json_type(&value)
         );
     };
     let text = match object.get(field) {
@@ -245,7 +246,7 @@ fn parse_record(line: usize, raw: &str, field: &str) -> anyhow::Result<Record> {
         Some(Value::String(s)) => s.clone(),
         Some(other) => bail!(
             "line {line}: field \"{field}\" is {}, expected a string",
-            kind(other)
+            json_type(other)
         ),
     };
     if text.trim().is_empty() {
@@ -254,17 +255,6 @@ fn parse_record(line: usize, raw: &str, field: &str) -> anyhow::Result<Record> {
         );
     }
     Ok(Record { line, object, text })
-}
-
-fn kind(value: &Value) -> &'static str {
-    match value {
-        Value::Null => "null",
-        Value::Bool(_) => "a boolean",
-        Value::Number(_) => "a number",
-        Value::String(_) => "a string",
-        Value::Array(_) => "an array",
-        Value::Object(_) => "an object",
-    }
 }
 
 #[cfg(test)]

@@ -159,18 +159,16 @@ pub enum ModeArg {
     Hybrid,
 }
 
+/// What a question is asked of, and how answers are printed; shared by search, similar, dupes.
 #[derive(Args)]
-pub struct QueryArgs {
-    /// Collection to search
+pub struct Target {
+    /// Collection to ask
     #[arg(long, default_value = mnemo_engine::TASKS_COLLECTION)]
     collection: String,
-    /// How many results
-    #[arg(long, default_value_t = 10)]
-    limit: usize,
     /// Only points matching this, e.g. 'status=open and priority<=1'
     #[arg(long)]
     filter: Option<String>,
-    /// Print one JSON object per hit
+    /// Print one JSON object per line
     #[arg(long)]
     json: bool,
     #[command(flatten)]
@@ -179,16 +177,30 @@ pub struct QueryArgs {
     model: ModelArgs,
 }
 
-impl QueryArgs {
-    fn options(&self, mode: SearchMode) -> anyhow::Result<SearchOptions> {
-        let filter = match &self.filter {
+impl Target {
+    fn filter(&self) -> anyhow::Result<Filter> {
+        Ok(match &self.filter {
             Some(expression) => parse_filter(expression)?,
             None => Filter::default(),
-        };
+        })
+    }
+}
+
+#[derive(Args)]
+pub struct QueryArgs {
+    /// How many results
+    #[arg(long, default_value_t = 10)]
+    limit: usize,
+    #[command(flatten)]
+    target: Target,
+}
+
+impl QueryArgs {
+    fn options(&self, mode: SearchMode) -> anyhow::Result<SearchOptions> {
         Ok(SearchOptions {
-            collection: self.collection.clone(),
+            collection: self.target.collection.clone(),
             limit: self.limit,
-            filter,
+            filter: self.target.filter()?,
             mode,
             score_threshold: None,
         })
@@ -212,9 +224,9 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
         ModeArg::Hybrid => SearchMode::Hybrid,
     };
     let options = args.query_args.options(mode)?;
-    let engine = engine(&args.query_args.store, &args.query_args.model)?;
+    let engine = engine(&args.query_args.target.store, &args.query_args.target.model)?;
     let hits = engine.search(&args.query, &options)?;
-    print_hits(&hits, args.query_args.json)
+    print_hits(&hits, args.query_args.target.json)
 }
 
 #[derive(Args)]
@@ -227,9 +239,9 @@ pub struct SimilarArgs {
 
 pub fn similar(args: SimilarArgs) -> anyhow::Result<()> {
     let options = args.query_args.options(SearchMode::Dense)?;
-    let engine = engine(&args.query_args.store, &args.query_args.model)?;
+    let engine = engine(&args.query_args.target.store, &args.query_args.target.model)?;
     let hits = engine.similar(&args.id, &options)?;
-    print_hits(&hits, args.query_args.json)
+    print_hits(&hits, args.query_args.target.json)
 }
 
 #[derive(Args)]
@@ -243,39 +255,25 @@ pub struct DupesArgs {
     /// Neighbours followed per task
     #[arg(long, default_value_t = 10)]
     neighbours: usize,
-    /// Collection to scan
-    #[arg(long, default_value = mnemo_engine::TASKS_COLLECTION)]
-    collection: String,
-    /// Only points matching this
-    #[arg(long)]
-    filter: Option<String>,
-    /// Print one JSON object per cluster
-    #[arg(long)]
-    json: bool,
     #[command(flatten)]
-    store: StoreArgs,
-    #[command(flatten)]
-    model: ModelArgs,
+    target: Target,
 }
 
 pub fn dupes(args: DupesArgs) -> anyhow::Result<()> {
     if !(args.threshold > 0.0 && args.threshold <= 1.0) {
         anyhow::bail!("--threshold must be in (0, 1], got {}", args.threshold);
     }
-    let filter = match &args.filter {
-        Some(expression) => parse_filter(expression)?,
-        None => Filter::default(),
-    };
-    let engine = engine(&args.store, &args.model)?;
+    let filter = args.target.filter()?;
+    let engine = engine(&args.target.store, &args.target.model)?;
     let clusters = engine.duplicates(
-        &args.collection,
+        &args.target.collection,
         args.threshold,
         args.neighbours.max(1),
         &filter,
     )?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
-    if !args.json {
+    if !args.target.json {
         writeln!(
             out,
             "{} clusters of near-duplicates (cosine ≥ {})",
@@ -284,7 +282,7 @@ pub fn dupes(args: DupesArgs) -> anyhow::Result<()> {
         )?;
     }
     for cluster in clusters.iter().take(args.limit) {
-        if args.json {
+        if args.target.json {
             serde_json::to_writer(&mut out, cluster)?;
             writeln!(out)?;
             continue;

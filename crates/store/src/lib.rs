@@ -24,6 +24,7 @@ pub use model::{
     ScrollRequest, SearchRequest, SparseVector, SparseVectorParams, UpsertSummary, Vector,
     VectorParams, VectorSelection,
 };
+pub use validate::json_type;
 
 /// A store of collections of points. All methods take `&self` and implementations are
 /// `Send + Sync`: one store serves every thread of a process.

@@ -145,7 +145,8 @@ fn check_finite(index: usize, point: &Point, name: &str, values: &[f32]) -> Resu
     }
 }
 
-pub(crate) fn json_type(value: &Value) -> &'static str {
+/// A JSON value's type, as error messages name it (`found a string`).
+pub fn json_type(value: &Value) -> &'static str {
     match value {
         Value::Null => "null",
         Value::Bool(_) => "a boolean",
