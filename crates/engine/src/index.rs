@@ -14,7 +14,7 @@
 use std::collections::{HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, sync_channel};
-use std::time::{Duration, Instant, SystemTime};
+use std::time::{Duration, Instant};
 
 use mnemo_store::{
     CollectionConfig, Condition, Distance, FieldType, Filter, MatchValue, PayloadSelection, Point,
@@ -79,6 +79,7 @@ pub struct IndexSummary {
     /// Files not even parsed: their bytes are those of the last run.
     pub files_unchanged: usize,
     pub removed: usize,
+    /// Lines whose encoding damage was repaired, in the files read (unchanged files are not).
     pub repairs: usize,
     pub parse_seconds: f64,
     pub embed_seconds: f64,
@@ -470,7 +471,7 @@ impl Engine {
         summary.embedded += to_embed.len();
         summary.reused += batch.len() - to_embed.len();
 
-        let indexed_at = humantime_now();
+        let indexed_at = now_rfc3339();
         let mut points = Vec::with_capacity(batch.len());
         for wanted in batch {
             let Some(dense) = vectors.get(&wanted.embed_hash) else {
@@ -749,30 +750,15 @@ fn wanted_passages(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
 }
 
 /// RFC 3339 UTC, to the second.
-fn humantime_now() -> String {
-    let seconds = SystemTime::now()
-        .duration_since(SystemTime::UNIX_EPOCH)
-        .map_or(0, |d| d.as_secs());
-    let days = seconds / 86_400;
-    let (hour, minute, second) = (seconds % 86_400 / 3600, seconds % 3600 / 60, seconds % 60);
-    // Civil date from days since 1970-01-01 (Howard Hinnant's algorithm).
-    let z = days as i64 + 719_468;
-    let era = z.div_euclid(146_097);
-    let doe = z - era * 146_097;
-    let yoe = (doe - doe / 1460 + doe / 36_524 - doe / 146_096) / 365;
-    let doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    let mp = (5 * doy + 2) / 153;
-    let day = doy - (153 * mp + 2) / 5 + 1;
-    let month = if mp < 10 { mp + 3 } else { mp - 9 };
-    let year = yoe + era * 400 + i64::from(month <= 2);
-    format!("{year:04}-{month:02}-{day:02}T{hour:02}:{minute:02}:{second:02}Z")
+fn now_rfc3339() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Secs, true)
 }
 
 #[cfg(test)]
 mod tests {
     #[test]
     fn timestamps_are_rfc3339() {
-        let now = super::humantime_now();
+        let now = super::now_rfc3339();
         assert_eq!(now.len(), 20, "{now}");
         assert!(now.starts_with("20") && now.ends_with('Z'), "{now}");
     }

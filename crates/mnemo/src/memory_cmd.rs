@@ -139,7 +139,7 @@ fn print_summary(s: &IndexSummary) {
         s.files, s.tasks, s.passages
     );
     println!(
-        "  embedded {} · reused {} · unchanged {} · removed {} · repaired lines {}",
+        "  embedded {} · reused {} · unchanged {} · removed {} · repaired lines {} (in the files read)",
         s.embedded, s.reused, s.unchanged, s.removed, s.repairs
     );
     println!(

@@ -125,7 +125,9 @@ impl EmbeddedStore {
         let collections = Arc::new(RwLock::new(collections));
         let flusher = options
             .flush_interval
-            .map(|every| Flusher::start(Arc::clone(&collections), every));
+            .map(|every| Flusher::start(Arc::clone(&collections), every))
+            .transpose()
+            .map_err(|e| StoreError::io(root, e))?;
         Ok(Self {
             root: root.to_owned(),
             collections,
@@ -825,7 +827,7 @@ struct Flusher {
 }
 
 impl Flusher {
-    fn start(collections: Arc<Collections>, every: Duration) -> Self {
+    fn start(collections: Arc<Collections>, every: Duration) -> std::io::Result<Self> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -847,9 +849,8 @@ impl Flusher {
                         eprintln!("warning: periodic flush failed: {err}");
                     }
                 }
-            })
-            .expect("spawning a thread only fails when the process is out of resources");
-        Self { stop, thread }
+            })?;
+        Ok(Self { stop, thread })
     }
 
     fn stop(self) {
