@@ -56,7 +56,11 @@ fi
 rm -rf "$COPY"
 mkdir -p .patched
 tar -xzf "$archive" -C .patched
-patch --quiet --strip=1 --directory="$COPY" < "$PATCH"
+if command -v patch >/dev/null; then
+  patch --quiet --strip=1 --directory="$COPY" < "$PATCH"
+else
+  git apply --unsafe-paths --directory="$COPY" "$PATCH"
+fi
 cp "$PATCH" "$COPY/.mnemo-patched"
 mkdir -p .cargo
 cat > "$CONFIG" <<CONF
