@@ -222,7 +222,8 @@ impl Engine {
         if options.passages {
             collections.push(&options.passages_collection);
         }
-        let (sender, receiver) = sync_channel::<(String, Vec<Point>)>(2);
+        let (sender, receiver) = sync_channel::<(String, Vec<Point>)>(WRITE_QUEUE);
+        let mut in_flight = InFlight::default();
         let store = self.store();
         let mut deletions: Vec<(String, Vec<PointId>)> = Vec::new();
         let mut seen_files: HashSet<String> = HashSet::new();
@@ -293,7 +294,8 @@ impl Engine {
                             });
                         summary.unchanged += unchanged.len();
                         for batch in changed.chunks(options.embed_batch.max(1)) {
-                            let points = self.points_for(collection, batch, &mut summary)?;
+                            let points =
+                                self.points_for(collection, batch, &mut in_flight, &mut summary)?;
                             if sender.send(((*collection).clone(), points)).is_err() {
                                 // The writer stopped on an error; it reports it when joined.
                                 return Ok(());
@@ -424,17 +426,24 @@ impl Engine {
         &self,
         collection: &str,
         batch: &[Wanted],
+        in_flight: &mut InFlight,
         summary: &mut IndexSummary,
     ) -> Result<Vec<Point>> {
         let model = self.model_id();
+        let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
+        for wanted in batch {
+            if let Some(vector) = in_flight.get(&wanted.embed_hash) {
+                vectors.insert(wanted.embed_hash.clone(), vector.clone());
+            }
+        }
         let hashes: Vec<MatchValue> = batch
             .iter()
+            .filter(|w| !vectors.contains_key(&w.embed_hash))
             .map(|w| w.embed_hash.clone())
             .collect::<HashSet<_>>()
             .into_iter()
             .map(MatchValue::Keyword)
             .collect();
-        let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
         let cached = Filter::must([
             Condition::any("embed_hash", hashes),
             Condition::matches("model", model),
@@ -463,9 +472,12 @@ impl Engine {
             let embed_started = Instant::now();
             let texts: Vec<&str> = to_embed.iter().map(|w| w.embed_text.as_str()).collect();
             let embeddings = self.embedder().embed(&texts)?;
+            let mut embedded = HashMap::with_capacity(to_embed.len());
             for (wanted, row) in to_embed.iter().zip(embeddings.rows()) {
                 vectors.insert(wanted.embed_hash.clone(), row.to_vec());
+                embedded.insert(wanted.embed_hash.clone(), row.to_vec());
             }
+            in_flight.push(embedded);
             summary.embed_seconds += embed_started.elapsed().as_secs_f64();
         }
         summary.embedded += to_embed.len();
@@ -598,6 +610,27 @@ fn read_files(files: &[&Located], summary: &mut IndexSummary) -> Vec<ReadFile> {
         }
     }
     documents
+}
+
+/// Batches waiting for the writer at most (with one being written).
+const WRITE_QUEUE: usize = 2;
+
+/// The vectors of the last batches embedded: they may not be in the store yet, and the same
+/// text in the next batches must not be embedded again. Bounded: a few batches.
+#[derive(Default)]
+struct InFlight(std::collections::VecDeque<HashMap<String, Vec<f32>>>);
+
+impl InFlight {
+    fn get(&self, embed_hash: &str) -> Option<&Vec<f32>> {
+        self.0.iter().rev().find_map(|batch| batch.get(embed_hash))
+    }
+
+    fn push(&mut self, batch: HashMap<String, Vec<f32>>) {
+        self.0.push_back(batch);
+        if self.0.len() > WRITE_QUEUE + 2 {
+            self.0.pop_front();
+        }
+    }
 }
 
 fn write_batches(
