@@ -233,7 +233,14 @@ impl Engine {
                 let mut done = 0;
                 for chunk in files.chunks(options.files_per_chunk.max(1)) {
                     let parse_started = Instant::now();
-                    let located = locate(chunk);
+                    let located = locate(
+                        chunk,
+                        if options.passages {
+                            "tasks+passages"
+                        } else {
+                            "tasks"
+                        },
+                    );
                     let mut unchanged_files = HashSet::new();
                     for file in &located {
                         seen_files.insert(file.key.clone());
@@ -556,15 +563,21 @@ struct Located {
     file_hash: Option<String>,
 }
 
-fn locate(chunk: &[SourceFile]) -> Vec<Located> {
+/// `kinds` names what this run derives from each file (tasks, or tasks and passages): it is
+/// hashed with the bytes, so a run that derives more than the last one reads the files again.
+fn locate(chunk: &[SourceFile], kinds: &str) -> Vec<Located> {
     chunk
         .par_iter()
         .map(|source| {
             let absolute =
                 std::fs::canonicalize(&source.path).unwrap_or_else(|_| source.path.clone());
-            let file_hash = std::fs::read(&source.path)
-                .ok()
-                .map(|bytes| blake3::hash(&bytes).to_hex()[..32].to_owned());
+            let file_hash = std::fs::read(&source.path).ok().map(|bytes| {
+                let mut hasher = blake3::Hasher::new();
+                hasher.update(kinds.as_bytes());
+                hasher.update(b"\n");
+                hasher.update(&bytes);
+                hasher.finalize().to_hex()[..32].to_owned()
+            });
             Located {
                 source: source.clone(),
                 key: absolute.display().to_string(),

@@ -142,6 +142,34 @@ fn only_what_changed_is_embedded_and_what_is_gone_is_removed() {
 }
 
 #[test]
+fn passages_are_indexed_when_a_tasks_only_index_is_widened() {
+    let data = tempfile::tempdir().unwrap();
+    let engine = common::engine(data.path());
+    let notes = tempfile::tempdir().unwrap();
+    fs::write(notes.path().join("plan.md"), PLAN).unwrap();
+    let paths = [notes.path().to_owned()];
+    let tasks_only = IndexOptions {
+        passages: false,
+        ..IndexOptions::default()
+    };
+    let first = engine.index(&paths, &tasks_only, &Quiet).unwrap();
+    assert_eq!((first.tasks, first.embedded), (4, 4));
+    let widened = engine
+        .index(&paths, &IndexOptions::default(), &Quiet)
+        .unwrap();
+    assert_eq!(
+        widened.files_unchanged, 0,
+        "the file is read again for its passages"
+    );
+    assert_eq!(
+        (widened.embedded, widened.reused),
+        (1, 4),
+        "the passage is embedded, the tasks keep their vectors"
+    );
+    assert_eq!(engine.store().count("passages", None).unwrap(), 1);
+}
+
+#[test]
 fn a_collection_for_other_vectors_is_refused_and_left_alone() {
     let data = tempfile::tempdir().unwrap();
     let engine = common::engine(data.path());
