@@ -225,7 +225,7 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
     };
     let options = args.query_args.options(mode)?;
     let engine = engine(&args.query_args.target.store, &args.query_args.target.model)?;
-    let hits = engine.search(&args.query, &options)?;
+    let hits = engine.search(&args.query, &options).map_err(with_hint)?;
     print_hits(&hits, args.query_args.target.json)
 }
 
@@ -240,7 +240,7 @@ pub struct SimilarArgs {
 pub fn similar(args: SimilarArgs) -> anyhow::Result<()> {
     let options = args.query_args.options(SearchMode::Dense)?;
     let engine = engine(&args.query_args.target.store, &args.query_args.target.model)?;
-    let hits = engine.similar(&args.id, &options)?;
+    let hits = engine.similar(&args.id, &options).map_err(with_hint)?;
     print_hits(&hits, args.query_args.target.json)
 }
 
@@ -265,12 +265,14 @@ pub fn dupes(args: DupesArgs) -> anyhow::Result<()> {
     }
     let filter = args.target.filter()?;
     let engine = engine(&args.target.store, &args.target.model)?;
-    let clusters = engine.duplicates(
-        &args.target.collection,
-        args.threshold,
-        args.neighbours.max(1),
-        &filter,
-    )?;
+    let clusters = engine
+        .duplicates(
+            &args.target.collection,
+            args.threshold,
+            args.neighbours.max(1),
+            &filter,
+        )
+        .map_err(with_hint)?;
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if !args.target.json {
@@ -304,6 +306,20 @@ pub fn dupes(args: DupesArgs) -> anyhow::Result<()> {
     }
     out.flush().context("cannot write the output")?;
     Ok(())
+}
+
+/// An empty data directory is the usual first mistake: say what fills it.
+fn with_hint(error: mnemo_engine::EngineError) -> anyhow::Error {
+    let hint = matches!(
+        error,
+        mnemo_engine::EngineError::Store(mnemo_store::StoreError::UnknownCollection(_))
+    );
+    let error = anyhow::Error::new(error);
+    if hint {
+        error.context("nothing indexed there yet: run `mnemo index PATH...` first (or pass the --data-dir it used)")
+    } else {
+        error
+    }
 }
 
 fn print_hits(hits: &[ScoredPoint], json: bool) -> anyhow::Result<()> {

@@ -173,6 +173,11 @@ fn mistakes_are_named_and_change_nothing() {
 
     let unknown = mnemo(data.path(), &["search", "cache", "--collection", "nope"]);
     assert!(
+        stderr(&unknown).contains("run `mnemo index PATH...` first"),
+        "{}",
+        stderr(&unknown)
+    );
+    assert!(
         stderr(&unknown).contains("collection `nope` does not exist"),
         "{}",
         stderr(&unknown)
