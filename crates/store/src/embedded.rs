@@ -213,19 +213,8 @@ fn check_layout(root: &Path) -> Result<()> {
     let path = root.join(LAYOUT_FILE);
     match fs::read(&path) {
         Ok(bytes) => {
-            let layout: LayoutFile =
-                serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-                    path: path.clone(),
-                    reason: e.to_string(),
-                })?;
-            if layout.layout_version != LAYOUT_VERSION {
-                return Err(StoreError::LayoutVersion {
-                    path: root.to_owned(),
-                    found: layout.layout_version,
-                    expected: LAYOUT_VERSION,
-                });
-            }
-            Ok(())
+            let layout: LayoutFile = parse_json(&path, &bytes)?;
+            check_version(root, layout.layout_version)
         }
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             let entries = fs::read_dir(root).map_err(|e| StoreError::io(root, e))?;
@@ -252,6 +241,25 @@ fn check_layout(root: &Path) -> Result<()> {
     }
 }
 
+fn parse_json<T: serde::de::DeserializeOwned>(path: &Path, bytes: &[u8]) -> Result<T> {
+    serde_json::from_slice(bytes).map_err(|e| StoreError::Corrupt {
+        path: path.to_owned(),
+        reason: e.to_string(),
+    })
+}
+
+/// A directory written by another layout is refused, never read.
+fn check_version(dir: &Path, found: u64) -> Result<()> {
+    if found == LAYOUT_VERSION {
+        return Ok(());
+    }
+    Err(StoreError::LayoutVersion {
+        path: dir.to_owned(),
+        found,
+        expected: LAYOUT_VERSION,
+    })
+}
+
 fn write_json_atomically(path: &Path, value: &impl Serialize) -> Result<()> {
     let tmp = path.with_extension("json.tmp");
     let bytes = serde_json::to_vec_pretty(value).map_err(|e| StoreError::Corrupt {
@@ -276,17 +284,8 @@ fn sync_dir(dir: &Path) -> Result<()> {
 fn load_collection(name: &str, dir: &Path, options: &OpenOptions) -> Result<Collection> {
     let path = dir.join(COLLECTION_FILE);
     let bytes = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;
-    let file: CollectionFile = serde_json::from_slice(&bytes).map_err(|e| StoreError::Corrupt {
-        path: path.clone(),
-        reason: e.to_string(),
-    })?;
-    if file.layout_version != LAYOUT_VERSION {
-        return Err(StoreError::LayoutVersion {
-            path: dir.to_owned(),
-            found: file.layout_version,
-            expected: LAYOUT_VERSION,
-        });
-    }
+    let file: CollectionFile = parse_json(&path, &bytes)?;
+    check_version(dir, file.layout_version)?;
     let shard_dir = dir.join(SHARD_DIR);
     let shard = EdgeShard::load(&shard_dir, Some(edge_config(&file.config, options)))
         .map_err(|e| backend(name, "open", e))?;
