@@ -25,6 +25,16 @@ fn splitmix(state: &mut u64) -> u64 {
     z ^ (z >> 31)
 }
 
+/// The hybrid search's first answer (a list of at most one hit).
+fn hybrid_first(engine: &mnemo_engine::Engine, query: &str) -> Vec<mnemo_store::ScoredPoint> {
+    let options = SearchOptions {
+        limit: 1,
+        mode: SearchMode::Hybrid,
+        ..SearchOptions::default()
+    };
+    engine.search(query, &options).unwrap()
+}
+
 fn text(payload: &serde_json::Map<String, Value>, field: &str) -> String {
     payload
         .get(field)
@@ -112,16 +122,7 @@ fn the_corpus_answers_its_own_titles_and_identifiers() {
                 },
             )
             .unwrap();
-        let hybrid = engine
-            .search(
-                &title,
-                &SearchOptions {
-                    limit: 1,
-                    mode: SearchMode::Hybrid,
-                    ..SearchOptions::default()
-                },
-            )
-            .unwrap();
+        let hybrid = hybrid_first(&engine, &title);
         // Tasks with the very same title are the same answer to a query made of that title:
         // they count as found, and the exact-task rate is printed beside.
         let found = |hits: &[mnemo_store::ScoredPoint]| {
@@ -162,16 +163,7 @@ fn the_corpus_answers_its_own_titles_and_identifiers() {
             numbered[(splitmix(&mut rng) % numbered.len() as u64) as usize],
             "number",
         );
-        let hits = engine
-            .search(
-                &number,
-                &SearchOptions {
-                    limit: 1,
-                    mode: SearchMode::Hybrid,
-                    ..SearchOptions::default()
-                },
-            )
-            .unwrap();
+        let hits = hybrid_first(&engine, &number);
         if hits
             .first()
             .is_some_and(|h| text(&h.payload, "number") == number)
@@ -192,16 +184,7 @@ fn the_corpus_answers_its_own_titles_and_identifiers() {
     ];
     let mut file_hits = 0;
     for name in files {
-        let hits = engine
-            .search(
-                name,
-                &SearchOptions {
-                    limit: 1,
-                    mode: SearchMode::Hybrid,
-                    ..SearchOptions::default()
-                },
-            )
-            .unwrap();
+        let hits = hybrid_first(&engine, name);
         if hits
             .first()
             .is_some_and(|h| text(&h.payload, "file").ends_with(name))
