@@ -18,12 +18,11 @@ const B: f32 = 0.5;
 /// Typical length, in tokens, of what is indexed (a task's number, title and file name).
 const AVERAGE_LENGTH: f32 = 16.0;
 
-/// The document vector: BM25's saturated term frequency per token.
-pub fn document_vector(text: &str) -> SparseVector {
-    let tokens = tokens(text);
+/// The document vector of `tokens`: BM25's saturated term frequency per token.
+pub fn document_vector(tokens: &[String]) -> SparseVector {
     let length = tokens.len() as f32;
     let mut frequencies: BTreeMap<u32, f32> = BTreeMap::new();
-    for token in &tokens {
+    for token in tokens {
         *frequencies.entry(term_id(token)).or_default() += 1.0;
     }
     let norm = K1 * (1.0 - B + B * length / AVERAGE_LENGTH);
@@ -34,16 +33,18 @@ pub fn document_vector(text: &str) -> SparseVector {
     SparseVector { indices, values }
 }
 
-/// The query vector: each distinct token once.
+/// The query vector: each distinct token once, the words inside an identifier together
+/// weighing as much as the identifier whole. A query for `plan-dev-v16-mcp-manager.md` is
+/// about that file: the items of that file (which hold its name whole) must outrank items
+/// that merely mention `plan`, `dev`, `manager` and `md` in their titles.
 pub fn query_vector(text: &str) -> SparseVector {
-    let mut ids: Vec<u32> = tokens(text).iter().map(|t| term_id(t)).collect();
-    ids.sort_unstable();
-    ids.dedup();
-    let values = vec![1.0; ids.len()];
-    SparseVector {
-        indices: ids,
-        values,
+    let mut weights: BTreeMap<u32, f32> = BTreeMap::new();
+    for (token, weight) in weighted_tokens(text) {
+        let entry = weights.entry(term_id(&token)).or_default();
+        *entry = entry.max(weight);
     }
+    let (indices, values) = weights.into_iter().unzip();
+    SparseVector { indices, values }
 }
 
 /// 32-bit FNV-1a: stable across versions and platforms, which the stored vectors rely on.
@@ -53,28 +54,63 @@ fn term_id(token: &str) -> u32 {
     })
 }
 
+/// Lowercased, accent-folded runs of letters, digits and joiners.
+fn chunks(folded: &str) -> impl Iterator<Item = &str> {
+    folded
+        .split(|c: char| !(c.is_alphanumeric() || is_joiner(c)))
+        .map(|chunk| chunk.trim_matches(is_joiner))
+        .filter(|chunk| !chunk.is_empty())
+}
+
+/// The tokens a file's name adds to each of its items: the name whole, and without its
+/// extension; not the words inside it, which every item of the file would then match, drowning
+/// a query for those words (`complete` in `roadmap_complete_2.md`) in that file's items.
+pub fn name_tokens(name: &str) -> Vec<String> {
+    let folded = fold(name);
+    chunks(&folded).flat_map(whole_tokens).collect()
+}
+
+/// A chunk as a token, and a file name's stem beside it (`plan-dev-v57` of `plan-dev-v57.md`),
+/// so that a query for the name or for the stem finds a file's items, the name counting twice.
+fn whole_tokens(chunk: &str) -> impl Iterator<Item = String> + '_ {
+    std::iter::once(chunk)
+        .chain(file_stem(chunk))
+        .map(str::to_owned)
+}
+
+/// `name` without its extension, when it ends with one (1 to 8 letters or digits, a letter
+/// among them: `.md`, `.json`, `.mp4`, not the `.1` of `2.1`).
+pub(crate) fn file_stem(name: &str) -> Option<&str> {
+    let (stem, extension) = name.rsplit_once('.')?;
+    let is_extension = (1..=8).contains(&extension.len())
+        && extension.chars().all(|c| c.is_ascii_alphanumeric())
+        && extension.chars().any(|c| c.is_ascii_alphabetic());
+    (is_extension && !stem.is_empty()).then_some(stem)
+}
+
 pub fn tokens(text: &str) -> Vec<String> {
+    weighted_tokens(text)
+        .into_iter()
+        .map(|(token, _)| token)
+        .collect()
+}
+
+/// The tokens of `text`, each with 1, but a word inside an identifier with its share of 1.
+fn weighted_tokens(text: &str) -> Vec<(String, f32)> {
     let mut out = Vec::new();
     let folded = fold(text);
-    for chunk in folded.split(|c: char| !(c.is_alphanumeric() || is_joiner(c))) {
-        let chunk = chunk.trim_matches(is_joiner);
-        if chunk.is_empty() {
-            continue;
-        }
-        let parts: Vec<&str> = chunk.split(is_joiner).filter(|p| !p.is_empty()).collect();
-        if parts.len() == 1 {
-            out.push(chunk.to_owned());
-            continue;
-        }
-        out.push(chunk.to_owned());
+    for chunk in chunks(&folded) {
+        out.extend(whole_tokens(chunk).map(|token| (token, 1.0)));
         // Words inside a name match alone; the digits of a number (`2` of `2.1.2.1`) would
         // only lengthen the document and match every other number.
-        out.extend(
-            parts
-                .into_iter()
-                .filter(|p| p.chars().any(char::is_alphabetic))
-                .map(str::to_owned),
-        );
+        let words: Vec<&str> = chunk
+            .split(is_joiner)
+            .filter(|part| part.chars().any(char::is_alphabetic))
+            .collect();
+        if chunk.contains(is_joiner) && !words.is_empty() {
+            let share = 1.0 / words.len() as f32;
+            out.extend(words.into_iter().map(|word| (word.to_owned(), share)));
+        }
     }
     out
 }
@@ -118,6 +154,7 @@ mod tests {
                 "l",
                 "api",
                 "plan-dev-v57.md",
+                "plan-dev-v57",
                 "plan",
                 "dev",
                 "v57",
@@ -127,11 +164,41 @@ mod tests {
     }
 
     #[test]
+    fn a_file_name_is_a_token_whole_and_without_its_extension() {
+        assert_eq!(
+            name_tokens("roadmap_complete_2.md"),
+            ["roadmap_complete_2.md", "roadmap_complete_2"]
+        );
+        assert_eq!(name_tokens("README"), ["readme"]);
+        // A query for the name holds it whole.
+        assert!(tokens("Roadmap_Complete_2.md").contains(&"roadmap_complete_2.md".to_owned()));
+    }
+
+    #[test]
     fn repeated_terms_saturate() {
-        let once = document_vector("cache");
-        let thrice = document_vector("cache cache cache");
+        let once = document_vector(&tokens("cache"));
+        let thrice = document_vector(&tokens("cache cache cache"));
         assert_eq!(once.indices, thrice.indices);
         assert!(thrice.values[0] > once.values[0] && thrice.values[0] < K1 + 1.0);
         assert_eq!(query_vector("Cache cache CACHE").values, vec![1.0]);
+    }
+
+    #[test]
+    fn the_words_of_an_identifier_share_its_weight_in_a_query() {
+        let query = query_vector("voir plan-dev.md");
+        let weight = |token: &str| {
+            let id = term_id(token);
+            query
+                .indices
+                .iter()
+                .position(|&i| i == id)
+                .map(|at| query.values[at])
+        };
+        assert_eq!(weight("voir"), Some(1.0));
+        assert_eq!(weight("plan-dev.md"), Some(1.0));
+        assert_eq!(weight("plan-dev"), Some(1.0));
+        assert_eq!(weight("plan"), Some(1.0 / 3.0));
+        assert_eq!(weight("md"), Some(1.0 / 3.0));
+        assert_eq!(weight("dev.md"), None);
     }
 }

@@ -11,7 +11,7 @@
 //! Embedding and writing overlap: batches go to a writer thread through a bounded channel, so
 //! the embedder never waits for the disk and memory holds at most a few batches.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, sync_channel};
 use std::time::{Duration, Instant};
@@ -26,7 +26,7 @@ use serde_json::{Map, Value};
 
 use crate::payload::{passage_json, task_json};
 use crate::sources::{Skipped, SourceFile, collect_sources};
-use crate::{DENSE_VECTOR, Engine, EngineError, KEYWORD_VECTOR, Result, bm25};
+use crate::{DENSE_VECTOR, Engine, EngineError, KEYWORD_VECTOR, Result, TITLE_VECTOR, bm25};
 
 #[derive(Debug, Clone)]
 pub struct IndexOptions {
@@ -70,9 +70,11 @@ pub struct IndexSummary {
     pub skipped: Vec<String>,
     pub tasks: usize,
     pub passages: usize,
-    /// Texts run through the model.
+    /// Points written: new, or changed since the last run.
+    pub written: usize,
+    /// Texts run through the model (a task with a body has two: title and body, and title).
     pub embedded: usize,
-    /// Points written with a vector the store already had for their text.
+    /// Texts whose vector the store or this run already had.
     pub reused: usize,
     /// Points left as they were.
     pub unchanged: usize,
@@ -88,19 +90,36 @@ pub struct IndexSummary {
     pub total_seconds: f64,
 }
 
-impl IndexSummary {
-    pub fn written(&self) -> usize {
-        self.embedded + self.reused
+/// A text to embed, with the hash that keys its vector: a vector is a function of the text
+/// and the model only, so any point's vector for the same hash and model can be reused.
+struct HashedText {
+    hash: String,
+    text: String,
+}
+
+impl HashedText {
+    fn new(text: String) -> Self {
+        Self {
+            hash: blake3::hash(text.as_bytes()).to_hex()[..32].to_owned(),
+            text,
+        }
     }
+}
+
+/// What the index derives from a task or passage to find it by.
+struct SearchTexts {
+    /// What the `dense` vector embeds: a task's title and body, a passage's text.
+    embed: HashedText,
+    /// What the `title` vector embeds, for a task whose title alone is not `embed`.
+    title: Option<HashedText>,
+    /// The BM25 document's tokens.
+    keywords: Vec<String>,
 }
 
 /// A task or passage as it should be stored.
 struct Wanted {
     id: PointId,
-    /// Of `embed_text`: what the vector is a function of (with the model).
-    embed_hash: String,
-    embed_text: String,
-    keywords: String,
+    texts: SearchTexts,
     payload: Map<String, Value>,
     payload_hash: String,
 }
@@ -140,15 +159,16 @@ struct ReadFile {
 /// The version of what the index derives from a file (payload fields, the texts embedded and
 /// keyword-indexed). Stored in every payload, so it is part of each point's fingerprint: a
 /// version that derives differently rewrites every point once (reusing stored vectors).
-const INDEX_FORMAT: u32 = 1;
+const INDEX_FORMAT: u32 = 2;
 
 /// The fields filters use, indexed in both collections.
-const INDEXED_FIELDS: [(&str, FieldType); 15] = [
+const INDEXED_FIELDS: [(&str, FieldType); 16] = [
     ("file", FieldType::Keyword),
     ("file_hash", FieldType::Keyword),
     ("dirs", FieldType::Keyword),
     ("text_hash", FieldType::Keyword),
     ("embed_hash", FieldType::Keyword),
+    ("title_hash", FieldType::Keyword),
     ("model", FieldType::Keyword),
     ("id", FieldType::Keyword),
     ("status", FieldType::Keyword),
@@ -168,14 +188,16 @@ impl Engine {
         let store = self.store();
         if store.list_collections()?.iter().any(|c| c == name) {
             let info = store.collection_info(name)?;
-            let dense = info.config.vectors.get(DENSE_VECTOR);
-            if dense.map(|v| v.size) != Some(self.dim())
+            let has_dense =
+                |vector: &str| info.config.vectors.get(vector).map(|v| v.size) == Some(self.dim());
+            if !has_dense(DENSE_VECTOR)
+                || !has_dense(TITLE_VECTOR)
                 || !info.config.sparse_vectors.contains_key(KEYWORD_VECTOR)
             {
                 return Err(EngineError::IncompatibleCollection {
                     name: name.to_owned(),
                     reason: format!(
-                        "it does not hold `{DENSE_VECTOR}` vectors of {} dimensions and `{KEYWORD_VECTOR}` keyword vectors",
+                        "it does not hold `{DENSE_VECTOR}` and `{TITLE_VECTOR}` vectors of {} dimensions and `{KEYWORD_VECTOR}` keyword vectors",
                         self.dim()
                     ),
                 });
@@ -190,6 +212,7 @@ impl Engine {
         }
         let config = CollectionConfig::default()
             .with_vector(DENSE_VECTOR, self.dim(), Distance::Cosine)
+            .with_vector(TITLE_VECTOR, self.dim(), Distance::Cosine)
             .with_sparse_vector(KEYWORD_VECTOR, true);
         store.create_collection(name, &config)?;
         for (field, field_type) in INDEXED_FIELDS {
@@ -294,7 +317,7 @@ impl Engine {
                         let (unchanged, changed): (Vec<Wanted>, Vec<Wanted>) =
                             wanted.into_iter().partition(|w| {
                                 existing.get(&w.id).is_some_and(|f| {
-                                    f.embed_hash == w.embed_hash
+                                    f.embed_hash == w.texts.embed.hash
                                         && f.payload_hash == w.payload_hash
                                         && f.model == model
                                 })
@@ -340,7 +363,7 @@ impl Engine {
         }
         summary.store_seconds += delete_started.elapsed().as_secs_f64();
 
-        if options.optimize && (summary.written() > 0 || summary.removed > 0) {
+        if options.optimize && (summary.written > 0 || summary.removed > 0) {
             progress.phase("building the search index");
             let optimize_started = Instant::now();
             for collection in collections {
@@ -393,7 +416,7 @@ impl Engine {
             collection,
             filter,
             Fingerprint::FIELDS.as_slice(),
-            false,
+            &[],
             |record| {
                 found.insert(record.id, Fingerprint::of(&record.payload));
             },
@@ -407,15 +430,16 @@ impl Engine {
         collection: &str,
         filter: Filter,
         fields: &[&str],
-        with_vectors: bool,
+        vectors: &[&str],
         mut each: impl FnMut(mnemo_store::Record),
     ) -> Result<()> {
         let mut request = ScrollRequest::new(1024);
         request.filter = Some(filter);
         request.with_payload =
             PayloadSelection::Fields(fields.iter().map(|f| (*f).to_owned()).collect());
-        if with_vectors {
-            request.with_vectors = VectorSelection::Names(vec![DENSE_VECTOR.to_owned()]);
+        if !vectors.is_empty() {
+            request.with_vectors =
+                VectorSelection::Names(vectors.iter().map(|v| (*v).to_owned()).collect());
         }
         loop {
             let page = self.store().scroll(collection, request.clone())?;
@@ -436,64 +460,83 @@ impl Engine {
         in_flight: &mut InFlight,
         summary: &mut IndexSummary,
     ) -> Result<Vec<Point>> {
-        let model = self.model_id();
+        let texts: Vec<&HashedText> = batch
+            .iter()
+            .flat_map(|w| std::iter::once(&w.texts.embed).chain(&w.texts.title))
+            .collect();
         let mut vectors: HashMap<String, Vec<f32>> = HashMap::new();
-        for wanted in batch {
-            if let Some(vector) = in_flight.get(&wanted.embed_hash) {
-                vectors.insert(wanted.embed_hash.clone(), vector.clone());
+        for text in &texts {
+            if let Some(vector) = in_flight.get(&text.hash) {
+                vectors.insert(text.hash.clone(), vector.clone());
             }
         }
-        let hashes: Vec<MatchValue> = batch
+        let hashes: Vec<MatchValue> = texts
             .iter()
-            .filter(|w| !vectors.contains_key(&w.embed_hash))
-            .map(|w| w.embed_hash.clone())
+            .filter(|t| !vectors.contains_key(&t.hash))
+            .map(|t| t.hash.clone())
             .collect::<HashSet<_>>()
             .into_iter()
             .map(MatchValue::Keyword)
             .collect();
-        let cached = Filter::must([
-            Condition::any("embed_hash", hashes),
-            Condition::matches("model", model),
-        ]);
-        let store_started = Instant::now();
-        self.scroll_all(collection, cached, &["embed_hash"], true, |record| {
-            if let (Some(Value::String(hash)), Some(Vector::Dense(vector))) = (
-                record.payload.get("embed_hash"),
-                record.vectors.get(DENSE_VECTOR),
-            ) {
-                vectors
-                    .entry(hash.clone())
-                    .or_insert_with(|| vector.clone());
-            }
-        })?;
-        summary.store_seconds += store_started.elapsed().as_secs_f64();
+        if !hashes.is_empty() {
+            // A stored title vector serves a text equal to that title, and the other way round.
+            let cached = Filter {
+                must: vec![Condition::matches("model", self.model_id())],
+                should: vec![
+                    Condition::any("embed_hash", hashes.clone()),
+                    Condition::any("title_hash", hashes),
+                ],
+                ..Filter::default()
+            };
+            let store_started = Instant::now();
+            self.scroll_all(
+                collection,
+                cached,
+                &["embed_hash", "title_hash"],
+                &[DENSE_VECTOR, TITLE_VECTOR],
+                |record| {
+                    for (field, vector) in
+                        [("embed_hash", DENSE_VECTOR), ("title_hash", TITLE_VECTOR)]
+                    {
+                        if let (Some(Value::String(hash)), Some(Vector::Dense(values))) =
+                            (record.payload.get(field), record.vectors.get(vector))
+                        {
+                            vectors
+                                .entry(hash.clone())
+                                .or_insert_with(|| values.clone());
+                        }
+                    }
+                },
+            )?;
+            summary.store_seconds += store_started.elapsed().as_secs_f64();
+        }
 
-        let mut to_embed: Vec<&Wanted> = Vec::new();
+        let mut to_embed: Vec<&HashedText> = Vec::new();
         let mut queued: HashSet<&str> = HashSet::new();
-        for wanted in batch {
-            if !vectors.contains_key(&wanted.embed_hash) && queued.insert(&wanted.embed_hash) {
-                to_embed.push(wanted);
+        for text in &texts {
+            if !vectors.contains_key(&text.hash) && queued.insert(&text.hash) {
+                to_embed.push(text);
             }
         }
         if !to_embed.is_empty() {
             let embed_started = Instant::now();
-            let texts: Vec<&str> = to_embed.iter().map(|w| w.embed_text.as_str()).collect();
-            let embeddings = self.embedder().embed(&texts)?;
+            let strings: Vec<&str> = to_embed.iter().map(|t| t.text.as_str()).collect();
+            let embeddings = self.embedder().embed(&strings)?;
             let mut embedded = HashMap::with_capacity(to_embed.len());
-            for (wanted, row) in to_embed.iter().zip(embeddings.rows()) {
-                vectors.insert(wanted.embed_hash.clone(), row.to_vec());
-                embedded.insert(wanted.embed_hash.clone(), row.to_vec());
+            for (text, row) in to_embed.iter().zip(embeddings.rows()) {
+                vectors.insert(text.hash.clone(), row.to_vec());
+                embedded.insert(text.hash.clone(), row.to_vec());
             }
             in_flight.push(embedded);
             summary.embed_seconds += embed_started.elapsed().as_secs_f64();
         }
         summary.embedded += to_embed.len();
-        summary.reused += batch.len() - to_embed.len();
+        summary.reused += texts.len() - to_embed.len();
 
         let indexed_at = now_rfc3339();
         let mut points = Vec::with_capacity(batch.len());
         for wanted in batch {
-            let Some(dense) = vectors.get(&wanted.embed_hash) else {
+            let Some(dense) = vectors.get(&wanted.texts.embed.hash) else {
                 continue;
             };
             let mut payload = wanted.payload.clone();
@@ -502,19 +545,29 @@ impl Engine {
                 Value::String(wanted.payload_hash.clone()),
             );
             payload.insert("indexed_at".into(), Value::String(indexed_at.clone()));
+            let mut point_vectors: BTreeMap<String, Vector> = [
+                (DENSE_VECTOR.to_owned(), Vector::Dense(dense.clone())),
+                (
+                    KEYWORD_VECTOR.to_owned(),
+                    Vector::Sparse(bm25::document_vector(&wanted.texts.keywords)),
+                ),
+            ]
+            .into();
+            if let Some(title) = wanted
+                .texts
+                .title
+                .as_ref()
+                .and_then(|t| vectors.get(&t.hash))
+            {
+                point_vectors.insert(TITLE_VECTOR.to_owned(), Vector::Dense(title.clone()));
+            }
             points.push(Point {
                 id: wanted.id,
-                vectors: [
-                    (DENSE_VECTOR.to_owned(), Vector::Dense(dense.clone())),
-                    (
-                        KEYWORD_VECTOR.to_owned(),
-                        Vector::Sparse(bm25::document_vector(&wanted.keywords)),
-                    ),
-                ]
-                .into(),
+                vectors: point_vectors,
                 payload: Value::Object(payload),
             });
         }
+        summary.written += points.len();
         Ok(points)
     }
 
@@ -541,7 +594,7 @@ impl Engine {
             return Ok(Vec::new());
         }
         let mut vanished = Vec::new();
-        self.scroll_all(collection, in_scope, &["file"], false, |record| {
+        self.scroll_all(collection, in_scope, &["file"], &[], |record| {
             let file = record
                 .payload
                 .get("file")
@@ -634,8 +687,8 @@ const WRITE_QUEUE: usize = 2;
 struct InFlight(std::collections::VecDeque<HashMap<String, Vec<f32>>>);
 
 impl InFlight {
-    fn get(&self, embed_hash: &str) -> Option<&Vec<f32>> {
-        self.0.iter().rev().find_map(|batch| batch.get(embed_hash))
+    fn get(&self, text_hash: &str) -> Option<&Vec<f32>> {
+        self.0.iter().rev().find_map(|batch| batch.get(text_hash))
     }
 
     fn push(&mut self, batch: HashMap<String, Vec<f32>>) {
@@ -704,24 +757,23 @@ fn wanted(
     file: &ReadFile,
     kind: &str,
     item_id: &str,
-    embed_text: String,
-    keywords: String,
+    texts: SearchTexts,
     mut payload: Map<String, Value>,
 ) -> Wanted {
-    let embed_hash = blake3::hash(embed_text.as_bytes()).to_hex()[..32].to_owned();
     payload.insert("kind".into(), Value::String(kind.to_owned()));
     payload.insert("index_format".into(), Value::from(INDEX_FORMAT));
     payload.insert("file_hash".into(), Value::String(file.file_hash.clone()));
     payload.insert("dirs".into(), Value::Array(ancestors(&file.path)));
     payload.insert("model".into(), Value::String(engine.model_id().to_owned()));
-    payload.insert("embed_hash".into(), Value::String(embed_hash.clone()));
+    payload.insert("embed_hash".into(), Value::String(texts.embed.hash.clone()));
+    if let Some(title) = &texts.title {
+        payload.insert("title_hash".into(), Value::String(title.hash.clone()));
+    }
     let serialized = serde_json::to_vec(&payload).unwrap_or_default();
     let payload_hash = blake3::hash(&serialized).to_hex()[..32].to_owned();
     Wanted {
         id: point_id(&file.path, item_id),
-        embed_hash,
-        embed_text,
-        keywords,
+        texts,
         payload,
         payload_hash,
     }
@@ -736,6 +788,10 @@ fn wanted_tasks(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
             } else {
                 format!("{}\n{}", task.title, task.body)
             };
+            // A query made of a task's title must find it, yet a long body moves the task's
+            // vector away from its title: such a task also gets a vector of its title alone.
+            let title = (embed_text != task.title && !task.title.trim().is_empty())
+                .then(|| HashedText::new(task.title.clone()));
             if embed_text.trim().is_empty() {
                 // A bare checkbox: the model refuses empty text, and its heading says what it
                 // belongs to.
@@ -746,22 +802,25 @@ fn wanted_tasks(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
                     .cloned()
                     .unwrap_or_else(|| format!("task in {}", file_name(&file.path)));
             }
-            // The title, its number and its file's name, and nothing longer: BM25 discounts long
+            // The title, its number and its file's name (whole), and nothing longer: BM25 discounts long
             // documents, and a task's headings would make a task under deep headings lose to a
             // shallow one that shares fewer of the query's words.
-            let keywords = format!(
-                "{} {} {}",
+            let mut keywords = bm25::tokens(&format!(
+                "{} {}",
                 task.number.as_deref().unwrap_or_default(),
-                task.title,
-                file_name(&file.path)
-            );
+                task.title
+            ));
+            keywords.extend(bm25::name_tokens(&file_name(&file.path)));
             all.push(wanted(
                 engine,
                 file,
                 "task",
                 &task.id,
-                embed_text,
-                keywords,
+                SearchTexts {
+                    embed: HashedText::new(embed_text),
+                    title,
+                    keywords,
+                },
                 task_json(&file.path, task),
             ));
         }
@@ -773,21 +832,23 @@ fn wanted_passages(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
     let mut all = Vec::new();
     for file in files {
         for passage in &file.document.passages {
-            let keywords = format!(
-                "{} {} {} {}",
+            let mut keywords = bm25::tokens(&format!(
+                "{} {}",
                 passage.section_path.join(" "),
-                passage.text,
-                file.document.source,
-                file_name(&file.path)
-            );
+                passage.text
+            ));
+            keywords.extend(bm25::name_tokens(&file_name(&file.path)));
             let payload = passage_json(&file.path, passage);
             all.push(wanted(
                 engine,
                 file,
                 "passage",
                 &passage.id,
-                passage.text.clone(),
-                keywords,
+                SearchTexts {
+                    embed: HashedText::new(passage.text.clone()),
+                    title: None,
+                    keywords,
+                },
                 payload,
             ));
         }

@@ -33,6 +33,9 @@ pub const TASKS_COLLECTION: &str = "tasks";
 pub const PASSAGES_COLLECTION: &str = "passages";
 /// The model's vector in engine collections.
 pub const DENSE_VECTOR: &str = "dense";
+/// The model's vector of a task's title alone, in engine collections, for the tasks whose
+/// `dense` vector embeds a body too.
+pub const TITLE_VECTOR: &str = "title";
 /// The BM25 keyword vector in engine collections.
 pub const KEYWORD_VECTOR: &str = "bm25";
 

@@ -1,15 +1,15 @@
 //! Questions to the index: semantic and hybrid search, tasks similar to a task, and clusters
 //! of near-duplicate tasks.
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use mnemo_store::{
-    Condition, Filter, FusionRequest, FusionSource, NearestQuery, PayloadSelection, PointId,
-    ScoredPoint, SearchRequest, Vector, VectorSelection,
+    Condition, Filter, NearestQuery, PayloadSelection, PointId, ScoredPoint, SearchRequest, Vector,
+    VectorSelection,
 };
 use serde_json::Value;
 
-use crate::{DENSE_VECTOR, Engine, EngineError, KEYWORD_VECTOR, Result, bm25};
+use crate::{DENSE_VECTOR, Engine, EngineError, KEYWORD_VECTOR, Result, TITLE_VECTOR, bm25};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SearchMode {
@@ -18,6 +18,8 @@ pub enum SearchMode {
     Dense,
     /// Dense and BM25 keyword results fused by reciprocal rank.
     Hybrid,
+    /// BM25 keyword results alone.
+    Keyword,
 }
 
 #[derive(Debug, Clone)]
@@ -69,13 +71,7 @@ fn looks_like_identifier(query: &str) -> bool {
             && word
                 .split('.')
                 .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()));
-        let named = word.contains('/')
-            || word.rsplit_once('.').is_some_and(|(stem, ext)| {
-                !stem.is_empty()
-                    && (1..=8).contains(&ext.len())
-                    && ext.chars().all(|c| c.is_ascii_alphanumeric())
-                    && ext.chars().any(|c| c.is_ascii_alphabetic())
-            });
+        let named = word.contains('/') || bm25::file_stem(word).is_some();
         numbered || named
     })
 }
@@ -98,56 +94,95 @@ impl Engine {
     }
 
     pub fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<ScoredPoint>> {
-        let dense = NearestQuery {
-            using: DENSE_VECTOR.to_owned(),
-            vector: Vector::Dense(self.query_vector(query)?),
-        };
         let filter = (!options.filter.is_empty()).then(|| options.filter.clone());
+        let collection = &options.collection;
         let mut hits = match options.mode {
             SearchMode::Dense => {
-                let mut request = SearchRequest::new(dense, options.limit);
-                request.ef = Some(SEARCH_EF);
-                request.filter = filter;
+                let vector = self.query_vector(query)?;
+                let mut requests = model_requests(&vector, filter, options.limit);
+                for request in &mut requests {
+                    request.score_threshold = options.score_threshold;
+                }
+                let answers = self.store().search_batch(collection, requests)?;
+                let mut hits = best_of_each_point(answers);
+                hits.truncate(options.limit);
+                hits
+            }
+            SearchMode::Keyword => {
+                let mut request = keyword_request(query, filter, options.limit);
                 request.score_threshold = options.score_threshold;
-                self.store().search(&options.collection, request)?
+                self.store().search(collection, request)?
             }
             SearchMode::Hybrid => {
-                let keywords = NearestQuery {
-                    using: KEYWORD_VECTOR.to_owned(),
-                    vector: Vector::Sparse(bm25::query_vector(query)),
-                };
-                let depth = (options.limit * FUSION_DEPTH).max(50);
                 let keyword_weight = if looks_like_identifier(query) {
                     IDENTIFIER_KEYWORD_WEIGHT
                 } else {
                     1.0
                 };
-                self.store().search_fused(
-                    &options.collection,
-                    FusionRequest {
-                        sources: vec![
-                            FusionSource {
-                                query: dense,
-                                limit: depth,
-                                weight: 1.0,
-                            },
-                            FusionSource {
-                                query: keywords,
-                                limit: depth,
-                                weight: keyword_weight,
-                            },
+                let vector = self.query_vector(query)?;
+                let depth = (options.limit * FUSION_DEPTH).max(50);
+                let candidates: BTreeSet<PointId> = self
+                    .store()
+                    .search_batch(
+                        collection,
+                        hybrid_requests(&vector, query, filter, depth, false),
+                    )?
+                    .into_iter()
+                    .flatten()
+                    .map(|hit| hit.id)
+                    .collect();
+                if candidates.is_empty() {
+                    Vec::new()
+                } else {
+                    // Each list cut at `depth` may keep different ones of many equal points
+                    // (twenty copies of a task text): ranked again over the union of their
+                    // candidates, every candidate has its place in every list.
+                    let count = candidates.len();
+                    let within = Filter::must([Condition::has_id(candidates)]);
+                    let mut answers = self.store().search_batch(
+                        collection,
+                        hybrid_requests(&vector, query, Some(within), count, true),
+                    )?;
+                    let keyword_hits = answers.pop().unwrap_or_default();
+                    let fused = reciprocal_rank_fusion(
+                        &[
+                            (best_of_each_point(answers), 1.0),
+                            (keyword_hits, keyword_weight),
                         ],
-                        filter,
-                        limit: options.limit,
-                        with_payload: PayloadSelection::All,
-                    },
-                )?
+                        options.limit,
+                    );
+                    self.with_payloads(collection, fused)?
+                }
             }
         };
         for hit in &mut hits {
             strip_internal_fields(&mut hit.payload);
         }
         Ok(hits)
+    }
+
+    /// `hits` with their payloads, in the same order.
+    fn with_payloads(&self, collection: &str, hits: Vec<ScoredPoint>) -> Result<Vec<ScoredPoint>> {
+        let ids: Vec<PointId> = hits.iter().map(|h| h.id).collect();
+        let mut payloads: HashMap<PointId, serde_json::Map<String, Value>> = self
+            .store()
+            .get(
+                collection,
+                &ids,
+                PayloadSelection::All,
+                VectorSelection::None,
+            )?
+            .into_iter()
+            .map(|record| (record.id, record.payload))
+            .collect();
+        Ok(hits
+            .into_iter()
+            .filter_map(|mut hit| {
+                // A point deleted between the search and this read is left out.
+                hit.payload = payloads.remove(&hit.id)?;
+                Some(hit)
+            })
+            .collect())
     }
 
     /// The point with this point id, or failing that, the task or passage with this id.
@@ -256,7 +291,7 @@ impl Engine {
             Ok(())
         };
         let mut failure = None;
-        self.scroll_all(collection, filter.clone(), &[], true, |record| {
+        self.scroll_all(collection, filter.clone(), &[], &[DENSE_VECTOR], |record| {
             if failure.is_some() {
                 return;
             }
@@ -339,6 +374,113 @@ impl Engine {
     }
 }
 
+/// The searches of the model's vectors: a task whose body is long has, beside the vector of
+/// its title and body, one of its title alone, and a point scores its better match.
+fn model_requests(vector: &[f32], filter: Option<Filter>, limit: usize) -> Vec<SearchRequest> {
+    [DENSE_VECTOR, TITLE_VECTOR]
+        .into_iter()
+        .map(|using| {
+            let mut request = SearchRequest::new(
+                NearestQuery {
+                    using: using.to_owned(),
+                    vector: Vector::Dense(vector.to_vec()),
+                },
+                limit,
+            );
+            request.ef = Some(SEARCH_EF);
+            request.filter = filter.clone();
+            request
+        })
+        .collect()
+}
+
+fn keyword_request(query: &str, filter: Option<Filter>, limit: usize) -> SearchRequest {
+    let mut request = SearchRequest::new(
+        NearestQuery {
+            using: KEYWORD_VECTOR.to_owned(),
+            vector: Vector::Sparse(bm25::query_vector(query)),
+        },
+        limit,
+    );
+    request.filter = filter;
+    request
+}
+
+/// The model's searches and the keyword search, without payloads; `exact` over a small set of
+/// candidates.
+fn hybrid_requests(
+    vector: &[f32],
+    query: &str,
+    filter: Option<Filter>,
+    limit: usize,
+    exact: bool,
+) -> Vec<SearchRequest> {
+    let keywords = keyword_request(query, filter.clone(), limit);
+    let mut requests = model_requests(vector, filter, limit);
+    requests.push(keywords);
+    for request in &mut requests {
+        request.with_payload = PayloadSelection::None;
+        request.exact = exact;
+    }
+    requests
+}
+
+/// One ranking from several, each point at its best score. Each list holds the `limit` best of
+/// its vector, so the first `limit` of the merge are exact: a point that belongs there has its
+/// best score in some list, where fewer than `limit` points beat it.
+fn best_of_each_point(lists: Vec<Vec<ScoredPoint>>) -> Vec<ScoredPoint> {
+    let mut best: HashMap<PointId, ScoredPoint> = HashMap::new();
+    for hit in lists.into_iter().flatten() {
+        match best.get(&hit.id) {
+            Some(kept) if kept.score >= hit.score => {}
+            _ => {
+                best.insert(hit.id, hit);
+            }
+        }
+    }
+    let mut merged: Vec<ScoredPoint> = best.into_values().collect();
+    merged.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    merged
+}
+
+/// Scores closer than this are the same: a text embedded in two batches of different shapes
+/// may differ in the last bits.
+const SAME_SCORE: f32 = 1e-6;
+
+/// The reciprocal-rank constant of Cormack et al. (and Qdrant): ranks 1 and 2 of one list
+/// weigh nearly alike, so a point high in every list beats one first in a single list.
+const RRF_K: f32 = 60.0;
+
+/// Weighted reciprocal rank fusion: a point scores the sum over the lists of
+/// `weight / (RRF_K + rank)`, ranks from 1. Points with equal scores in a list share its rank
+/// (1, 2, 2, 4): twenty copies of one task text are equally near the query, and the order the
+/// store happened to list them in must not decide which of them the other list can lift.
+fn reciprocal_rank_fusion(lists: &[(Vec<ScoredPoint>, f32)], limit: usize) -> Vec<ScoredPoint> {
+    let mut scores: HashMap<PointId, f32> = HashMap::new();
+    for (hits, weight) in lists {
+        let mut rank = 0;
+        for (position, hit) in hits.iter().enumerate() {
+            let tied = position > 0 && hits[position - 1].score - hit.score <= SAME_SCORE;
+            if !tied {
+                rank = position + 1;
+            }
+            *scores.entry(hit.id).or_default() += weight / (RRF_K + rank as f32);
+        }
+    }
+    let mut fused: Vec<ScoredPoint> = scores
+        .into_iter()
+        .map(|(id, score)| ScoredPoint {
+            id,
+            score,
+            payload: serde_json::Map::new(),
+            vectors: BTreeMap::new(),
+        })
+        .collect();
+    fused.sort_by(|a, b| b.score.total_cmp(&a.score).then(a.id.cmp(&b.id)));
+    fused.truncate(limit);
+    fused
+}
+
 /// Bookkeeping fields of the index, not of the task.
 fn strip_internal_fields(payload: &mut serde_json::Map<String, Value>) {
     for field in ["dirs", "payload_hash", "index_format"] {
@@ -348,6 +490,46 @@ fn strip_internal_fields(payload: &mut serde_json::Map<String, Value>) {
 
 #[cfg(test)]
 mod tests {
+    use super::*;
+
+    fn hit(id: u64, score: f32) -> ScoredPoint {
+        ScoredPoint {
+            id: PointId::Num(id),
+            score,
+            payload: serde_json::Map::new(),
+            vectors: BTreeMap::new(),
+        }
+    }
+
+    #[test]
+    fn equal_scores_share_a_rank_in_the_fusion() {
+        // 1, 2 and 3 tie in the model's list; the keyword list prefers 3, then 4.
+        let model = vec![hit(1, 0.9), hit(2, 0.9), hit(3, 0.9), hit(4, 0.5)];
+        let keywords = vec![hit(3, 7.0), hit(4, 6.0)];
+        let fused = reciprocal_rank_fusion(&[(model, 1.0), (keywords, 1.0)], 3);
+        let ids: Vec<_> = fused.iter().map(|h| h.id).collect();
+        assert_eq!(ids, [PointId::Num(3), PointId::Num(4), PointId::Num(1)]);
+        assert!((fused[0].score - 2.0 / 61.0).abs() < 1e-7);
+        assert!((fused[1].score - (1.0 / 64.0 + 1.0 / 62.0)).abs() < 1e-7);
+    }
+
+    #[test]
+    fn a_point_keeps_its_best_score_of_several_lists() {
+        let merged = best_of_each_point(vec![
+            vec![hit(1, 0.8), hit(2, 0.7)],
+            vec![hit(2, 0.95), hit(3, 0.6)],
+        ]);
+        let ranked: Vec<_> = merged.iter().map(|h| (h.id, h.score)).collect();
+        assert_eq!(
+            ranked,
+            [
+                (PointId::Num(2), 0.95),
+                (PointId::Num(1), 0.8),
+                (PointId::Num(3), 0.6)
+            ]
+        );
+    }
+
     #[test]
     fn identifiers_are_told_from_prose() {
         for query in [
@@ -357,10 +539,10 @@ mod tests {
             "voir docs/api",
             "(1.2)",
         ] {
-            assert!(super::looks_like_identifier(query), "{query}");
+            assert!(looks_like_identifier(query), "{query}");
         }
         for query in ["ajouter des tests", "v2 du cache", "1 2 3", "fin."] {
-            assert!(!super::looks_like_identifier(query), "{query}");
+            assert!(!looks_like_identifier(query), "{query}");
         }
     }
 }

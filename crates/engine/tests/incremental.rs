@@ -6,7 +6,7 @@ mod common;
 use std::fs;
 use std::path::Path;
 
-use mnemo_engine::{IndexOptions, IndexSummary, Quiet, SearchOptions};
+use mnemo_engine::{IndexOptions, IndexSummary, Quiet, SearchMode, SearchOptions};
 
 const PLAN: &str = "# Plan\n\n## Phase 1\n\nLe cache doit tenir la charge.\n\n- [ ] **1.1** Écrire le client HTTP\n- [ ] **1.2** Ajouter le cache LRU\n  - [x] **1.2.1** Mesurer le taux de succès\n\n## Phase 2\n\n- [ ] **2.1** Documenter l'API\n";
 const OTHER: &str = "# Notes\n\n- [ ] Préparer la démo\n- [ ] Relire la documentation\n";
@@ -206,4 +206,59 @@ fn bare_checkboxes_are_indexed_under_their_heading() {
         .search("migration", &SearchOptions::default())
         .unwrap();
     assert_eq!(hits.len(), 2);
+}
+
+#[test]
+fn a_task_with_a_body_is_found_by_its_title_alone() {
+    let data = tempfile::tempdir().unwrap();
+    let engine = common::engine(data.path());
+    let notes = tempfile::tempdir().unwrap();
+    // The task with a body, and a bodiless task whose title is nearly the same: by the vector
+    // of title and body alone, the second would answer the first's title.
+    let plan = "# Supervision\n\n\
+        - [ ] **3.3.1** Implémentation des règles de recommandation\n  \
+        Concevoir l'architecture du moteur, écrire le langage de définition, brancher les \
+        métriques de performance et documenter chaque module PowerShell.\n\n\
+        # Estimations\n\n\
+        - [ ] **3.3.1** Implémentation des règles de recommandation (2h)\n";
+    fs::write(notes.path().join("plan.md"), plan).unwrap();
+    let paths = [notes.path().to_owned()];
+    let first = engine
+        .index(&paths, &IndexOptions::default(), &Quiet)
+        .unwrap();
+    assert_eq!(first.tasks, 2);
+    assert_eq!(
+        first.embedded, 3,
+        "two tasks and the title of the one with a body"
+    );
+    for mode in [SearchMode::Dense, SearchMode::Hybrid] {
+        let hits = engine
+            .search(
+                "Implémentation des règles de recommandation",
+                &SearchOptions {
+                    limit: 2,
+                    mode,
+                    ..SearchOptions::default()
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            hits[0].payload["title"], "Implémentation des règles de recommandation",
+            "{mode:?}"
+        );
+        if mode == SearchMode::Dense {
+            assert!(
+                hits[0].score > 0.999,
+                "the title's own vector: {}",
+                hits[0].score
+            );
+        }
+    }
+
+    // Moved: every vector, the title's included, is reused.
+    fs::rename(notes.path().join("plan.md"), notes.path().join("moved.md")).unwrap();
+    let moved = engine
+        .index(&paths, &IndexOptions::default(), &Quiet)
+        .unwrap();
+    assert_eq!((moved.embedded, moved.reused), (0, 3));
 }

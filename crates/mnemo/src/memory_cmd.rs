@@ -139,8 +139,8 @@ fn print_summary(s: &IndexSummary) {
         s.files, s.tasks, s.passages
     );
     println!(
-        "  embedded {} · reused {} · unchanged {} · removed {} · repaired lines {} (in the files read)",
-        s.embedded, s.reused, s.unchanged, s.removed, s.repairs
+        "  written {} · unchanged {} · removed {} · texts embedded {} · vectors reused {} · repaired lines {} (in the files read)",
+        s.written, s.unchanged, s.removed, s.embedded, s.reused, s.repairs
     );
     println!(
         "  {:.2} s (parse {:.2} s, embed {:.2} s, store {:.2} s, index build {:.2} s) · {:.0} texts/s",
@@ -157,6 +157,7 @@ fn print_summary(s: &IndexSummary) {
 pub enum ModeArg {
     Dense,
     Hybrid,
+    Keyword,
 }
 
 /// What a question is asked of, and how answers are printed; shared by search, similar, dupes.
@@ -211,7 +212,8 @@ impl QueryArgs {
 pub struct SearchArgs {
     /// What to look for
     query: String,
-    /// dense: the model's vectors; hybrid: fused with BM25 keywords (exact ids and names)
+    /// dense: the model's vectors; hybrid: fused with BM25 keywords (exact ids and names);
+    /// keyword: BM25 alone
     #[arg(long, value_enum, default_value = "dense")]
     mode: ModeArg,
     #[command(flatten)]
@@ -222,6 +224,7 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
     let mode = match args.mode {
         ModeArg::Dense => SearchMode::Dense,
         ModeArg::Hybrid => SearchMode::Hybrid,
+        ModeArg::Keyword => SearchMode::Keyword,
     };
     let options = args.query_args.options(mode)?;
     let engine = engine(&args.query_args.target.store, &args.query_args.target.model)?;

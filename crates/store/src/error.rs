@@ -53,13 +53,11 @@ pub enum StoreError {
         name: String,
         known: String,
     },
-    #[error(
-        "point {index} (id {id}): vector `{name}` is missing; every point needs all of the collection's dense vectors"
-    )]
+    #[error("point {index} (id {id}) has no dense vector; it needs at least one of {names}")]
     MissingVector {
         index: usize,
         id: PointId,
-        name: String,
+        names: String,
     },
     #[error(
         "point {index} (id {id}): vector `{name}` is {found}, the collection declares it {expected}"

@@ -42,14 +42,19 @@ fn check_point(config: &CollectionConfig, index: usize, point: &Point) -> Result
             });
         }
     }
-    for name in config.vectors.keys() {
-        if !point.vectors.contains_key(name) {
-            return Err(StoreError::MissingVector {
-                index,
-                id,
-                name: name.clone(),
-            });
-        }
+    // As in Qdrant, a point may leave out some of the named vectors (searches by a vector it
+    // lacks never return it), but a point with none of them could never be found.
+    if !config.vectors.is_empty() && !config.vectors.keys().any(|n| point.vectors.contains_key(n)) {
+        return Err(StoreError::MissingVector {
+            index,
+            id,
+            names: config
+                .vectors
+                .keys()
+                .map(|n| format!("`{n}`"))
+                .collect::<Vec<_>>()
+                .join(", "),
+        });
     }
     for (name, vector) in &point.vectors {
         if let Some(params) = config.vectors.get(name) {

@@ -311,6 +311,64 @@ fn a_bad_point_refuses_its_whole_batch_and_changes_nothing() {
 }
 
 #[test]
+fn a_point_may_leave_out_a_named_vector_but_not_all_of_them() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    let two = config().with_vector("title", DIM, Distance::Cosine);
+    store.create_collection("c", &two).unwrap();
+    let mut with_title = point(1);
+    with_title
+        .vectors
+        .insert("title".into(), Vector::Dense(vector(100)));
+    store.upsert("c", vec![with_title, point(2)]).unwrap();
+    assert_eq!(store.count("c", None).unwrap(), 2);
+
+    let by_title = store
+        .search(
+            "c",
+            SearchRequest::new(
+                NearestQuery {
+                    using: "title".into(),
+                    vector: Vector::Dense(vector(2)),
+                },
+                10,
+            ),
+        )
+        .unwrap();
+    let ids: Vec<_> = by_title.iter().map(|h| h.id).collect();
+    assert_eq!(
+        ids,
+        [PointId::Num(1)],
+        "only the point that has a title vector"
+    );
+    let by_dense = store
+        .search("c", SearchRequest::new(nearest(vector(2)), 10))
+        .unwrap();
+    assert_eq!(by_dense.len(), 2);
+    assert_eq!(by_dense[0].id, PointId::Num(2));
+
+    let records = store
+        .get(
+            "c",
+            &[PointId::Num(2)],
+            PayloadSelection::None,
+            VectorSelection::All,
+        )
+        .unwrap();
+    let names: Vec<_> = records[0].vectors.keys().cloned().collect();
+    assert_eq!(names, ["bm25", "dense"]);
+
+    let mut bare = point(3);
+    bare.vectors.retain(|name, _| name == "bm25");
+    let err = store.upsert("c", vec![bare]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "point 0 (id 3) has no dense vector; it needs at least one of `dense`, `title`"
+    );
+    assert_eq!(store.count("c", None).unwrap(), 2);
+}
+
+#[test]
 fn a_second_opener_is_told_who_holds_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let _first = open(dir.path());
