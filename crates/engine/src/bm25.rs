@@ -70,6 +70,51 @@ pub fn name_tokens(name: &str) -> Vec<String> {
     chunks(&folded).flat_map(whole_tokens).collect()
 }
 
+/// What a query made of identifiers only names.
+#[derive(Debug, Default, PartialEq)]
+pub struct Named {
+    /// File names as `name_key` gives them.
+    pub files: Vec<String>,
+    /// Task numbers (`2.1.2.1`).
+    pub numbers: Vec<String>,
+}
+
+/// The files and task numbers a query names, when it is made of nothing else: file names
+/// (`plan-dev-v57.md`, or the whole query for a name with spaces) and dotted numbers. A query
+/// that also holds words is a sentence that may mention them, and names nothing.
+pub fn named(query: &str) -> Named {
+    let folded = fold(query.trim());
+    let mut named = Named::default();
+    for chunk in chunks(&folded) {
+        if file_stem(chunk).is_some() {
+            named.files.push(chunk.to_owned());
+        } else if is_dotted_number(chunk) {
+            named.numbers.push(chunk.to_owned());
+        } else if file_stem(&folded).is_some() {
+            // `plan dev copy.md`: a name with spaces, if it is one.
+            return Named {
+                files: vec![folded.clone()],
+                numbers: Vec::new(),
+            };
+        } else {
+            return Named::default();
+        }
+    }
+    named
+}
+
+fn is_dotted_number(chunk: &str) -> bool {
+    chunk.contains('.')
+        && chunk
+            .split('.')
+            .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()))
+}
+
+/// A file's name as `named` gives it: lowercased, accents folded.
+pub fn name_key(name: &str) -> String {
+    fold(name)
+}
+
 /// A chunk as a token, and a file name's stem beside it (`plan-dev-v57` of `plan-dev-v57.md`),
 /// so that a query for the name or for the stem finds a file's items, the name counting twice.
 fn whole_tokens(chunk: &str) -> impl Iterator<Item = String> + '_ {
@@ -172,6 +217,29 @@ mod tests {
         assert_eq!(name_tokens("README"), ["readme"]);
         // A query for the name holds it whole.
         assert!(tokens("Roadmap_Complete_2.md").contains(&"roadmap_complete_2.md".to_owned()));
+    }
+
+    #[test]
+    fn a_query_of_identifiers_names_files_and_numbers() {
+        let named_in = |query| {
+            let Named { files, numbers } = named(query);
+            (files, numbers)
+        };
+        assert_eq!(
+            named_in("Plan-Dev-V57.md, 2.1"),
+            (vec!["plan-dev-v57.md".to_owned()], vec!["2.1".to_owned()])
+        );
+        assert_eq!(
+            named_in("plan dev copy.md"),
+            (vec!["plan dev copy.md".to_owned()], vec![])
+        );
+        // Words make a sentence, which may mention identifiers but names nothing.
+        assert_eq!(named("Tests unitaires 2.1.2.1"), Named::default());
+        // Unless the whole query may be a name with spaces: only a file of that name matches.
+        assert_eq!(
+            named_in("voir plan-dev-v57.md"),
+            (vec!["voir plan-dev-v57.md".to_owned()], vec![])
+        );
     }
 
     #[test]

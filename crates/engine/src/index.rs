@@ -162,9 +162,10 @@ struct ReadFile {
 const INDEX_FORMAT: u32 = 2;
 
 /// The fields filters use, indexed in both collections.
-const INDEXED_FIELDS: [(&str, FieldType); 16] = [
+const INDEXED_FIELDS: [(&str, FieldType); 17] = [
     ("file", FieldType::Keyword),
     ("file_hash", FieldType::Keyword),
+    (crate::FILE_KEY_FIELD, FieldType::Keyword),
     ("dirs", FieldType::Keyword),
     ("text_hash", FieldType::Keyword),
     ("embed_hash", FieldType::Keyword),
@@ -764,6 +765,10 @@ fn wanted(
     payload.insert("index_format".into(), Value::from(INDEX_FORMAT));
     payload.insert("file_hash".into(), Value::String(file.file_hash.clone()));
     payload.insert("dirs".into(), Value::Array(ancestors(&file.path)));
+    payload.insert(
+        crate::FILE_KEY_FIELD.into(),
+        Value::String(bm25::name_key(&file_name(&file.path))),
+    );
     payload.insert("model".into(), Value::String(engine.model_id().to_owned()));
     payload.insert("embed_hash".into(), Value::String(texts.embed.hash.clone()));
     if let Some(title) = &texts.title {

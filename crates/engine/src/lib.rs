@@ -36,6 +36,8 @@ pub const DENSE_VECTOR: &str = "dense";
 /// The model's vector of a task's title alone, in engine collections, for the tasks whose
 /// `dense` vector embeds a body too.
 pub const TITLE_VECTOR: &str = "title";
+/// The payload field holding an item's file name as `bm25::named` gives names.
+pub(crate) const FILE_KEY_FIELD: &str = "file_key";
 /// The BM25 keyword vector in engine collections.
 pub const KEYWORD_VECTOR: &str = "bm25";
 

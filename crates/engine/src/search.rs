@@ -1,15 +1,17 @@
 //! Questions to the index: semantic and hybrid search, tasks similar to a task, and clusters
 //! of near-duplicate tasks.
 
-use std::collections::{BTreeMap, BTreeSet, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use mnemo_store::{
-    Condition, Filter, NearestQuery, PayloadSelection, PointId, ScoredPoint, SearchRequest, Vector,
-    VectorSelection,
+    Condition, Filter, MatchValue, NearestQuery, PayloadSelection, PointId, ScoredPoint,
+    SearchRequest, Vector, VectorSelection,
 };
 use serde_json::Value;
 
-use crate::{DENSE_VECTOR, Engine, EngineError, KEYWORD_VECTOR, Result, TITLE_VECTOR, bm25};
+use crate::{
+    DENSE_VECTOR, Engine, EngineError, FILE_KEY_FIELD, KEYWORD_VECTOR, Result, TITLE_VECTOR, bm25,
+};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
 pub enum SearchMode {
@@ -121,15 +123,27 @@ impl Engine {
                 };
                 let vector = self.query_vector(query)?;
                 let depth = (options.limit * FUSION_DEPTH).max(50);
-                let candidates: BTreeSet<PointId> = self
-                    .store()
-                    .search_batch(
-                        collection,
-                        hybrid_requests(&vector, query, filter, depth, false),
-                    )?
+                let mut requests = hybrid_requests(&vector, query, filter, depth, false);
+                let lists = requests.len();
+                // A query made of file names or task numbers: the items of those files and the
+                // tasks of those numbers, nearest first, are a third list. BM25 alone ranks a
+                // task that mentions `plan-dev-v42.md` or `(1.1)` above the items themselves.
+                let named = named_items_filter(query);
+                if !named.is_empty() {
+                    let named = named.and(options.filter.clone());
+                    requests.extend(model_requests(&vector, Some(named), depth));
+                }
+                let mut answers = self.store().search_batch(collection, requests)?;
+                let named_items: HashSet<PointId> = answers
+                    .drain(lists.min(answers.len())..)
+                    .flatten()
+                    .map(|hit| hit.id)
+                    .collect();
+                let candidates: BTreeSet<PointId> = answers
                     .into_iter()
                     .flatten()
                     .map(|hit| hit.id)
+                    .chain(named_items.iter().copied())
                     .collect();
                 if candidates.is_empty() {
                     Vec::new()
@@ -144,10 +158,17 @@ impl Engine {
                         hybrid_requests(&vector, query, Some(within), count, true),
                     )?;
                     let keyword_hits = answers.pop().unwrap_or_default();
+                    let model_hits = best_of_each_point(answers);
+                    let named_hits = model_hits
+                        .iter()
+                        .filter(|hit| named_items.contains(&hit.id))
+                        .cloned()
+                        .collect();
                     let fused = reciprocal_rank_fusion(
                         &[
-                            (best_of_each_point(answers), 1.0),
+                            (model_hits, 1.0),
                             (keyword_hits, keyword_weight),
+                            (named_hits, IDENTIFIER_KEYWORD_WEIGHT),
                         ],
                         options.limit,
                     );
@@ -406,6 +427,27 @@ fn keyword_request(query: &str, filter: Option<Filter>, limit: usize) -> SearchR
     request
 }
 
+/// The items a query made of identifiers names: those of the files it names, the tasks of the
+/// numbers it names. Empty when it names none.
+fn named_items_filter(query: &str) -> Filter {
+    let keywords = |values: Vec<String>| {
+        values
+            .into_iter()
+            .map(MatchValue::Keyword)
+            .collect::<Vec<_>>()
+    };
+    let names = bm25::named(query);
+    let (files, numbers) = (keywords(names.files), keywords(names.numbers));
+    let mut named = Filter::default();
+    if !files.is_empty() {
+        named.should.push(Condition::any(FILE_KEY_FIELD, files));
+    }
+    if !numbers.is_empty() {
+        named.should.push(Condition::any("number", numbers));
+    }
+    named
+}
+
 /// The model's searches and the keyword search, without payloads; `exact` over a small set of
 /// candidates.
 fn hybrid_requests(
@@ -483,7 +525,7 @@ fn reciprocal_rank_fusion(lists: &[(Vec<ScoredPoint>, f32)], limit: usize) -> Ve
 
 /// Bookkeeping fields of the index, not of the task.
 fn strip_internal_fields(payload: &mut serde_json::Map<String, Value>) {
-    for field in ["dirs", "payload_hash", "index_format"] {
+    for field in ["dirs", "payload_hash", "index_format", FILE_KEY_FIELD] {
         payload.remove(field);
     }
 }

@@ -40,7 +40,7 @@ enum Command {
     /// embedded and keyword-indexed. Re-running embeds only what changed. Exit status 3: some
     /// paths were skipped (each named on stderr).
     Index(memory_cmd::IndexArgs),
-    /// Search the index by meaning (or, with --mode hybrid, meaning and keywords).
+    /// Search the index by meaning (with --mode hybrid, meaning and keywords; --mode keyword).
     Search(memory_cmd::SearchArgs),
     /// The tasks nearest to a task, itself excluded.
     Similar(memory_cmd::SimilarArgs),

@@ -108,6 +108,18 @@ fn index_then_ask() {
         ],
     );
     assert_eq!(lines(&hybrid)[0]["number"], "1.3");
+    let by_name = mnemo(
+        data.path(),
+        &["search", "copy.md", "--mode", "keyword", "--json"],
+    );
+    let by_name = lines(&by_name);
+    assert!(!by_name.is_empty());
+    assert!(
+        by_name
+            .iter()
+            .all(|hit| hit["file"].as_str().unwrap().ends_with("copy.md")),
+        "only the items of copy.md hold its name: {by_name:?}"
+    );
 
     let done = mnemo(
         data.path(),

@@ -233,7 +233,7 @@ fn starts_word(before: &str) -> bool {
 pub(crate) fn take_number(text: &str) -> (Option<String>, &str) {
     static KEYWORD_NUMBER: LazyLock<Regex> = LazyLock::new(|| {
         Regex::new(
-            r"(?i)^(?:micro[- ]?)?(?:étape|etape|phase|tâche|tache|sous-tâche|step|task|section|partie|part|pilier|jalon|milestone|lot)(?:\s+[\p{L}]+)?\s*(?:n°\s*)?(\d+(?:\.\d+)*)\.?(?:\s*[:\-–—.)]\s*|\s+|$)",
+            r"(?i)^(?:(?:micro|nano|sous|sub)[- ]?)?(?:étape|etape|phase|tâche|tache|step|task|section|partie|part|pilier|jalon|milestone|lot)(?:\s+[\p{L}]+)?\s*(?:n°\s*)?(\d+(?:\.\d+)*)\.?(?:\s*[:\-–—.)]\s*|\s+|$)",
         )
         .expect("static regex")
     });
@@ -305,6 +305,18 @@ mod tests {
         assert_eq!(
             take_number("Micro-étape 2.1.2.1: Tests"),
             (Some("2.1.2.1".into()), "Tests")
+        );
+        assert_eq!(
+            take_number("Sous-étape 7.1.3 : Nettoyage"),
+            (Some("7.1.3".into()), "Nettoyage")
+        );
+        assert_eq!(
+            take_number("Nano-étape 3.1.3.2.1.1 : Rédiger"),
+            (Some("3.1.3.2.1.1".into()), "Rédiger")
+        );
+        assert_eq!(
+            take_number("Sous-tâche 4.2.4: Tests"),
+            (Some("4.2.4".into()), "Tests")
         );
         assert_eq!(
             take_number("Étape 3 : Déployer"),
