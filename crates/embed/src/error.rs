@@ -51,3 +51,10 @@ pub enum EmbedError {
 }
 
 pub type Result<T, E = EmbedError> = std::result::Result<T, E>;
+
+impl EmbedError {
+    /// Whether the text given is at fault (empty, untokenizable), not the model or machine.
+    pub fn is_input_error(&self) -> bool {
+        matches!(self, Self::EmptyText { .. } | Self::Tokenize { .. })
+    }
+}

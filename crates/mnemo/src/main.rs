@@ -6,6 +6,7 @@ mod bench_store;
 mod embed_cmd;
 mod memory_cmd;
 mod nearest;
+mod serve_cmd;
 mod tasks_cmd;
 
 use std::path::PathBuf;
@@ -46,6 +47,15 @@ enum Command {
     Similar(memory_cmd::SimilarArgs),
     /// Clusters of near-duplicate tasks across files, largest first.
     Dupes(memory_cmd::DupesArgs),
+    /// Serve the REST API (collections, points, search, OpenAI-compatible embeddings) on
+    /// the same data directory and model. SIGTERM or Ctrl-C: requests in flight finish, the
+    /// store is flushed.
+    Serve(serve_cmd::ServeArgs),
+    /// API keys for `mnemo serve`.
+    Key {
+        #[command(subcommand)]
+        command: serve_cmd::KeyCommand,
+    },
     /// Measure speed.
     Bench {
         #[command(subcommand)]
@@ -115,6 +125,8 @@ fn main() -> ExitCode {
         Command::Search(args) => memory_cmd::search(args).map(|()| ExitCode::SUCCESS),
         Command::Similar(args) => memory_cmd::similar(args).map(|()| ExitCode::SUCCESS),
         Command::Dupes(args) => memory_cmd::dupes(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve_cmd::serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Key { command } => serve_cmd::key(command).map(|()| ExitCode::SUCCESS),
         Command::Bench { what } => bench::run(what).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -45,7 +45,7 @@ impl StoreArgs {
     }
 }
 
-fn engine(store: &StoreArgs, model: &ModelArgs) -> anyhow::Result<Engine> {
+pub fn engine(store: &StoreArgs, model: &ModelArgs) -> anyhow::Result<Engine> {
     let store = store.open()?;
     let embedder = model.load(None, None)?;
     Ok(Engine::new(

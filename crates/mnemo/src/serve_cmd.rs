@@ -1,0 +1,144 @@
+//! `mnemo serve`: the engine behind the REST API; `mnemo key new`: a fresh API key.
+
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand};
+use mnemo_server::{ApiKey, Scope, ServerConfig};
+
+use crate::ModelArgs;
+use crate::memory_cmd::{StoreArgs, engine};
+
+/// A key given in the environment: admin over every collection, kept as its hash only.
+const KEY_ENV: &str = "MNEMO_API_KEY";
+
+#[derive(Args)]
+pub struct ServeArgs {
+    /// Address to listen on [default: 127.0.0.1:6343, or the config file's `bind`]
+    #[arg(long)]
+    bind: Option<SocketAddr>,
+    /// TOML settings: bind, keys, rate_limit, body_limit_bytes, max_batch,
+    /// request_timeout_secs, index_roots
+    #[arg(long, env = "MNEMO_CONFIG")]
+    config: Option<PathBuf>,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
+    let mut config = match &args.config {
+        Some(path) => ServerConfig::from_file(path)?,
+        None => ServerConfig::default(),
+    };
+    if let Some(bind) = args.bind {
+        config.bind = bind;
+    }
+    if let Ok(secret) = std::env::var(KEY_ENV)
+        && !secret.trim().is_empty()
+    {
+        config
+            .keys
+            .push(ApiKey::from_secret(KEY_ENV, secret.trim(), Scope::Admin));
+    }
+    config.check()?;
+    let engine = Arc::new(engine(&args.store, &args.model)?);
+    let runtime = tokio::runtime::Builder::new_multi_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the server's runtime")?;
+    let open = config.keys.is_empty();
+    runtime
+        .block_on(mnemo_server::serve(
+            engine,
+            config,
+            |address| {
+                // Tests and scripts read this line to learn the port.
+                println!("listening on http://{address}");
+                if open {
+                    println!("no API keys: every request is allowed (loopback only)");
+                }
+            },
+            shutdown_signal(),
+        ))
+        .context("the server stopped")?;
+    println!("stopped; the store is flushed");
+    Ok(())
+}
+
+/// SIGTERM or Ctrl-C.
+async fn shutdown_signal() {
+    let interrupt = async {
+        // Without a handler, Ctrl-C would kill the process at once, which loses nothing
+        // acknowledged but cuts requests in flight.
+        let _ = tokio::signal::ctrl_c().await;
+    };
+    #[cfg(unix)]
+    let terminate = async {
+        match tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate()) {
+            Ok(mut signal) => {
+                signal.recv().await;
+            }
+            Err(_) => std::future::pending::<()>().await,
+        }
+    };
+    #[cfg(not(unix))]
+    let terminate = std::future::pending::<()>();
+    tokio::select! {
+        () = interrupt => {}
+        () = terminate => {}
+    }
+}
+
+#[derive(Subcommand)]
+pub enum KeyCommand {
+    /// Print a new random key and the lines that grant it in the config file.
+    New {
+        /// A name for the key, shown in errors and limits
+        #[arg(long, default_value = "default")]
+        name: String,
+        /// read, write, admin (each includes the ones before)
+        #[arg(long, value_delimiter = ',', default_value = "read")]
+        scopes: Vec<String>,
+        /// Only these collections [default: all]
+        #[arg(long, value_delimiter = ',')]
+        collections: Vec<String>,
+    },
+}
+
+pub fn key(command: KeyCommand) -> anyhow::Result<()> {
+    match command {
+        KeyCommand::New {
+            name,
+            scopes,
+            collections,
+        } => {
+            for scope in &scopes {
+                anyhow::ensure!(
+                    ["read", "write", "admin"].contains(&scope.as_str()),
+                    "unknown scope `{scope}`: use read, write or admin"
+                );
+            }
+            let mut bytes = [0u8; 32];
+            getrandom::fill(&mut bytes).context("cannot read random bytes")?;
+            let secret = format!("mnemo_{}", hex(&bytes));
+            println!("key (give it to the client; it is not stored anywhere): {secret}");
+            println!();
+            println!("[[keys]]");
+            println!("name = {name:?}");
+            println!("hash = {:?}", ApiKey::hash_of(&secret));
+            println!("scopes = {scopes:?}");
+            if !collections.is_empty() {
+                println!("collections = {collections:?}");
+            }
+            Ok(())
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}

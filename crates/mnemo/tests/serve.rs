@@ -1,0 +1,478 @@
+//! `mnemo serve` as clients meet it: the real binary on a free loopback port, the real model
+//! and store, a real HTTP client.
+
+use std::io::{BufRead, BufReader};
+use std::path::Path;
+use std::process::{Child, Command, Stdio};
+
+use reqwest::StatusCode;
+use reqwest::blocking::Client;
+use serde_json::{Value, json};
+
+struct Server {
+    child: Child,
+    base: String,
+    stdout: BufReader<std::process::ChildStdout>,
+}
+
+impl Server {
+    fn start(data: &Path, extra: &[&str]) -> Server {
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(extra)
+            .env_remove("MNEMO_API_KEY")
+            .stdout(Stdio::piped())
+            .spawn()
+            .expect("mnemo serve starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("a first line");
+        let base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        Server {
+            child,
+            base,
+            stdout,
+        }
+    }
+
+    fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+}
+
+impl Drop for Server {
+    fn drop(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+fn call(
+    client: &Client,
+    method: reqwest::Method,
+    url: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let mut request = client.request(method, url);
+    if let Some(key) = key {
+        request = request.bearer_auth(key);
+    }
+    if let Some(body) = body {
+        request = request.json(&body);
+    }
+    let response = request.send().expect("the server answers");
+    let status = response.status();
+    let text = response.text().expect("a body");
+    let value = serde_json::from_str(&text).unwrap_or(Value::String(text));
+    (status, value)
+}
+
+fn code(body: &Value) -> &str {
+    body["error"]["code"].as_str().unwrap_or("<no error code>")
+}
+
+#[test]
+fn collections_points_and_search_over_http() {
+    use reqwest::Method;
+    let data = tempfile::tempdir().unwrap();
+    let mut server = Server::start(data.path(), &[]);
+    let client = Client::new();
+    let at = |path: &str| server.url(path);
+    let send = |method: Method, path: &str, body: Option<Value>| {
+        call(&client, method, &at(path), None, body)
+    };
+
+    assert_eq!(send(Method::GET, "/health", None).0, StatusCode::OK);
+    let (status, ready) = send(Method::GET, "/ready", None);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(ready["dimensions"], 384);
+
+    // A collection for the server's model, then one of our own layout.
+    let (status, _) = send(Method::PUT, "/api/v1/collections/notes", None);
+    assert_eq!(status, StatusCode::CREATED);
+    let (status, body) = send(Method::PUT, "/api/v1/collections/notes", None);
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::CONFLICT, "collection_exists")
+    );
+    let (status, _) = send(
+        Method::PUT,
+        "/api/v1/collections/small",
+        Some(json!({"vectors": {"size": 3, "distance": "Dot"}})),
+    );
+    assert_eq!(status, StatusCode::CREATED);
+
+    // Points given as text are embedded by the server.
+    let (status, body) = send(
+        Method::PUT,
+        "/api/v1/collections/notes/points",
+        Some(json!({"points": [
+            {"id": 1, "text": "Ajouter un cache LRU aux requêtes", "payload": {"status": "open"}},
+            {"id": 2, "text": "Écrire la documentation de l'API", "payload": {"status": "done"}},
+            {"id": "6f1c1b2e-5a3d-4c1e-9f00-000000000003", "text": "Mesurer la latence du cache", "payload": {"status": "open"}}
+        ]})),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    assert_eq!(
+        (body["written"].as_u64(), body["embedded"].as_u64()),
+        (Some(3), Some(3))
+    );
+
+    // A bad point refuses its batch, and names it.
+    let (status, body) = send(
+        Method::PUT,
+        "/api/v1/collections/notes/points",
+        Some(json!({"points": [
+            {"id": 4, "text": "fine"},
+            {"id": 5, "vector": [0.1, 0.2]}
+        ]})),
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable")
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("point 1 (id 5)"),
+        "{body}"
+    );
+    let (_, count) = send(Method::POST, "/api/v1/collections/notes/points/count", None);
+    assert_eq!(
+        count["count"], 3,
+        "nothing of the refused batch was written"
+    );
+
+    let (status, found) = send(
+        Method::POST,
+        "/api/v1/collections/notes/search",
+        Some(
+            json!({"text": "mise en cache", "limit": 2, "filter": {"must": [{"key": "status", "match": {"value": "open"}}]}}),
+        ),
+    );
+    assert_eq!(status, StatusCode::OK, "{found}");
+    let hits = found["result"].as_array().unwrap();
+    assert_eq!(hits.len(), 2);
+    assert!(hits.iter().all(|h| h["payload"]["status"] == "open"));
+    assert!(hits[0]["score"].as_f64().unwrap() >= hits[1]["score"].as_f64().unwrap());
+
+    // The same text through /v1/embeddings, then searched by vector: the same first hit.
+    let (status, embedded) = send(
+        Method::POST,
+        "/v1/embeddings",
+        Some(json!({"input": ["mise en cache"], "model": "all-MiniLM-L6-v2"})),
+    );
+    assert_eq!(status, StatusCode::OK, "{embedded}");
+    let vector = embedded["data"][0]["embedding"].clone();
+    assert_eq!(vector.as_array().unwrap().len(), 384);
+    assert!(embedded["usage"]["prompt_tokens"].as_u64().unwrap() > 0);
+    let (_, by_vector) = send(
+        Method::POST,
+        "/api/v1/collections/notes/search",
+        Some(json!({"vector": vector, "limit": 1, "with_vector": true})),
+    );
+    assert_eq!(by_vector["result"][0]["id"], hits[0]["id"]);
+    assert_eq!(
+        by_vector["result"][0]["vector"][""]
+            .as_array()
+            .unwrap()
+            .len(),
+        384
+    );
+
+    let (status, batch) = send(
+        Method::POST,
+        "/api/v1/collections/notes/search/batch",
+        Some(
+            json!({"searches": [{"text": "documentation", "limit": 1}, {"text": "latence", "limit": 1}]}),
+        ),
+    );
+    assert_eq!(status, StatusCode::OK, "{batch}");
+    assert_eq!(batch["results"][0][0]["id"], 2);
+    assert_eq!(
+        batch["results"][1][0]["id"],
+        "6f1c1b2e-5a3d-4c1e-9f00-000000000003"
+    );
+
+    let (_, got) = send(
+        Method::POST,
+        "/api/v1/collections/notes/points/get",
+        Some(json!({"ids": [2, 99]})),
+    );
+    assert_eq!(got["points"].as_array().unwrap().len(), 1);
+    let (_, page) = send(
+        Method::POST,
+        "/api/v1/collections/notes/points/scroll",
+        Some(json!({"limit": 2})),
+    );
+    assert_eq!(page["points"].as_array().unwrap().len(), 2);
+    assert!(!page["next_offset"].is_null());
+
+    let (status, _) = send(
+        Method::POST,
+        "/api/v1/collections/notes/points/delete",
+        Some(json!({"filter": {"must": [{"key": "status", "match": {"value": "done"}}]}})),
+    );
+    assert_eq!(status, StatusCode::OK);
+    let (_, count) = send(Method::POST, "/api/v1/collections/notes/points/count", None);
+    assert_eq!(count["count"], 2);
+
+    // Client mistakes: JSON errors with stable codes, never a 5xx.
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &at("/api/v1/collections/notes/search"),
+        None,
+        Some(json!({"vector": "nope"})),
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+    let (status, body) = send(
+        Method::POST,
+        "/api/v1/collections/missing/search",
+        Some(json!({"text": "x"})),
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "collection_not_found")
+    );
+    let (status, body) = send(
+        Method::POST,
+        "/api/v1/collections/notes/search",
+        Some(json!({"text": "x", "limit": 0})),
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable")
+    );
+    let (status, body) = send(Method::GET, "/api/v1/nowhere", None);
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, body) = send(Method::DELETE, "/api/v1/collections/notes/search", None);
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::METHOD_NOT_ALLOWED, "method_not_allowed")
+    );
+    let (status, body) = send(
+        Method::POST,
+        "/v1/embeddings",
+        Some(json!({"input": "x", "model": "text-embedding-3-small"})),
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::NOT_FOUND, "model_not_found")
+    );
+
+    let (status, _) = send(Method::DELETE, "/api/v1/collections/small", None);
+    assert_eq!(status, StatusCode::OK);
+    let (_, listed) = send(Method::GET, "/api/v1/collections", None);
+    assert_eq!(
+        listed["collections"],
+        json!([{"name": "notes", "points": 2}])
+    );
+
+    // SIGTERM: a clean stop that flushes the store.
+    let pid = server.child.id().to_string();
+    let killed = Command::new("kill").args(["-TERM", &pid]).status().unwrap();
+    assert!(killed.success());
+    let status = server.child.wait().unwrap();
+    assert!(status.success(), "{status:?}");
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut server.stdout, &mut rest).unwrap();
+    assert!(rest.contains("stopped; the store is flushed"), "{rest}");
+}
+
+fn key_lines(name: &str, secret: &str, scopes: &str, collections: Option<&str>) -> String {
+    let hash = format!("blake3:{}", blake3::hash(secret.as_bytes()).to_hex());
+    let mut lines =
+        format!("[[keys]]\nname = \"{name}\"\nhash = \"{hash}\"\nscopes = [{scopes}]\n");
+    if let Some(collections) = collections {
+        lines.push_str(&format!("collections = [{collections}]\n"));
+    }
+    lines
+}
+
+#[test]
+fn keys_scopes_and_limits() {
+    use reqwest::Method;
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("mnemo.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "body_limit_bytes = 4096\nmax_batch = 4\n[rate_limit]\nper_second = 0.2\nburst = 30\n{}{}{}",
+            key_lines("admin", "admin-secret", "\"admin\"", None),
+            key_lines("reader", "reader-secret", "\"read\"", Some("\"notes\"")),
+            key_lines("writer", "writer-secret", "\"read\", \"write\"", None),
+        ),
+    )
+    .unwrap();
+    let store = data.path().join("store");
+    let server = Server::start(&store, &["--config", config.to_str().unwrap()]);
+    let client = Client::new();
+    let at = |path: &str| server.url(path);
+
+    let (status, body) = call(&client, Method::GET, &at("/api/v1/collections"), None, None);
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    let (status, body) = call(
+        &client,
+        Method::GET,
+        &at("/api/v1/collections"),
+        Some("guess"),
+        None,
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNAUTHORIZED, "unauthorized")
+    );
+    assert_eq!(
+        call(&client, Method::GET, &at("/health"), None, None).0,
+        StatusCode::OK
+    );
+
+    let admin = Some("admin-secret");
+    for name in ["notes", "private"] {
+        let (status, body) = call(
+            &client,
+            Method::PUT,
+            &at(&format!("/api/v1/collections/{name}")),
+            admin,
+            None,
+        );
+        assert_eq!(status, StatusCode::CREATED, "{body}");
+    }
+    // The `api-key` header works as Qdrant's does.
+    let listed = client
+        .get(at("/api/v1/collections"))
+        .header("api-key", "reader-secret")
+        .send()
+        .unwrap();
+    assert_eq!(listed.status(), StatusCode::OK);
+    let listed: Value = listed.json().unwrap();
+    assert_eq!(
+        listed["collections"],
+        json!([{"name": "notes", "points": 0}]),
+        "a key sees only its collections"
+    );
+
+    let reader = Some("reader-secret");
+    let points = json!({"points": [{"id": 1, "text": "bonjour"}]});
+    let (status, body) = call(
+        &client,
+        Method::PUT,
+        &at("/api/v1/collections/notes/points"),
+        reader,
+        Some(points.clone()),
+    );
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+    let (status, body) = call(
+        &client,
+        Method::POST,
+        &at("/api/v1/collections/private/points/count"),
+        reader,
+        None,
+    );
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+    let writer = Some("writer-secret");
+    let (status, body) = call(
+        &client,
+        Method::PUT,
+        &at("/api/v1/collections/notes/points"),
+        writer,
+        Some(points),
+    );
+    assert_eq!(status, StatusCode::OK, "{body}");
+    let (status, body) = call(
+        &client,
+        Method::DELETE,
+        &at("/api/v1/collections/notes"),
+        writer,
+        None,
+    );
+    assert_eq!((status, code(&body)), (StatusCode::FORBIDDEN, "forbidden"));
+
+    // Limits: batch size, body size.
+    let many: Vec<Value> = (0..5).map(|i| json!({"id": i, "text": "x"})).collect();
+    let (status, body) = call(
+        &client,
+        Method::PUT,
+        &at("/api/v1/collections/notes/points"),
+        writer,
+        Some(json!({ "points": many })),
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "batch_too_large")
+    );
+    let big = json!({"points": [{"id": 1, "text": "x".repeat(5000)}]});
+    let (status, body) = call(
+        &client,
+        Method::PUT,
+        &at("/api/v1/collections/notes/points"),
+        writer,
+        Some(big),
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::PAYLOAD_TOO_LARGE, "payload_too_large")
+    );
+
+    // The reader's bucket runs dry: 429 with Retry-After; the admin's is untouched.
+    let mut limited = None;
+    for _ in 0..40 {
+        let response = client
+            .post(at("/api/v1/collections/notes/points/count"))
+            .bearer_auth("reader-secret")
+            .send()
+            .unwrap();
+        if response.status() == StatusCode::TOO_MANY_REQUESTS {
+            limited = Some(response);
+            break;
+        }
+    }
+    let limited = limited.expect("the rate limit answers 429 within 40 requests");
+    let retry_after: u64 = limited.headers()["retry-after"]
+        .to_str()
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!((1..=5).contains(&retry_after), "{retry_after}");
+    let body: Value = limited.json().unwrap();
+    assert_eq!(code(&body), "rate_limited");
+    let (status, _) = call(
+        &client,
+        Method::GET,
+        &at("/api/v1/collections"),
+        admin,
+        None,
+    );
+    assert_eq!(status, StatusCode::OK);
+}
+
+#[test]
+fn a_public_address_without_keys_is_refused() {
+    let data = tempfile::tempdir().unwrap();
+    let output = Command::new(env!("CARGO_BIN_EXE_mnemo"))
+        .args(["serve", "--bind", "0.0.0.0:0", "--data-dir"])
+        .arg(data.path())
+        .env_remove("MNEMO_API_KEY")
+        .output()
+        .unwrap();
+    assert!(!output.status.success());
+    let stderr = String::from_utf8_lossy(&output.stderr);
+    assert!(
+        stderr.contains("refusing to listen on 0.0.0.0:0 without API keys"),
+        "{stderr}"
+    );
+}

@@ -1,0 +1,204 @@
+//! The server's settings: from a TOML file (`mnemo serve --config mnemo.toml`), the command
+//! line and the environment, checked before anything listens.
+
+use std::net::SocketAddr;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use serde::Deserialize;
+
+use crate::auth::{ApiKey, Scope};
+
+pub const DEFAULT_BIND: &str = "127.0.0.1:6343";
+
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    #[error("cannot read config file {path}: {source}")]
+    Read {
+        path: PathBuf,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error("config file {path}: {message}")]
+    Parse { path: PathBuf, message: String },
+    #[error("config: key `{name}`: {message}")]
+    Key { name: String, message: String },
+    #[error(
+        "refusing to listen on {bind} without API keys: anyone who can reach it could read and change every collection. \
+         Add a key (`mnemo key new --scopes read,write` prints one and the lines for the config file, or set MNEMO_API_KEY), \
+         or bind a loopback address such as {DEFAULT_BIND}"
+    )]
+    OpenWithoutKeys { bind: SocketAddr },
+}
+
+/// The file's shape; every field optional.
+#[derive(Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct ConfigFile {
+    bind: Option<SocketAddr>,
+    body_limit_bytes: Option<usize>,
+    max_batch: Option<usize>,
+    request_timeout_secs: Option<u64>,
+    #[serde(default)]
+    index_roots: Vec<PathBuf>,
+    rate_limit: Option<RateLimit>,
+    #[serde(default)]
+    keys: Vec<KeyEntry>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct KeyEntry {
+    name: String,
+    /// `blake3:` and the hex digest of the key; the key itself is never written down.
+    hash: String,
+    scopes: Vec<Scope>,
+    collections: Option<Vec<String>>,
+}
+
+/// Requests per second and burst, per key (or for everyone together without keys).
+#[derive(Debug, Clone, Copy, PartialEq, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RateLimit {
+    pub per_second: f64,
+    pub burst: f64,
+}
+
+impl Default for RateLimit {
+    fn default() -> Self {
+        Self {
+            per_second: 200.0,
+            burst: 400.0,
+        }
+    }
+}
+
+#[derive(Debug, Clone)]
+pub struct ServerConfig {
+    pub bind: SocketAddr,
+    pub body_limit_bytes: usize,
+    /// Points per upsert, queries per batch search, inputs per embeddings request.
+    pub max_batch: usize,
+    pub request_timeout: Duration,
+    /// Folders under which `POST /api/v1/index` may read.
+    pub index_roots: Vec<PathBuf>,
+    pub rate_limit: RateLimit,
+    pub keys: Vec<ApiKey>,
+}
+
+impl Default for ServerConfig {
+    fn default() -> Self {
+        Self {
+            bind: DEFAULT_BIND.parse().expect("static address"),
+            body_limit_bytes: 32 * 1024 * 1024,
+            max_batch: 1024,
+            request_timeout: Duration::from_secs(60),
+            index_roots: Vec::new(),
+            rate_limit: RateLimit::default(),
+            keys: Vec::new(),
+        }
+    }
+}
+
+impl ServerConfig {
+    /// The settings of `path` over the defaults.
+    pub fn from_file(path: &Path) -> Result<Self, ConfigError> {
+        let text = std::fs::read_to_string(path).map_err(|source| ConfigError::Read {
+            path: path.to_owned(),
+            source,
+        })?;
+        Self::from_toml(&text, path)
+    }
+
+    fn from_toml(text: &str, path: &Path) -> Result<Self, ConfigError> {
+        let file: ConfigFile = toml::from_str(text).map_err(|err| ConfigError::Parse {
+            path: path.to_owned(),
+            message: err.to_string(),
+        })?;
+        let defaults = Self::default();
+        let keys = file
+            .keys
+            .into_iter()
+            .map(|entry| {
+                ApiKey::from_hash(&entry.name, &entry.hash, entry.scopes, entry.collections)
+            })
+            .collect::<Result<Vec<_>, _>>()?;
+        Ok(Self {
+            bind: file.bind.unwrap_or(defaults.bind),
+            body_limit_bytes: file.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
+            max_batch: file.max_batch.unwrap_or(defaults.max_batch).max(1),
+            request_timeout: file
+                .request_timeout_secs
+                .map_or(defaults.request_timeout, Duration::from_secs),
+            index_roots: file.index_roots,
+            rate_limit: file.rate_limit.unwrap_or(defaults.rate_limit),
+            keys,
+        })
+    }
+
+    /// Refuses what must not run: a non-loopback address without keys.
+    pub fn check(&self) -> Result<(), ConfigError> {
+        if self.keys.is_empty() && !self.bind.ip().is_loopback() {
+            return Err(ConfigError::OpenWithoutKeys { bind: self.bind });
+        }
+        Ok(())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_file_sets_what_it_names_and_keeps_the_defaults() {
+        let hash = format!("blake3:{}", blake3::hash(b"secret").to_hex());
+        let config = ServerConfig::from_toml(
+            &format!(
+                "bind = \"0.0.0.0:7000\"\nmax_batch = 10\n[rate_limit]\nper_second = 5\nburst = 10\n\
+                 [[keys]]\nname = \"ci\"\nhash = \"{hash}\"\nscopes = [\"read\"]\ncollections = [\"tasks\"]\n"
+            ),
+            Path::new("mnemo.toml"),
+        )
+        .unwrap();
+        assert_eq!(config.bind.port(), 7000);
+        assert_eq!(config.max_batch, 10);
+        assert_eq!(config.body_limit_bytes, 32 * 1024 * 1024);
+        assert_eq!(config.rate_limit.per_second, 5.0);
+        assert_eq!(config.keys.len(), 1);
+        assert!(
+            config.check().is_ok(),
+            "keys make a public address acceptable"
+        );
+    }
+
+    #[test]
+    fn mistakes_are_named() {
+        let file = Path::new("mnemo.toml");
+        let unknown = ServerConfig::from_toml("bnid = \"x\"", file).unwrap_err();
+        assert!(
+            unknown.to_string().starts_with("config file mnemo.toml:"),
+            "{unknown}"
+        );
+        assert!(
+            unknown.to_string().contains("unknown field `bnid`"),
+            "{unknown}"
+        );
+        let bad_hash = ServerConfig::from_toml(
+            "[[keys]]\nname = \"a\"\nhash = \"abc\"\nscopes = [\"read\"]\n",
+            file,
+        )
+        .unwrap_err();
+        assert!(
+            bad_hash.to_string().starts_with("config: key `a`:"),
+            "{bad_hash}"
+        );
+        let open = ServerConfig {
+            bind: "0.0.0.0:6343".parse().unwrap(),
+            ..ServerConfig::default()
+        };
+        assert!(matches!(
+            open.check(),
+            Err(ConfigError::OpenWithoutKeys { .. })
+        ));
+    }
+}

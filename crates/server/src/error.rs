@@ -1,0 +1,189 @@
+//! Every error the API answers: a status, a stable machine-readable `code`, a message for
+//! people and details for programs, always as `{"error": {"code", "message", "details"}}`.
+
+use axum::http::{HeaderValue, StatusCode, header};
+use axum::response::{IntoResponse, Response};
+use mnemo_engine::EngineError;
+use mnemo_store::StoreError;
+use serde_json::{Value, json};
+
+/// The codes a client may see, with their statuses; the README lists them.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum ErrorCode {
+    /// The body is not JSON, or not the JSON this route takes.
+    InvalidRequest,
+    /// The request is well-formed but asks for something impossible (a vector of the wrong
+    /// length, a filter on a missing field type, a batch over the limit).
+    Unprocessable,
+    BatchTooLarge,
+    Unauthorized,
+    Forbidden,
+    NotFound,
+    MethodNotAllowed,
+    CollectionNotFound,
+    /// `/v1/embeddings` asked for a model this server does not run.
+    ModelNotFound,
+    CollectionExists,
+    PayloadTooLarge,
+    RateLimited,
+    Timeout,
+    /// Our fault: a store that cannot read its files, a worker that stopped.
+    Internal,
+    /// Not ready yet (the model or the store is still loading).
+    Unavailable,
+}
+
+impl ErrorCode {
+    pub const ALL: [ErrorCode; 15] = [
+        Self::InvalidRequest,
+        Self::Unprocessable,
+        Self::BatchTooLarge,
+        Self::Unauthorized,
+        Self::Forbidden,
+        Self::NotFound,
+        Self::MethodNotAllowed,
+        Self::CollectionNotFound,
+        Self::ModelNotFound,
+        Self::CollectionExists,
+        Self::PayloadTooLarge,
+        Self::RateLimited,
+        Self::Timeout,
+        Self::Internal,
+        Self::Unavailable,
+    ];
+
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::InvalidRequest => "invalid_request",
+            Self::Unprocessable => "unprocessable",
+            Self::BatchTooLarge => "batch_too_large",
+            Self::Unauthorized => "unauthorized",
+            Self::Forbidden => "forbidden",
+            Self::NotFound => "not_found",
+            Self::MethodNotAllowed => "method_not_allowed",
+            Self::CollectionNotFound => "collection_not_found",
+            Self::ModelNotFound => "model_not_found",
+            Self::CollectionExists => "collection_exists",
+            Self::PayloadTooLarge => "payload_too_large",
+            Self::RateLimited => "rate_limited",
+            Self::Timeout => "timeout",
+            Self::Internal => "internal",
+            Self::Unavailable => "unavailable",
+        }
+    }
+
+    pub fn status(self) -> StatusCode {
+        match self {
+            Self::InvalidRequest => StatusCode::BAD_REQUEST,
+            Self::Unprocessable | Self::BatchTooLarge => StatusCode::UNPROCESSABLE_ENTITY,
+            Self::Unauthorized => StatusCode::UNAUTHORIZED,
+            Self::Forbidden => StatusCode::FORBIDDEN,
+            Self::NotFound | Self::CollectionNotFound | Self::ModelNotFound => {
+                StatusCode::NOT_FOUND
+            }
+            Self::MethodNotAllowed => StatusCode::METHOD_NOT_ALLOWED,
+            Self::CollectionExists => StatusCode::CONFLICT,
+            Self::PayloadTooLarge => StatusCode::PAYLOAD_TOO_LARGE,
+            Self::RateLimited => StatusCode::TOO_MANY_REQUESTS,
+            Self::Timeout => StatusCode::SERVICE_UNAVAILABLE,
+            Self::Internal => StatusCode::INTERNAL_SERVER_ERROR,
+            Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
+        }
+    }
+}
+
+#[derive(Debug)]
+pub struct ApiError {
+    pub code: ErrorCode,
+    pub message: String,
+    pub details: Value,
+    /// Seconds to wait, for `rate_limited`.
+    pub retry_after: Option<u64>,
+}
+
+impl ApiError {
+    pub fn new(code: ErrorCode, message: impl Into<String>) -> Self {
+        Self {
+            code,
+            message: message.into(),
+            details: Value::Null,
+            retry_after: None,
+        }
+    }
+
+    pub fn with_details(mut self, details: Value) -> Self {
+        self.details = details;
+        self
+    }
+}
+
+impl From<StoreError> for ApiError {
+    fn from(err: StoreError) -> Self {
+        let code = match &err {
+            StoreError::UnknownCollection(_) => ErrorCode::CollectionNotFound,
+            StoreError::CollectionExists(_) => ErrorCode::CollectionExists,
+            StoreError::BadPointId(_) | StoreError::InvalidCollectionName(_) => {
+                ErrorCode::InvalidRequest
+            }
+            other if other.is_client_error() => ErrorCode::Unprocessable,
+            _ => ErrorCode::Internal,
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
+impl From<EngineError> for ApiError {
+    fn from(err: EngineError) -> Self {
+        match err {
+            EngineError::Store(store) => store.into(),
+            EngineError::Filter(filter) => {
+                ApiError::new(ErrorCode::Unprocessable, filter.to_string())
+            }
+            EngineError::UnknownItem { .. } => ApiError::new(ErrorCode::NotFound, err.to_string()),
+            EngineError::IncompatibleCollection { .. } => {
+                ApiError::new(ErrorCode::Unprocessable, err.to_string())
+            }
+            EngineError::Embed(embed) => embed.into(),
+            EngineError::WorkerPanicked(_) => ApiError::new(ErrorCode::Internal, err.to_string()),
+        }
+    }
+}
+
+impl From<mnemo_embed::EmbedError> for ApiError {
+    fn from(err: mnemo_embed::EmbedError) -> Self {
+        // The model refuses some texts (empty ones); anything else is ours.
+        let code = if err.is_input_error() {
+            ErrorCode::Unprocessable
+        } else {
+            ErrorCode::Internal
+        };
+        ApiError::new(code, err.to_string())
+    }
+}
+
+impl IntoResponse for ApiError {
+    fn into_response(self) -> Response {
+        let body = json!({
+            "error": {
+                "code": self.code.as_str(),
+                "message": self.message,
+                "details": self.details,
+            }
+        });
+        let mut response = (self.code.status(), axum::Json(body)).into_response();
+        if let Some(seconds) = self.retry_after {
+            response
+                .headers_mut()
+                .insert(header::RETRY_AFTER, HeaderValue::from(seconds));
+        }
+        if self.code == ErrorCode::Unauthorized {
+            response.headers_mut().insert(
+                header::WWW_AUTHENTICATE,
+                HeaderValue::from_static("Bearer realm=\"mnemo\""),
+            );
+        }
+        response
+    }
+}
+
+pub type ApiResult<T> = Result<T, ApiError>;
