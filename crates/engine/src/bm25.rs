@@ -103,7 +103,8 @@ pub fn named(query: &str) -> Named {
     named
 }
 
-fn is_dotted_number(chunk: &str) -> bool {
+/// Digits joined by dots: a task number (`2.1.2.1`).
+pub(crate) fn is_dotted_number(chunk: &str) -> bool {
     chunk.contains('.')
         && chunk
             .split('.')

@@ -69,12 +69,7 @@ const IDENTIFIER_KEYWORD_WEIGHT: f32 = 3.0;
 fn looks_like_identifier(query: &str) -> bool {
     query.split_whitespace().any(|word| {
         let word = word.trim_matches(|c: char| !c.is_alphanumeric());
-        let numbered = word.contains('.')
-            && word
-                .split('.')
-                .all(|part| !part.is_empty() && part.chars().all(|c| c.is_ascii_digit()));
-        let named = word.contains('/') || bm25::file_stem(word).is_some();
-        numbered || named
+        bm25::is_dotted_number(word) || word.contains('/') || bm25::file_stem(word).is_some()
     })
 }
 
