@@ -7,8 +7,10 @@ MNEMO := target/release/mnemo
 
 # Fetch and verify the model, build, index the example plans into a data directory under
 # target/ (Qdrant's engine, in-process), then ask it a question by meaning and one by number.
+# The folder is made afresh: one left by an older build may hold another index layout.
 DEMO_DATA := target/demo-data
 demo: model build
+	rm -rf $(DEMO_DATA)
 	$(MNEMO) index examples/plans --data-dir $(DEMO_DATA)
 	$(MNEMO) search "ne pas recalculer les embeddings des questions déjà posées" --data-dir $(DEMO_DATA) --limit 3
 	$(MNEMO) search "2.1.2" --mode hybrid --data-dir $(DEMO_DATA) --limit 1
