@@ -13,7 +13,8 @@ use crate::{
     DENSE_VECTOR, Engine, EngineError, FILE_KEY_FIELD, KEYWORD_VECTOR, Result, TITLE_VECTOR, bm25,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[serde(rename_all = "lowercase")]
 pub enum SearchMode {
     /// Nearest vectors of the model.
     #[default]

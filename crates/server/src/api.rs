@@ -674,15 +674,6 @@ async fn count_points(
     Ok(Json(json!({ "count": count })))
 }
 
-#[derive(Deserialize, Clone, Copy, Default, PartialEq)]
-#[serde(rename_all = "lowercase")]
-enum ModeInput {
-    #[default]
-    Dense,
-    Hybrid,
-    Keyword,
-}
-
 #[derive(Deserialize, Clone)]
 #[serde(deny_unknown_fields)]
 struct SearchBody {
@@ -700,7 +691,7 @@ struct SearchBody {
     with_vector: bool,
     score_threshold: Option<f32>,
     #[serde(default)]
-    mode: ModeInput,
+    mode: SearchMode,
     ef: Option<usize>,
     #[serde(default)]
     exact: bool,
@@ -745,7 +736,7 @@ fn run_search(engine: &Engine, collection: &str, body: SearchBody) -> ApiResult<
                 "give either `vector` or `text`",
             ));
         }
-        (None, Some(text)) if is_engine_collection(&config) || body.mode != ModeInput::Dense => {
+        (None, Some(text)) if is_engine_collection(&config) || body.mode != SearchMode::Dense => {
             if body.with_vector || body.ef.is_some() || body.exact || body.using.is_some() {
                 return Err(unprocessable(
                     "`with_vector`, `ef`, `exact` and `using` apply to vector searches; a text search of an indexed collection chooses them",
@@ -755,11 +746,7 @@ fn run_search(engine: &Engine, collection: &str, body: SearchBody) -> ApiResult<
                 collection: collection.to_owned(),
                 limit: wanted,
                 filter: body.filter.clone().unwrap_or_default(),
-                mode: match body.mode {
-                    ModeInput::Dense => SearchMode::Dense,
-                    ModeInput::Hybrid => SearchMode::Hybrid,
-                    ModeInput::Keyword => SearchMode::Keyword,
-                },
+                mode: body.mode,
                 score_threshold: body.score_threshold,
             };
             let mut hits = engine.search(text, &options)?;
@@ -767,7 +754,7 @@ fn run_search(engine: &Engine, collection: &str, body: SearchBody) -> ApiResult<
             hits
         }
         (vector, text) => {
-            if body.mode != ModeInput::Dense {
+            if body.mode != SearchMode::Dense {
                 return Err(unprocessable(
                     "hybrid and keyword modes need `text`, and a collection made by `mnemo index`",
                 ));
