@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 MNEMO := target/release/mnemo
 
-.PHONY: demo test model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-index
+.PHONY: demo test api-clients model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-index
 
 # Fetch and verify the model, build, index the example plans into a data directory under
 # target/ (Qdrant's engine, in-process), then ask it a question by meaning and one by number.
@@ -16,9 +16,14 @@ demo: model build
 	$(MNEMO) search "2.1.2" --mode hybrid --data-dir $(DEMO_DATA) --limit 1
 
 # Everything CI checks. --nocapture lets the parity test's figures (min and median cosine)
-# reach the log; the other tests print nothing of their own.
+# reach the log; the other tests print nothing of their own. Then the REST API against the
+# official openai client, an OpenAPI validator and schemathesis (pinned, in a cached venv).
 test: model patched-deps fmt clippy
 	$(CARGO) test --release --workspace -- --nocapture
+	MNEMO_BIN=$(MNEMO) tests/python/run.sh
+
+api-clients:
+	tests/python/run.sh
 
 model:
 	scripts/fetch-model.sh

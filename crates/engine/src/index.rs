@@ -65,6 +65,7 @@ pub struct Quiet;
 impl IndexProgress for Quiet {}
 
 #[derive(Debug, Clone, Default, serde::Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IndexSummary {
     pub files: usize,
     pub skipped: Vec<String>,

@@ -15,6 +15,7 @@ use crate::{
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SearchMode {
     /// Nearest vectors of the model.
     #[default]
@@ -520,7 +521,7 @@ fn reciprocal_rank_fusion(lists: &[(Vec<ScoredPoint>, f32)], limit: usize) -> Ve
 }
 
 /// Bookkeeping fields of the index, not of the task.
-fn strip_internal_fields(payload: &mut serde_json::Map<String, Value>) {
+pub(crate) fn strip_internal_fields(payload: &mut serde_json::Map<String, Value>) {
     for field in ["dirs", "payload_hash", "index_format", FILE_KEY_FIELD] {
         payload.remove(field);
     }

@@ -476,3 +476,177 @@ fn a_public_address_without_keys_is_refused() {
         "{stderr}"
     );
 }
+
+/// Waits for an index job to finish, and returns its last state.
+fn finished_job(client: &Client, url: &str) -> Value {
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    loop {
+        let (status, job) = call(client, reqwest::Method::GET, url, None, None);
+        assert_eq!(status, StatusCode::OK, "{job}");
+        if job["state"] == "succeeded" || job["state"] == "failed" {
+            return job;
+        }
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job did not finish: {job}"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+}
+
+#[test]
+fn index_jobs_task_listing_metrics_and_the_api_description() {
+    use reqwest::Method;
+    let data = tempfile::tempdir().unwrap();
+    let plans = Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plans");
+    let plans = plans.canonicalize().unwrap();
+    let config = data.path().join("mnemo.toml");
+    std::fs::write(
+        &config,
+        format!("index_roots = [{:?}]\n", plans.display().to_string()),
+    )
+    .unwrap();
+    let server = Server::start(
+        &data.path().join("store"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let client = Client::new();
+    let at = |path: &str| server.url(path);
+    let send = |method: Method, path: &str, body: Option<Value>| {
+        call(&client, method, &at(path), None, body)
+    };
+
+    // Outside the roots: refused whether the path exists or not; inside but missing: 422.
+    for outside in ["/etc", "../../../../etc", "/no/such/folder"] {
+        let (status, body) = send(
+            Method::POST,
+            "/api/v1/index",
+            Some(json!({"paths": [outside]})),
+        );
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::FORBIDDEN, "forbidden"),
+            "{outside}"
+        );
+    }
+    let (status, body) = send(
+        Method::POST,
+        "/api/v1/index",
+        Some(json!({"paths": ["missing.md"]})),
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+        "{body}"
+    );
+
+    let response = client
+        .post(at("/api/v1/index"))
+        .json(&json!({"paths": ["."], "tasks_only": true}))
+        .send()
+        .unwrap();
+    assert_eq!(response.status(), StatusCode::ACCEPTED);
+    let location = response.headers()["location"].to_str().unwrap().to_owned();
+    let job: Value = response.json().unwrap();
+    assert_eq!(location, format!("/api/v1/jobs/{}", job["id"]));
+    let job = finished_job(&client, &at(&location));
+    assert_eq!(job["state"], "succeeded", "{job}");
+    let indexed = job["summary"]["tasks"].as_u64().unwrap();
+    assert!(indexed >= 10, "{job}");
+    assert_eq!(job["files_done"], job["files_total"]);
+    let (status, jobs) = send(Method::GET, "/api/v1/jobs", None);
+    assert_eq!(
+        (status, jobs["jobs"].as_array().map(Vec::len)),
+        (StatusCode::OK, Some(1))
+    );
+    let (status, body) = send(Method::GET, "/api/v1/jobs/77", None);
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+
+    // Listing: pages of 3 open tasks cover every open task once.
+    let (_, open) = send(
+        Method::POST,
+        "/api/v1/collections/tasks/points/count",
+        Some(json!({"filter": {"must": [{"key": "status", "match": {"value": "open"}}]}})),
+    );
+    let open = open["count"].as_u64().unwrap();
+    assert!(open > 3, "{open}");
+    let mut seen = std::collections::BTreeSet::new();
+    let mut offset = String::new();
+    loop {
+        let (status, page) = send(
+            Method::GET,
+            &format!("/api/v1/tasks?status=open&limit=3&offset={offset}"),
+            None,
+        );
+        assert_eq!(status, StatusCode::OK, "{page}");
+        let tasks = page["tasks"].as_array().unwrap();
+        assert!(tasks.len() <= 3);
+        for task in tasks {
+            assert_eq!(task["status"], "open", "{task}");
+            assert!(task.get("file_key").is_none(), "bookkeeping leaked: {task}");
+            assert!(seen.insert(task["point_id"].as_str().unwrap().to_owned()));
+        }
+        match page["next_offset"].as_str() {
+            Some(next) => offset = next.to_owned(),
+            None => break,
+        }
+    }
+    assert_eq!(seen.len() as u64, open);
+    let (status, page) = send(
+        Method::GET,
+        "/api/v1/tasks?file=**/roadmap-notes.md&limit=100",
+        None,
+    );
+    assert_eq!(status, StatusCode::OK);
+    let from_notes = page["tasks"].as_array().unwrap();
+    assert!(!from_notes.is_empty() && (from_notes.len() as u64) < indexed);
+    assert!(
+        from_notes
+            .iter()
+            .all(|task| task["file"].as_str().unwrap().ends_with("roadmap-notes.md"))
+    );
+    for (query, expected) in [
+        ("status=someday", "unprocessable"),
+        ("limit=0", "unprocessable"),
+        ("filter=priority%20%3C%3D", "unprocessable"),
+        ("colour=blue", "invalid_request"),
+    ] {
+        let (status, body) = send(Method::GET, &format!("/api/v1/tasks?{query}"), None);
+        assert!(status.is_client_error(), "{query}: {status}");
+        assert_eq!(code(&body), expected, "{query}: {body}");
+    }
+
+    // Metrics count what was just asked.
+    let response = client.get(at("/metrics")).send().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    let metrics = response.text().unwrap();
+    for line in [
+        "mnemo_http_requests_total{method=\"POST\",route=\"/api/v1/index\",status=\"202\"} 1",
+        "mnemo_http_requests_total{method=\"POST\",route=\"/api/v1/index\",status=\"403\"} 3",
+        &format!("mnemo_collection_points{{collection=\"tasks\"}} {indexed}"),
+        "mnemo_http_request_duration_seconds_bucket{method=\"GET\",route=\"/api/v1/tasks\"",
+        "mnemo_process_resident_memory_bytes ",
+        "mnemo_query_cache{counter=\"hits\"}",
+    ] {
+        assert!(metrics.contains(line), "no {line} in\n{metrics}");
+    }
+
+    // The description and its page need no key and are served by the binary itself.
+    let (status, document) = send(Method::GET, "/openapi.json", None);
+    assert_eq!(status, StatusCode::OK);
+    assert_eq!(document["openapi"], "3.1.0");
+    assert!(document["paths"]["/api/v1/tasks"]["get"].is_object());
+    let response = client.get(at("/docs")).send().unwrap();
+    assert_eq!(response.status(), StatusCode::OK);
+    assert!(
+        response.headers()["content-type"]
+            .to_str()
+            .unwrap()
+            .starts_with("text/html")
+    );
+    let page = response.text().unwrap();
+    assert!(
+        page.contains("openapi.json") && !page.contains("https://"),
+        "the page fetches nothing from elsewhere"
+    );
+}

@@ -5,10 +5,11 @@ use axum::http::{HeaderValue, StatusCode, header};
 use axum::response::{IntoResponse, Response};
 use mnemo_engine::EngineError;
 use mnemo_store::StoreError;
-use serde_json::{Value, json};
+use serde_json::Value;
 
 /// The codes a client may see, with their statuses; the README lists them.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize, utoipa::ToSchema)]
+#[serde(rename_all = "snake_case")]
 pub enum ErrorCode {
     /// The body is not JSON, or not the JSON this route takes.
     InvalidRequest,
@@ -52,26 +53,6 @@ impl ErrorCode {
         Self::Unavailable,
     ];
 
-    pub fn as_str(self) -> &'static str {
-        match self {
-            Self::InvalidRequest => "invalid_request",
-            Self::Unprocessable => "unprocessable",
-            Self::BatchTooLarge => "batch_too_large",
-            Self::Unauthorized => "unauthorized",
-            Self::Forbidden => "forbidden",
-            Self::NotFound => "not_found",
-            Self::MethodNotAllowed => "method_not_allowed",
-            Self::CollectionNotFound => "collection_not_found",
-            Self::ModelNotFound => "model_not_found",
-            Self::CollectionExists => "collection_exists",
-            Self::PayloadTooLarge => "payload_too_large",
-            Self::RateLimited => "rate_limited",
-            Self::Timeout => "timeout",
-            Self::Internal => "internal",
-            Self::Unavailable => "unavailable",
-        }
-    }
-
     pub fn status(self) -> StatusCode {
         match self {
             Self::InvalidRequest => StatusCode::BAD_REQUEST,
@@ -90,6 +71,21 @@ impl ErrorCode {
             Self::Unavailable => StatusCode::SERVICE_UNAVAILABLE,
         }
     }
+}
+
+/// Every error's body.
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorResponse {
+    pub error: ErrorBody,
+}
+
+#[derive(serde::Serialize, utoipa::ToSchema)]
+pub struct ErrorBody {
+    pub code: ErrorCode,
+    /// For people: what was wrong, and where.
+    pub message: String,
+    /// For programs: the values involved (limits, counts, indexes), or null.
+    pub details: Value,
 }
 
 #[derive(Debug)]
@@ -163,13 +159,13 @@ impl From<mnemo_embed::EmbedError> for ApiError {
 
 impl IntoResponse for ApiError {
     fn into_response(self) -> Response {
-        let body = json!({
-            "error": {
-                "code": self.code.as_str(),
-                "message": self.message,
-                "details": self.details,
-            }
-        });
+        let body = ErrorResponse {
+            error: ErrorBody {
+                code: self.code,
+                message: self.message,
+                details: self.details,
+            },
+        };
         let mut response = (self.code.status(), axum::Json(body)).into_response();
         if let Some(seconds) = self.retry_after {
             response
@@ -187,3 +183,20 @@ impl IntoResponse for ApiError {
 }
 
 pub type ApiResult<T> = Result<T, ApiError>;
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// The README's table of error codes is the contract clients read: it lists them all.
+    #[test]
+    fn the_readme_lists_every_error_code_with_its_status() {
+        let readme = include_str!("../../../README.md");
+        for code in ErrorCode::ALL {
+            let name = serde_json::to_value(code).expect("a code serialises");
+            let name = name.as_str().expect("a code is a string");
+            let row = format!("| `{name}` | {} |", code.status().as_u16());
+            assert!(readme.contains(&row), "README lacks the row {row}");
+        }
+    }
+}

@@ -5,6 +5,8 @@ pub mod api;
 pub mod auth;
 pub mod config;
 pub mod error;
+pub mod metrics;
+pub mod openapi;
 
 use std::future::Future;
 use std::net::SocketAddr;

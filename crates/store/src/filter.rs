@@ -10,6 +10,7 @@ use crate::PointId;
 /// given), and no `must_not` holds.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Filter {
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub must: Vec<Condition>,
@@ -61,12 +62,22 @@ impl Filter {
 /// inside arrays.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Condition {
     Field(FieldCondition),
-    IsNull { is_null: KeyRef },
-    IsEmpty { is_empty: KeyRef },
-    HasId { has_id: Vec<PointId> },
-    Nested { nested: NestedCondition },
+    IsNull {
+        is_null: KeyRef,
+    },
+    IsEmpty {
+        is_empty: KeyRef,
+    },
+    HasId {
+        has_id: Vec<PointId>,
+    },
+    Nested {
+        nested: NestedCondition,
+    },
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     Filter(Filter),
 }
 
@@ -141,6 +152,7 @@ impl Condition {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct FieldCondition {
     pub key: String,
     #[serde(rename = "match", default, skip_serializing_if = "Option::is_none")]
@@ -161,19 +173,23 @@ impl FieldCondition {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct KeyRef {
     pub key: String,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct NestedCondition {
     pub key: String,
+    #[cfg_attr(feature = "openapi", schema(no_recursion))]
     pub filter: Filter,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Match {
     Value { value: MatchValue },
     Any { any: Vec<MatchValue> },
@@ -183,6 +199,7 @@ pub enum Match {
 
 #[derive(Debug, Clone, PartialEq, Eq, Hash, Serialize, Deserialize)]
 #[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum MatchValue {
     Bool(bool),
     Integer(i64),
@@ -216,6 +233,7 @@ impl From<bool> for MatchValue {
 /// Bounds on a numeric field; absent bounds are open.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Range {
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub gt: Option<f64>,

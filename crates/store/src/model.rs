@@ -13,6 +13,7 @@ use crate::filter::Filter;
 /// How two dense vectors are compared. Scores are "higher is closer" for every distance
 /// except `Euclid` and `Manhattan`, where lower is closer, as in Qdrant.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Distance {
     Cosine,
     Dot,
@@ -22,6 +23,7 @@ pub enum Distance {
 
 /// One dense vector of a collection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct VectorParams {
     pub size: usize,
     pub distance: Distance,
@@ -30,6 +32,7 @@ pub struct VectorParams {
 /// One sparse vector of a collection. `idf` weighs each dimension by its inverse document
 /// frequency over the collection at query time, which turns BM25 term frequencies into BM25.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SparseVectorParams {
     #[serde(default)]
     pub idf: bool,
@@ -38,6 +41,7 @@ pub struct SparseVectorParams {
 /// What a collection stores: its named dense vectors (the name `""` is the unnamed default
 /// vector) and named sparse vectors.
 #[derive(Debug, Clone, Default, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CollectionConfig {
     pub vectors: BTreeMap<String, VectorParams>,
     #[serde(default)]
@@ -95,6 +99,7 @@ impl CollectionConfig {
 /// or a string.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Hash, PartialOrd, Ord, Serialize, Deserialize)]
 #[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum PointId {
     Num(u64),
     Uuid(uuid::Uuid),
@@ -137,6 +142,7 @@ impl From<uuid::Uuid> for PointId {
 
 /// A sparse vector: `indices[i]` holds `values[i]`; indices unique.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct SparseVector {
     pub indices: Vec<u32>,
     pub values: Vec<f32>,
@@ -144,6 +150,7 @@ pub struct SparseVector {
 
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[serde(untagged)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum Vector {
     Dense(Vec<f32>),
     Sparse(SparseVector),
@@ -192,8 +199,10 @@ impl Point {
 
 /// A stored point as read back.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct Record {
     pub id: PointId,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Map<String, Value>,
     /// Empty unless vectors were asked for.
     pub vectors: BTreeMap<String, Vector>,
@@ -201,9 +210,11 @@ pub struct Record {
 
 /// A search hit.
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoredPoint {
     pub id: PointId,
     pub score: f32,
+    #[cfg_attr(feature = "openapi", schema(value_type = Object))]
     pub payload: Map<String, Value>,
     pub vectors: BTreeMap<String, Vector>,
 }
@@ -336,6 +347,7 @@ pub enum FieldType {
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct CollectionInfo {
     pub name: String,
     pub config: CollectionConfig,
@@ -348,6 +360,7 @@ pub struct CollectionInfo {
 
 /// What an upsert did.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct UpsertSummary {
     pub written: usize,
     /// Points of the batch dropped because a later point had the same id (the last one wins).

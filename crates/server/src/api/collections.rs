@@ -1,0 +1,196 @@
+//! Collections: list, create, describe, delete.
+
+use std::collections::BTreeMap;
+
+use axum::extract::Path;
+use axum::http::StatusCode;
+use axum::{Extension, Json};
+use mnemo_store::{CollectionConfig, Distance, SparseVectorParams, VectorParams};
+use serde::{Deserialize, Serialize};
+use utoipa::ToSchema;
+
+use super::{ApiJson, Shared};
+use crate::auth::{Caller, Scope};
+use crate::error::{ApiError, ApiResult, ErrorCode};
+
+#[derive(Serialize, ToSchema)]
+pub struct CollectionList {
+    /// The collections the key may see.
+    pub collections: Vec<CollectionSummary>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CollectionSummary {
+    pub name: String,
+    pub points: usize,
+}
+
+/// List the collections this key may see, with their point counts.
+#[utoipa::path(operation_id = "list_collections", get, path = "/api/v1/collections", tag = "collections",
+    responses((status = 200, body = CollectionList)))]
+pub(crate) async fn list(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+) -> ApiResult<Json<CollectionList>> {
+    caller.require(Scope::Read)?;
+    let collections = state
+        .run(move |engine| {
+            let mut out = Vec::new();
+            for name in engine.store().list_collections()? {
+                if caller.may_see(&name) {
+                    let points = engine.store().count(&name, None)?;
+                    out.push(CollectionSummary { name, points });
+                }
+            }
+            Ok(out)
+        })
+        .await?;
+    Ok(Json(CollectionList { collections }))
+}
+
+#[derive(Serialize, ToSchema, PartialEq)]
+#[serde(rename_all = "lowercase")]
+pub enum IndexStatus {
+    /// Every vector is in an HNSW-indexed segment.
+    Indexed,
+    /// Some vectors are searched by full scan until the optimizer has indexed them.
+    Indexing,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CollectionDetails {
+    pub name: String,
+    pub config: CollectionConfig,
+    pub points: usize,
+    pub indexed_vectors: usize,
+    pub segments: usize,
+    /// Indexed payload fields and their types.
+    pub payload_indexes: BTreeMap<String, String>,
+    pub status: IndexStatus,
+}
+
+/// A collection's vectors, point count and index status.
+#[utoipa::path(operation_id = "get_collection", get, path = "/api/v1/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name")),
+    responses((status = 200, body = CollectionDetails)))]
+pub(crate) async fn info(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CollectionDetails>> {
+    caller.require_collection(Scope::Read, &name)?;
+    let info = state
+        .run(move |engine| Ok(engine.store().collection_info(&name)?))
+        .await?;
+    let status = if info.indexed_vectors >= info.points {
+        IndexStatus::Indexed
+    } else {
+        IndexStatus::Indexing
+    };
+    Ok(Json(CollectionDetails {
+        name: info.name,
+        config: info.config,
+        points: info.points,
+        indexed_vectors: info.indexed_vectors,
+        segments: info.segments,
+        payload_indexes: info.payload_indexes,
+        status,
+    }))
+}
+
+/// A collection's vectors: Qdrant's `{"size", "distance"}` for one unnamed vector, or a map
+/// of names to those; omitted, one unnamed vector of the server's model.
+#[derive(Deserialize, ToSchema)]
+#[serde(untagged)]
+pub enum VectorsConfig {
+    Single(VectorParams),
+    Named(BTreeMap<String, VectorParams>),
+}
+
+#[derive(Deserialize, Default, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct CreateCollection {
+    vectors: Option<VectorsConfig>,
+    #[serde(default)]
+    sparse_vectors: BTreeMap<String, SparseVectorParams>,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CollectionCreated {
+    pub name: String,
+    pub created: bool,
+}
+
+/// Create a collection. Without a body: one unnamed cosine vector of the server's model.
+#[utoipa::path(operation_id = "create_collection", put, path = "/api/v1/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name: letters, digits, `_`, `-`, `.`")),
+    request_body(content = Option<CreateCollection>),
+    responses((status = 201, body = CollectionCreated)))]
+pub(crate) async fn create(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    body: Option<ApiJson<CreateCollection>>,
+) -> ApiResult<(StatusCode, Json<CollectionCreated>)> {
+    caller.require_collection(Scope::Admin, &name)?;
+    let body = body.map(|ApiJson(body)| body).unwrap_or_default();
+    let vectors = match body.vectors {
+        None => [(
+            String::new(),
+            VectorParams {
+                size: state.engine.dim(),
+                distance: Distance::Cosine,
+            },
+        )]
+        .into(),
+        Some(VectorsConfig::Single(params)) => [(String::new(), params)].into(),
+        Some(VectorsConfig::Named(named)) => named,
+    };
+    let config = CollectionConfig {
+        vectors,
+        sparse_vectors: body.sparse_vectors,
+    };
+    let created = name.clone();
+    state
+        .run(move |engine| Ok(engine.store().create_collection(&created, &config)?))
+        .await?;
+    Ok((
+        StatusCode::CREATED,
+        Json(CollectionCreated {
+            name,
+            created: true,
+        }),
+    ))
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct CollectionDeleted {
+    pub name: String,
+    pub deleted: bool,
+}
+
+/// Delete a collection and all its points.
+#[utoipa::path(operation_id = "delete_collection", delete, path = "/api/v1/collections/{name}", tag = "collections",
+    params(("name" = String, Path, description = "Collection name")),
+    responses((status = 200, body = CollectionDeleted)))]
+pub(crate) async fn delete(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+) -> ApiResult<Json<CollectionDeleted>> {
+    caller.require_collection(Scope::Admin, &name)?;
+    let deleted = name.clone();
+    let existed = state
+        .run(move |engine| Ok(engine.store().delete_collection(&deleted)?))
+        .await?;
+    if !existed {
+        return Err(ApiError::new(
+            ErrorCode::CollectionNotFound,
+            format!("collection `{name}` does not exist"),
+        ));
+    }
+    Ok(Json(CollectionDeleted {
+        name,
+        deleted: true,
+    }))
+}

@@ -1,0 +1,343 @@
+//! The routes: collections, points, search, indexing jobs, OpenAI-compatible embeddings,
+//! health, metrics and the API's own documentation. Each module holds its routes' handlers
+//! and the request and response types the OpenAPI document is generated from.
+
+pub(crate) mod collections;
+pub(crate) mod embeddings;
+pub(crate) mod jobs;
+pub(crate) mod points;
+pub(crate) mod search;
+pub(crate) mod system;
+
+use std::sync::Arc;
+use std::time::Instant;
+
+use axum::extract::rejection::JsonRejection;
+use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::http::{StatusCode, header};
+use axum::middleware::Next;
+use axum::response::{IntoResponse, Response};
+use axum::routing::{get, post, put};
+use axum::{Json, Router};
+use mnemo_engine::{DENSE_VECTOR, Engine};
+use mnemo_store::{CollectionConfig, PayloadSelection, VectorSelection};
+use serde_json::json;
+
+use crate::auth::{KeyRing, RateLimiter};
+use crate::config::ServerConfig;
+use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::metrics::Metrics;
+
+/// The most results one search may ask for.
+pub(crate) const MAX_LIMIT: usize = 10_000;
+
+pub struct AppState {
+    pub engine: Arc<Engine>,
+    pub config: ServerConfig,
+    keys: KeyRing,
+    limiter: RateLimiter,
+    pub(crate) metrics: Metrics,
+    pub(crate) jobs: jobs::JobRegistry,
+}
+
+impl AppState {
+    pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Self {
+        Self {
+            engine,
+            keys: KeyRing::new(config.keys.clone()),
+            limiter: RateLimiter::new(config.rate_limit),
+            config,
+            metrics: Metrics::new(),
+            jobs: jobs::JobRegistry::default(),
+        }
+    }
+
+    /// Runs `work` with the engine on the blocking pool, within the request timeout.
+    pub(crate) async fn run<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Engine) -> ApiResult<T> + Send + 'static,
+    ) -> ApiResult<T> {
+        let engine = self.engine.clone();
+        let task = tokio::task::spawn_blocking(move || work(&engine));
+        match tokio::time::timeout(self.config.request_timeout, task).await {
+            Ok(Ok(result)) => result,
+            Ok(Err(join)) => Err(ApiError::new(
+                ErrorCode::Internal,
+                format!("the request's worker stopped: {join}"),
+            )),
+            Err(_) => Err(ApiError::new(
+                ErrorCode::Timeout,
+                format!(
+                    "the request took longer than {} s",
+                    self.config.request_timeout.as_secs_f64()
+                ),
+            )),
+        }
+    }
+
+    pub(crate) fn check_batch(&self, what: &str, count: usize) -> ApiResult<()> {
+        self.metrics.observe_batch(what, count);
+        if count > self.config.max_batch {
+            return Err(ApiError::new(
+                ErrorCode::BatchTooLarge,
+                format!(
+                    "{count} {what} in one request; the limit is {}",
+                    self.config.max_batch
+                ),
+            )
+            .with_details(json!({ "count": count, "limit": self.config.max_batch })));
+        }
+        Ok(())
+    }
+}
+
+pub(crate) type Shared = State<Arc<AppState>>;
+
+pub fn router(state: Arc<AppState>) -> Router {
+    let collection = "/api/v1/collections/{name}";
+    let api = Router::new()
+        .route("/api/v1/collections", get(collections::list))
+        .route(
+            collection,
+            get(collections::info)
+                .put(collections::create)
+                .delete(collections::delete),
+        )
+        .route(&format!("{collection}/points"), put(points::upsert))
+        .route(&format!("{collection}/points/get"), post(points::get))
+        .route(&format!("{collection}/points/delete"), post(points::delete))
+        .route(&format!("{collection}/points/scroll"), post(points::scroll))
+        .route(&format!("{collection}/points/count"), post(points::count))
+        .route(&format!("{collection}/search"), post(search::search))
+        .route(&format!("{collection}/search/batch"), post(search::batch))
+        .route(&format!("{collection}/similar"), post(search::similar))
+        .route("/api/v1/tasks", get(search::tasks))
+        .route("/api/v1/index", post(jobs::start))
+        .route("/api/v1/jobs", get(jobs::list))
+        .route("/api/v1/jobs/{id}", get(jobs::status))
+        .route("/v1/embeddings", post(embeddings::create))
+        .route("/metrics", get(system::metrics))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), guard));
+    Router::new()
+        .route("/health", get(system::health))
+        .route("/ready", get(system::ready))
+        .route("/openapi.json", get(system::openapi))
+        .route("/docs", get(system::docs))
+        .merge(api)
+        .fallback(not_found)
+        .method_not_allowed_fallback(method_not_allowed)
+        .layer(axum::extract::DefaultBodyLimit::max(
+            state.config.body_limit_bytes,
+        ))
+        .layer(axum::middleware::from_fn_with_state(state.clone(), measure))
+        .with_state(state)
+}
+
+/// Counts every answer by route template, method and status, and times it.
+async fn measure(State(state): Shared, request: Request, next: Next) -> Response {
+    let started = Instant::now();
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .map(|path| path.as_str().to_owned());
+    let method = request.method().clone();
+    let response = next.run(request).await;
+    state.metrics.observe_request(
+        route.as_deref().unwrap_or("unmatched"),
+        method.as_str(),
+        response.status().as_u16(),
+        started.elapsed(),
+    );
+    response
+}
+
+/// Who is asking, and whether they may ask now.
+async fn guard(State(state): Shared, mut request: Request, next: Next) -> Response {
+    let headers = request.headers();
+    let secret = headers
+        .get(header::AUTHORIZATION)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.strip_prefix("Bearer "))
+        .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
+        .map(str::trim);
+    let caller = match state.keys.identify(secret) {
+        Ok(caller) => caller,
+        Err(err) => return err.into_response(),
+    };
+    if let Err(seconds) = state.limiter.take(caller.name()) {
+        let mut err = ApiError::new(
+            ErrorCode::RateLimited,
+            format!(
+                "too many requests for `{}`; retry in {seconds} s",
+                caller.name()
+            ),
+        )
+        .with_details(json!({ "retry_after_seconds": seconds }));
+        err.retry_after = Some(seconds);
+        return err.into_response();
+    }
+    if let Some(length) = headers
+        .get(header::CONTENT_LENGTH)
+        .and_then(|v| v.to_str().ok())
+        .and_then(|v| v.parse::<usize>().ok())
+        && length > state.config.body_limit_bytes
+    {
+        return too_large(state.config.body_limit_bytes).into_response();
+    }
+    let limit = BodyLimit(state.config.body_limit_bytes);
+    request.extensions_mut().insert(caller);
+    request.extensions_mut().insert(limit);
+    next.run(request).await
+}
+
+fn too_large(limit: usize) -> ApiError {
+    ApiError::new(
+        ErrorCode::PayloadTooLarge,
+        format!("the request body is larger than the limit of {limit} bytes"),
+    )
+    .with_details(json!({ "limit_bytes": limit }))
+}
+
+async fn not_found() -> ApiError {
+    ApiError::new(ErrorCode::NotFound, "no such route")
+}
+
+async fn method_not_allowed() -> ApiError {
+    ApiError::new(
+        ErrorCode::MethodNotAllowed,
+        "this route does not take that method",
+    )
+}
+
+/// JSON in, with our errors for what the client got wrong.
+pub struct ApiJson<T>(pub T);
+
+impl<S, T> FromRequest<S> for ApiJson<T>
+where
+    Json<T>: FromRequest<S, Rejection = JsonRejection>,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Self, Self::Rejection> {
+        let limit = request.extensions().get::<BodyLimit>().map(|limit| limit.0);
+        match Json::<T>::from_request(request, state).await {
+            Ok(Json(value)) => Ok(Self(value)),
+            Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
+                Err(too_large(limit.unwrap_or_default()))
+            }
+            Err(rejection) => Err(ApiError::new(
+                ErrorCode::InvalidRequest,
+                rejection.body_text(),
+            )),
+        }
+    }
+}
+
+/// An optional body: none, or only whitespace, is `None`.
+impl<S, T> axum::extract::OptionalFromRequest<S> for ApiJson<T>
+where
+    T: serde::de::DeserializeOwned,
+    S: Send + Sync,
+{
+    type Rejection = ApiError;
+
+    async fn from_request(request: Request, state: &S) -> Result<Option<Self>, Self::Rejection> {
+        let limit = request.extensions().get::<BodyLimit>().map(|limit| limit.0);
+        let bytes = axum::body::Bytes::from_request(request, state)
+            .await
+            .map_err(|rejection| {
+                if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE {
+                    too_large(limit.unwrap_or_default())
+                } else {
+                    ApiError::new(ErrorCode::InvalidRequest, rejection.body_text())
+                }
+            })?;
+        if bytes.iter().all(u8::is_ascii_whitespace) {
+            return Ok(None);
+        }
+        serde_json::from_slice(&bytes)
+            .map(|value| Some(Self(value)))
+            .map_err(|err| {
+                ApiError::new(
+                    ErrorCode::InvalidRequest,
+                    format!("Failed to deserialize the JSON body into the target type: {err}"),
+                )
+            })
+    }
+}
+
+#[derive(Clone, Copy)]
+struct BodyLimit(usize);
+
+pub(crate) fn unprocessable(message: impl Into<String>) -> ApiError {
+    ApiError::new(ErrorCode::Unprocessable, message)
+}
+
+pub(crate) fn default_true() -> bool {
+    true
+}
+
+pub(crate) fn default_limit() -> usize {
+    10
+}
+
+pub(crate) fn selections(
+    with_payload: bool,
+    with_vector: bool,
+) -> (PayloadSelection, VectorSelection) {
+    (
+        if with_payload {
+            PayloadSelection::All
+        } else {
+            PayloadSelection::None
+        },
+        if with_vector {
+            VectorSelection::All
+        } else {
+            VectorSelection::None
+        },
+    )
+}
+
+pub(crate) fn check_limit(limit: usize) -> ApiResult<()> {
+    if limit == 0 || limit > MAX_LIMIT {
+        return Err(unprocessable(format!(
+            "limit {limit} is out of range: 1 to {MAX_LIMIT}"
+        )));
+    }
+    Ok(())
+}
+
+/// The dense vector a request means: the one it names, or the collection's only one, or the
+/// engine's `dense`.
+pub(crate) fn vector_name(config: &CollectionConfig, using: Option<&str>) -> ApiResult<String> {
+    if let Some(name) = using {
+        if config.vectors.contains_key(name) {
+            return Ok(name.to_owned());
+        }
+        return Err(unprocessable(format!(
+            "the collection has no dense vector `{name}`; it has {}",
+            names_of(config)
+        )));
+    }
+    if config.vectors.len() == 1 {
+        return Ok(config.vectors.keys().next().cloned().unwrap_or_default());
+    }
+    if config.vectors.contains_key(DENSE_VECTOR) {
+        return Ok(DENSE_VECTOR.to_owned());
+    }
+    Err(unprocessable(format!(
+        "the collection has several dense vectors ({}); name one with `using`",
+        names_of(config)
+    )))
+}
+
+fn names_of(config: &CollectionConfig) -> String {
+    config
+        .vectors
+        .keys()
+        .map(|name| format!("`{name}`"))
+        .collect::<Vec<_>>()
+        .join(", ")
+}

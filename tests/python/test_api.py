@@ -1,0 +1,74 @@
+"""mnemo serve against the tools its users bring: the official `openai` client, an OpenAPI
+validator, and schemathesis (run from run.sh).
+
+Usage: test_api.py BASE_URL MNEMO_BINARY
+"""
+
+import json
+import math
+import subprocess
+import sys
+import urllib.request
+
+from openai import OpenAI
+from openapi_spec_validator import validate
+
+TEXTS = [
+    "Ajouter un cache LRU aux requêtes d'embedding",
+    "Write the API documentation",
+    "Mesurer la latence p99 du serveur à 64 clients",
+    "é" * 3000,  # longer than the model's 256 tokens: truncated the same way on both paths
+]
+
+
+def cosine(a, b):
+    dot = sum(x * y for x, y in zip(a, b))
+    return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
+
+
+def cli_embeddings(binary):
+    lines = "".join(json.dumps({"text": text}) + "\n" for text in TEXTS)
+    out = subprocess.run(
+        [binary, "embed"], input=lines, capture_output=True, text=True, check=True
+    ).stdout
+    return [json.loads(line)["embedding"] for line in out.splitlines()]
+
+
+def check_openai_client(base, binary):
+    client = OpenAI(base_url=f"{base}/v1", api_key="unused-on-loopback")
+    expected = cli_embeddings(binary)
+    # Left unsaid, the client asks for base64 and decodes it itself; "float" asks for lists.
+    for encoding in ("client default (base64)", "float"):
+        options = {"encoding_format": "float"} if encoding == "float" else {}
+        response = client.embeddings.create(model="all-MiniLM-L6-v2", input=TEXTS, **options)
+        assert len(response.data) == len(TEXTS), response
+        assert response.usage.prompt_tokens > 0, response.usage
+        for item, want in zip(response.data, expected):
+            assert len(item.embedding) == 384
+            similarity = cosine(item.embedding, want)
+            assert similarity >= 0.9999, (encoding, item.index, similarity)
+    one = client.embeddings.create(model="sentence-transformers/all-MiniLM-L6-v2", input=TEXTS[0])
+    assert cosine(one.data[0].embedding, expected[0]) >= 0.9999
+    try:
+        client.embeddings.create(model="text-embedding-3-small", input="x")
+    except Exception as error:  # the client raises NotFoundError for our 404
+        assert getattr(error, "status_code", None) == 404, error
+    else:
+        raise AssertionError("another model was accepted")
+    print(f"openai {__import__('openai').__version__}: {len(TEXTS)} texts, float and base64, cosine >= 0.9999 vs mnemo embed")
+
+
+def check_openapi_document(base):
+    with urllib.request.urlopen(f"{base}/openapi.json") as response:
+        document = json.load(response)
+    validate(document)  # raises on any violation of the OpenAPI 3.1 schema
+    operations = sum(
+        1 for item in document["paths"].values() for method in item if method in ("get", "put", "post", "delete")
+    )
+    print(f"openapi.json: valid OpenAPI {document['openapi']}, {operations} operations")
+
+
+if __name__ == "__main__":
+    base_url, mnemo = sys.argv[1], sys.argv[2]
+    check_openapi_document(base_url)
+    check_openai_client(base_url, mnemo)
