@@ -64,7 +64,7 @@ pub trait IndexProgress {
 pub struct Quiet;
 impl IndexProgress for Quiet {}
 
-#[derive(Debug, Clone, Default, serde::Serialize)]
+#[derive(Debug, Clone, Default, serde::Serialize, serde::Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct IndexSummary {
     pub files: usize,

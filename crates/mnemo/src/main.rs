@@ -6,6 +6,7 @@ mod bench_store;
 mod embed_cmd;
 mod memory_cmd;
 mod nearest;
+mod remote;
 mod serve_cmd;
 mod tasks_cmd;
 

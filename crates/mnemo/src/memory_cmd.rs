@@ -15,6 +15,7 @@ use mnemo_store::{EmbeddedStore, Filter, OpenOptions, ScoredPoint};
 use serde_json::{Map, Value};
 
 use crate::ModelArgs;
+use crate::remote::Remote;
 
 /// Where the data lives; shared by every command that opens the store.
 #[derive(Args, Clone)]
@@ -38,21 +39,32 @@ impl StoreArgs {
         })
     }
 
-    fn open(&self) -> anyhow::Result<EmbeddedStore> {
+    pub fn open(&self) -> anyhow::Result<EmbeddedStore> {
         let dir = self.dir();
         EmbeddedStore::open(&dir, OpenOptions::default())
             .with_context(|| format!("cannot open the data directory {}", dir.display()))
     }
 }
 
-pub fn engine(store: &StoreArgs, model: &ModelArgs) -> anyhow::Result<Engine> {
-    let store = store.open()?;
+pub fn engine_over(store: Arc<EmbeddedStore>, model: &ModelArgs) -> anyhow::Result<Engine> {
     let embedder = model.load(None, None)?;
-    Ok(Engine::new(
-        Arc::new(store),
-        Arc::new(embedder),
-        DEFAULT_MODEL_NAME,
-    ))
+    Ok(Engine::new(store, Arc::new(embedder), DEFAULT_MODEL_NAME))
+}
+
+/// The engine over this data directory, or, when a `mnemo serve` holds it, that server.
+enum Backend {
+    Local(Engine),
+    Remote(Remote),
+}
+
+fn backend(store: &StoreArgs, model: &ModelArgs) -> anyhow::Result<Backend> {
+    match store.open() {
+        Ok(opened) => Ok(Backend::Local(engine_over(Arc::new(opened), model)?)),
+        Err(err) => match Remote::holding(&err) {
+            Some(remote) => Ok(Backend::Remote(remote)),
+            None => Err(err),
+        },
+    }
 }
 
 #[derive(Args)]
@@ -100,7 +112,21 @@ impl IndexProgress for Bar {
 
 /// Whether every path was read.
 pub fn index(args: IndexArgs) -> anyhow::Result<bool> {
-    let engine = engine(&args.store, &args.model)?;
+    let engine = match backend(&args.store, &args.model)? {
+        Backend::Local(engine) => engine,
+        Backend::Remote(remote) => {
+            if args.no_optimize {
+                anyhow::bail!("--no-optimize is not available through a running server");
+            }
+            let summary = remote.index(
+                &args.paths,
+                args.tasks_only,
+                &args.collection,
+                &args.passages_collection,
+            )?;
+            return report_index(&summary, args.json);
+        }
+    };
     let options = IndexOptions {
         tasks_collection: args.collection.clone(),
         passages_collection: args.passages_collection.clone(),
@@ -117,10 +143,14 @@ pub fn index(args: IndexArgs) -> anyhow::Result<bool> {
     );
     let summary = engine.index(&args.paths, &options, &Bar(bar.clone()))?;
     bar.finish_and_clear();
-    if args.json {
-        println!("{}", serde_json::to_string_pretty(&summary)?);
+    report_index(&summary, args.json)
+}
+
+fn report_index(summary: &IndexSummary, json: bool) -> anyhow::Result<bool> {
+    if json {
+        println!("{}", serde_json::to_string_pretty(summary)?);
     } else {
-        print_summary(&summary);
+        print_summary(summary);
     }
     for reason in &summary.skipped {
         eprintln!("skipped {reason}");
@@ -227,8 +257,10 @@ pub fn search(args: SearchArgs) -> anyhow::Result<()> {
         ModeArg::Keyword => SearchMode::Keyword,
     };
     let options = args.query_args.options(mode)?;
-    let engine = engine(&args.query_args.target.store, &args.query_args.target.model)?;
-    let hits = engine.search(&args.query, &options).map_err(with_hint)?;
+    let hits = match backend(&args.query_args.target.store, &args.query_args.target.model)? {
+        Backend::Local(engine) => engine.search(&args.query, &options).map_err(with_hint)?,
+        Backend::Remote(remote) => remote.search(&args.query, &options)?,
+    };
     print_hits(&hits, args.query_args.target.json)
 }
 
@@ -242,8 +274,10 @@ pub struct SimilarArgs {
 
 pub fn similar(args: SimilarArgs) -> anyhow::Result<()> {
     let options = args.query_args.options(SearchMode::Dense)?;
-    let engine = engine(&args.query_args.target.store, &args.query_args.target.model)?;
-    let hits = engine.similar(&args.id, &options).map_err(with_hint)?;
+    let hits = match backend(&args.query_args.target.store, &args.query_args.target.model)? {
+        Backend::Local(engine) => engine.similar(&args.id, &options).map_err(with_hint)?,
+        Backend::Remote(remote) => remote.similar(&args.id, &options)?,
+    };
     print_hits(&hits, args.query_args.target.json)
 }
 
@@ -267,7 +301,11 @@ pub fn dupes(args: DupesArgs) -> anyhow::Result<()> {
         anyhow::bail!("--threshold must be in (0, 1], got {}", args.threshold);
     }
     let filter = args.target.filter()?;
-    let engine = engine(&args.target.store, &args.target.model)?;
+    let Backend::Local(engine) = backend(&args.target.store, &args.target.model)? else {
+        anyhow::bail!(
+            "a mnemo serve holds this data directory and its API has no duplicates route yet; stop it to run `mnemo dupes`"
+        );
+    };
     let clusters = engine
         .duplicates(
             &args.target.collection,

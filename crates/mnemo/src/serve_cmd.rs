@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use mnemo_server::{ApiKey, Scope, ServerConfig};
 
 use crate::ModelArgs;
-use crate::memory_cmd::{StoreArgs, engine};
+use crate::memory_cmd::{StoreArgs, engine_over};
 
 /// A key given in the environment: admin over every collection, kept as its hash only.
 const KEY_ENV: &str = "MNEMO_API_KEY";
@@ -45,7 +45,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .push(ApiKey::from_secret(KEY_ENV, secret.trim(), Scope::Admin));
     }
     config.check()?;
-    let engine = Arc::new(engine(&args.store, &args.model)?);
+    let store = Arc::new(args.store.open()?);
+    let engine = Arc::new(engine_over(store.clone(), &args.model)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -56,6 +57,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             engine,
             config,
             |address| {
+                // The CLI finds the server through the lock file while it holds the directory.
+                if let Err(err) = store.announce(&format!("mnemo serve at http://{address}")) {
+                    eprintln!("warning: the CLI will not find this server: {err}");
+                }
                 // Tests and scripts read this line to learn the port.
                 println!("listening on http://{address}");
                 if open {

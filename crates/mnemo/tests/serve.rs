@@ -650,3 +650,96 @@ fn index_jobs_task_listing_metrics_and_the_api_description() {
         "the page fetches nothing from elsewhere"
     );
 }
+
+fn mnemo(args: &[&str], data: &Path) -> std::process::Output {
+    Command::new(env!("CARGO_BIN_EXE_mnemo"))
+        .args(args)
+        .arg("--data-dir")
+        .arg(data)
+        .env_remove("MNEMO_API_KEY")
+        .output()
+        .expect("mnemo runs")
+}
+
+fn ids_of(output: &std::process::Output) -> Vec<String> {
+    assert!(
+        output.status.success(),
+        "{}",
+        String::from_utf8_lossy(&output.stderr)
+    );
+    String::from_utf8_lossy(&output.stdout)
+        .lines()
+        .map(|line| {
+            let hit: Value = serde_json::from_str(line).expect("JSON lines");
+            hit["id"].as_str().expect("an id").to_owned()
+        })
+        .collect()
+}
+
+#[test]
+fn the_cli_asks_the_server_that_holds_the_data_directory() {
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("store");
+    let plans = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/plans")
+        .canonicalize()
+        .unwrap();
+    let config = data.path().join("mnemo.toml");
+    std::fs::write(
+        &config,
+        format!("index_roots = [{:?}]\n", plans.display().to_string()),
+    )
+    .unwrap();
+    let mut server = Server::start(&store, &["--config", config.to_str().unwrap()]);
+    let plans_arg = plans.to_str().unwrap();
+
+    let indexed = mnemo(&["index", plans_arg, "--tasks-only", "--json"], &store);
+    assert!(
+        indexed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&indexed.stderr)
+    );
+    assert!(
+        String::from_utf8_lossy(&indexed.stderr)
+            .contains("held by mnemo serve at http://127.0.0.1:")
+    );
+    let summary: Value = serde_json::from_slice(&indexed.stdout).unwrap();
+    assert!(summary["tasks"].as_u64().unwrap() >= 10, "{summary}");
+
+    let query = [
+        "search",
+        "mettre en cache les réponses",
+        "--mode",
+        "hybrid",
+        "--limit",
+        "5",
+        "--json",
+    ];
+    let through_server = ids_of(&mnemo(&query, &store));
+    assert_eq!(through_server.len(), 5);
+    let similar = ids_of(&mnemo(
+        &["similar", &through_server[0], "--limit", "3", "--json"],
+        &store,
+    ));
+    assert!(!similar.contains(&through_server[0]));
+    let dupes = mnemo(&["dupes"], &store);
+    assert!(!dupes.status.success());
+    assert!(
+        String::from_utf8_lossy(&dupes.stderr).contains("a mnemo serve holds this data directory")
+    );
+
+    // Stopped, the server leaves the directory to the CLI, which answers the same.
+    let pid = server.child.id().to_string();
+    assert!(
+        Command::new("kill")
+            .args(["-TERM", &pid])
+            .status()
+            .unwrap()
+            .success()
+    );
+    server.child.wait().unwrap();
+    let mut rest = String::new();
+    std::io::Read::read_to_string(&mut server.stdout, &mut rest).unwrap();
+    assert!(rest.contains("stopped; the store is flushed"), "{rest}");
+    assert_eq!(ids_of(&mnemo(&query, &store)), through_server);
+}

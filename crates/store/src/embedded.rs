@@ -95,10 +95,25 @@ pub struct EmbeddedStore {
     options: OpenOptions,
     flusher: Option<Flusher>,
     /// Held for the store's lifetime: the OS releases it when the process dies, however it dies.
-    _lock: File,
+    /// Flock'ed while open; holds the pid, then what `announce` says.
+    lock: File,
 }
 
 impl EmbeddedStore {
+    /// Writes `holder` into the lock file after this process's pid, for the next process that
+    /// finds the directory locked: `mnemo serve` announces where it listens, so that the CLI
+    /// can ask it instead. One line; replaces what was announced before.
+    pub fn announce(&self, holder: &str) -> Result<()> {
+        let path = self.root.join(LOCK_FILE);
+        let holder = holder.replace(['\n', '\r'], " ");
+        let mut file = &self.lock;
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| write!(file, "{}\n{holder}\n", std::process::id()))
+            .and_then(|()| file.flush())
+            .map_err(|e| StoreError::io(&path, e))
+    }
+
     /// Opens (creating if needed) the data directory `root`, taking its lock, and loads every
     /// collection, replaying what their write-ahead logs hold beyond the last flush.
     pub fn open(root: &Path, options: OpenOptions) -> Result<Self> {
@@ -133,7 +148,7 @@ impl EmbeddedStore {
             collections,
             options,
             flusher,
-            _lock: lock,
+            lock,
         })
     }
 
@@ -186,16 +201,15 @@ fn take_lock(root: &Path) -> Result<File> {
     match file.try_lock() {
         Ok(()) => {}
         Err(std::fs::TryLockError::WouldBlock) => {
-            let mut pid = String::new();
-            let _ = file.read_to_string(&mut pid);
-            let pid = pid.trim();
+            let mut text = String::new();
+            let _ = file.read_to_string(&mut text);
+            let mut lines = text.lines().map(str::trim);
+            let pid = lines.next().filter(|pid| !pid.is_empty());
+            let holder = lines.next().filter(|line| !line.is_empty());
             return Err(StoreError::Locked {
                 path: root.to_owned(),
-                pid: if pid.is_empty() {
-                    "unknown".to_owned()
-                } else {
-                    pid.to_owned()
-                },
+                pid: pid.unwrap_or("unknown").to_owned(),
+                holder: holder.map(str::to_owned),
             });
         }
         Err(std::fs::TryLockError::Error(e)) => return Err(StoreError::io(&path, e)),

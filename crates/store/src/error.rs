@@ -88,8 +88,13 @@ pub enum StoreError {
     BadFilter(String),
     #[error("invalid point id `{0}`: expected an unsigned integer or a UUID")]
     BadPointId(String),
-    #[error("data directory {path} is locked by process {pid}; stop it or use another --data-dir")]
-    Locked { path: PathBuf, pid: String },
+    #[error("data directory {path} is locked by process {pid}{}; stop it or use another --data-dir", holder.as_ref().map(|h| format!(" ({h})")).unwrap_or_default())]
+    Locked {
+        path: PathBuf,
+        pid: String,
+        /// What the holder announced (`EmbeddedStore::announce`): a server's address.
+        holder: Option<String>,
+    },
     #[error(
         "data directory {path} has layout version {found}, this mnemo reads version {expected}; \
          export it with the mnemo that wrote it, or use a new --data-dir"

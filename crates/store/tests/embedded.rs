@@ -371,7 +371,7 @@ fn a_point_may_leave_out_a_named_vector_but_not_all_of_them() {
 #[test]
 fn a_second_opener_is_told_who_holds_the_directory() {
     let dir = tempfile::tempdir().unwrap();
-    let _first = open(dir.path());
+    let first = open(dir.path());
     let err = EmbeddedStore::open(dir.path(), OpenOptions::default())
         .err()
         .unwrap();
@@ -383,6 +383,17 @@ fn a_second_opener_is_told_who_holds_the_directory() {
             std::process::id()
         )
     );
+    first
+        .announce("mnemo serve at http://127.0.0.1:6343")
+        .unwrap();
+    first.announce("http://127.0.0.1:7000").unwrap();
+    match EmbeddedStore::open(dir.path(), OpenOptions::default()) {
+        Err(StoreError::Locked { pid, holder, .. }) => {
+            assert_eq!(pid, std::process::id().to_string());
+            assert_eq!(holder.as_deref(), Some("http://127.0.0.1:7000"));
+        }
+        other => panic!("expected Locked, got {:?}", other.err()),
+    }
 }
 
 #[test]

@@ -1,0 +1,203 @@
+//! The CLI through a running `mnemo serve`: when a server holds the data directory, the lock
+//! file says where it listens, and `search`, `similar` and `index` ask it over the REST API
+//! instead of failing on the lock. Same answers, same output.
+
+use std::path::PathBuf;
+use std::time::Duration;
+
+use anyhow::{Context, bail};
+use indicatif::{ProgressBar, ProgressStyle};
+use mnemo_engine::{IndexSummary, SearchMode, SearchOptions};
+use mnemo_store::{PointId, ScoredPoint, StoreError};
+use reqwest::blocking::{Client, RequestBuilder};
+use serde_json::{Value, json};
+
+/// The key the CLI sends, as the server reads it.
+const KEY_ENV: &str = "MNEMO_API_KEY";
+
+pub struct Remote {
+    base: String,
+    key: Option<String>,
+    client: Client,
+}
+
+impl Remote {
+    /// The server holding the data directory, if `error` is the lock held by one that said
+    /// where it listens.
+    pub fn holding(error: &anyhow::Error) -> Option<Remote> {
+        let holder = error.chain().find_map(|cause| match cause.downcast_ref() {
+            Some(StoreError::Locked {
+                holder: Some(holder),
+                ..
+            }) => Some(holder.clone()),
+            _ => None,
+        })?;
+        let base = holder
+            .split_whitespace()
+            .find(|word| word.starts_with("http://"))?;
+        Some(Remote {
+            base: base.trim_end_matches('/').to_owned(),
+            key: std::env::var(KEY_ENV)
+                .ok()
+                .filter(|key| !key.trim().is_empty()),
+            client: Client::builder()
+                .timeout(Duration::from_secs(120))
+                .build()
+                .ok()?,
+        })
+    }
+
+    fn call(&self, request: RequestBuilder) -> anyhow::Result<Value> {
+        let request = match &self.key {
+            Some(key) => request.bearer_auth(key.trim()),
+            None => request,
+        };
+        let response = request.send().with_context(|| {
+            format!(
+                "the data directory is held by mnemo serve at {}, which does not answer",
+                self.base
+            )
+        })?;
+        let status = response.status();
+        let body: Value = response.json().with_context(|| {
+            format!(
+                "mnemo serve at {} answered {status} without JSON",
+                self.base
+            )
+        })?;
+        if status.is_success() {
+            return Ok(body);
+        }
+        let error = &body["error"];
+        let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
+            format!(" (set {KEY_ENV} to a key of that server)")
+        } else {
+            String::new()
+        };
+        bail!(
+            "mnemo serve at {} answered {status}: {} ({}){hint}",
+            self.base,
+            error["message"].as_str().unwrap_or("no message"),
+            error["code"].as_str().unwrap_or("no code"),
+        )
+    }
+
+    fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
+        self.call(self.client.post(format!("{}{path}", self.base)).json(&body))
+    }
+
+    pub fn search(&self, query: &str, options: &SearchOptions) -> anyhow::Result<Vec<ScoredPoint>> {
+        let mode = match options.mode {
+            SearchMode::Dense => "dense",
+            SearchMode::Hybrid => "hybrid",
+            SearchMode::Keyword => "keyword",
+        };
+        let answer = self.post(
+            &format!("/api/v1/collections/{}/search", options.collection),
+            json!({
+                "text": query,
+                "limit": options.limit,
+                "filter": options.filter,
+                "mode": mode,
+                "score_threshold": options.score_threshold,
+            }),
+        )?;
+        hits(&answer)
+    }
+
+    pub fn similar(&self, id: &str, options: &SearchOptions) -> anyhow::Result<Vec<ScoredPoint>> {
+        let answer = self.post(
+            &format!("/api/v1/collections/{}/similar", options.collection),
+            json!({
+                "id": id,
+                "limit": options.limit,
+                "filter": options.filter,
+                "score_threshold": options.score_threshold,
+            }),
+        )?;
+        hits(&answer)
+    }
+
+    /// Starts an index job for these paths (made absolute: the server resolves them on the
+    /// same machine) and follows it to its end.
+    pub fn index(
+        &self,
+        paths: &[PathBuf],
+        tasks_only: bool,
+        collection: &str,
+        passages_collection: &str,
+    ) -> anyhow::Result<IndexSummary> {
+        let paths = paths
+            .iter()
+            .map(|path| {
+                std::path::absolute(path)
+                    .map(|path| path.display().to_string())
+                    .with_context(|| format!("cannot make {} absolute", path.display()))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        eprintln!(
+            "the data directory is held by mnemo serve at {}: indexing through it",
+            self.base
+        );
+        let job = self.post(
+            "/api/v1/index",
+            json!({
+                "paths": paths,
+                "tasks_only": tasks_only,
+                "collection": collection,
+                "passages_collection": passages_collection,
+            }),
+        )?;
+        let id = job["id"].as_u64().context("the server's job has no id")?;
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template(
+                "{spinner} indexing on the server [{bar:30}] {pos}/{len} files, {msg} ({elapsed})",
+            )
+            .unwrap_or_else(|_| ProgressStyle::default_bar())
+            .progress_chars("=> "),
+        );
+        loop {
+            let job = self.call(self.client.get(format!("{}/api/v1/jobs/{id}", self.base)))?;
+            bar.set_length(job["files_total"].as_u64().unwrap_or(0));
+            bar.set_position(job["files_done"].as_u64().unwrap_or(0));
+            bar.set_message(format!(
+                "{} embedded",
+                job["embedded"].as_u64().unwrap_or(0)
+            ));
+            match job["state"].as_str() {
+                Some("succeeded") => {
+                    bar.finish_and_clear();
+                    return serde_json::from_value(job["summary"].clone())
+                        .context("the server's job summary is not one this mnemo reads");
+                }
+                Some("failed") => {
+                    bar.finish_and_clear();
+                    bail!(
+                        "the server's index job {id} failed: {}",
+                        job["error"].as_str().unwrap_or("no reason given")
+                    );
+                }
+                _ => std::thread::sleep(Duration::from_millis(250)),
+            }
+        }
+    }
+}
+
+fn hits(answer: &Value) -> anyhow::Result<Vec<ScoredPoint>> {
+    let results = answer["result"]
+        .as_array()
+        .context("the server's answer has no `result` list")?;
+    results
+        .iter()
+        .map(|hit| {
+            let id: PointId =
+                serde_json::from_value(hit["id"].clone()).context("a hit without a point id")?;
+            Ok(ScoredPoint {
+                id,
+                score: hit["score"].as_f64().unwrap_or_default() as f32,
+                payload: hit["payload"].as_object().cloned().unwrap_or_default(),
+                vectors: Default::default(),
+            })
+        })
+        .collect()
+}
