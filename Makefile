@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 MNEMO := target/release/mnemo
 
-.PHONY: demo test api-clients model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-index
+.PHONY: demo test api-clients model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-index bench-http
 
 # Fetch and verify the model, build, index the example plans into a data directory under
 # target/ (Qdrant's engine, in-process), then ask it a question by meaning and one by number.
@@ -59,3 +59,7 @@ bench-store: build
 # Indexing the shared corpus: parse / embed / store split beside the model alone, then warm.
 bench-index: model build
 	$(MNEMO) bench index ../shared/corpus
+
+# The REST API against the library in the same run: vector search at 100k points, text search.
+bench-http: model build
+	bench/http.sh

@@ -30,6 +30,9 @@ pub enum BenchCommand {
     /// Indexing a corpus into a fresh store: the time split (parse, embed, store, HNSW build)
     /// beside the model alone on the same texts, then a warm re-index.
     Index(crate::bench_store::BenchIndexArgs),
+    /// The REST API on loopback beside the library in the same run: vector search at 100k
+    /// points and text search, QPS and p50/p99 for 1, 8 and 64 concurrent clients.
+    Http(crate::bench_http::BenchHttpArgs),
 }
 
 #[derive(Args)]
@@ -78,6 +81,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Tasks(args) => bench_tasks(args),
         BenchCommand::Store(args) => crate::bench_store::store(args),
         BenchCommand::Index(args) => crate::bench_store::index(args),
+        BenchCommand::Http(args) => crate::bench_http::http(args),
     }
 }
 

@@ -46,7 +46,7 @@ pub struct BenchStoreArgs {
 }
 
 /// A deterministic generator (splitmix64), so every run stores the same data.
-struct Rng(u64);
+pub(crate) struct Rng(pub(crate) u64);
 
 impl Rng {
     fn next(&mut self) -> u64 {
@@ -81,13 +81,13 @@ fn normalised(mut v: Vec<f32>) -> Vec<f32> {
 /// plus a variation within the topic along 24 topic-specific directions, plus a little noise in
 /// every dimension. Sentence embeddings vary along few directions within a topic; isotropic
 /// noise in all 384 would be a harder and less realistic case for any approximate index.
-struct Topics {
+pub(crate) struct Topics {
     centres: Vec<Vec<f32>>,
     directions: Vec<Vec<Vec<f32>>>,
 }
 
 impl Topics {
-    fn new(dim: usize, rng: &mut Rng) -> Self {
+    pub(crate) fn new(dim: usize, rng: &mut Rng) -> Self {
         let unit = |rng: &mut Rng| normalised((0..dim).map(|_| rng.normal()).collect());
         let centres = (0..100).map(|_| unit(rng)).collect();
         let directions = (0..100)
@@ -99,7 +99,7 @@ impl Topics {
         }
     }
 
-    fn sample(&self, count: usize, rng: &mut Rng) -> Vec<Vec<f32>> {
+    pub(crate) fn sample(&self, count: usize, rng: &mut Rng) -> Vec<Vec<f32>> {
         let dim = self.centres[0].len();
         (0..count)
             .map(|_| {
@@ -119,7 +119,7 @@ impl Topics {
     }
 }
 
-fn percentile(sorted: &[Duration], p: f64) -> f64 {
+pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
     if sorted.is_empty() {
         return 0.0;
     }

@@ -2,6 +2,7 @@
 //! the work itself lives in the crates (`mnemo-embed`, ...).
 
 mod bench;
+mod bench_http;
 mod bench_store;
 mod embed_cmd;
 mod memory_cmd;
@@ -79,7 +80,7 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
-    fn load(
+    pub(crate) fn load(
         &self,
         max_batch_texts: Option<usize>,
         max_batch_tokens: Option<usize>,

@@ -530,6 +530,10 @@ impl VectorStore for EmbeddedStore {
         Ok(read(&self.collections).keys().cloned().collect())
     }
 
+    fn collection_config(&self, name: &str) -> Result<CollectionConfig> {
+        Ok(self.collection(name)?.config.clone())
+    }
+
     fn collection_info(&self, name: &str) -> Result<CollectionInfo> {
         let collection = self.collection(name)?;
         let info = collection

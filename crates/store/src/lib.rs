@@ -38,6 +38,11 @@ pub trait VectorStore: Send + Sync {
     fn delete_collection(&self, name: &str) -> Result<bool>;
     fn list_collections(&self) -> Result<Vec<String>>;
     fn collection_info(&self, name: &str) -> Result<CollectionInfo>;
+    /// The collection's vectors alone: what a request needs to be checked, without the
+    /// counts `collection_info` gathers from every segment.
+    fn collection_config(&self, name: &str) -> Result<CollectionConfig> {
+        Ok(self.collection_info(name)?.config)
+    }
 
     fn upsert(&self, collection: &str, points: Vec<Point>) -> Result<UpsertSummary>;
     fn delete(&self, collection: &str, selector: PointSelector) -> Result<()>;

@@ -69,7 +69,7 @@ pub(crate) async fn upsert(
     let metrics = state.metrics.clone();
     let summary = state
         .run(move |engine| {
-            let config = engine.store().collection_info(&name)?.config;
+            let config = engine.store().collection_config(&name)?;
             let mut texts: Vec<(usize, String)> = Vec::new();
             let mut points = Vec::with_capacity(body.points.len());
             let mut default_name: Option<String> = None;

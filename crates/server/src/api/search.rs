@@ -98,7 +98,7 @@ fn run_search(engine: &Engine, collection: &str, body: SearchBody) -> ApiResult<
             "offset + limit is {wanted}; at most {MAX_LIMIT}"
         )));
     }
-    let config = engine.store().collection_info(collection)?.config;
+    let config = engine.store().collection_config(collection)?;
     let with_payload = body.with_payload;
     let hits = match (&body.vector, &body.text) {
         (Some(_), Some(_)) | (None, None) => {
