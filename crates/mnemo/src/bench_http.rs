@@ -56,11 +56,20 @@ struct Run {
     latencies: Vec<Duration>,
     elapsed: Duration,
     errors: usize,
+    /// CPU seconds the load generator itself used (HTTP runs), from `/proc/thread-self/stat`.
+    client_cpu: Option<f64>,
 }
 
 impl Run {
     fn qps(&self) -> f64 {
         self.latencies.len() as f64 / self.elapsed.as_secs_f64()
+    }
+
+    /// Cores the load generator kept busy, taken from the server on the same machine.
+    fn client_cores(&self) -> String {
+        self.client_cpu.map_or("-".to_owned(), |cpu| {
+            format!("{:.2}", cpu / self.elapsed.as_secs_f64())
+        })
     }
 
     fn cells(&mut self) -> String {
@@ -116,6 +125,7 @@ fn collect(results: Vec<(Vec<Duration>, usize)>, elapsed: Duration) -> Run {
         latencies: Vec::new(),
         elapsed,
         errors: 0,
+        client_cpu: None,
     };
     for (latencies, errors) in results {
         run.latencies.extend(latencies);
@@ -141,7 +151,8 @@ fn over_http(
         Ok(runtime) => runtime,
         Err(_) => return collect(Vec::new(), Duration::from_secs(1)),
     };
-    runtime.block_on(async {
+    let cpu_before = thread_cpu_seconds();
+    let mut run = runtime.block_on(async {
         let client = reqwest::Client::builder()
             .pool_max_idle_per_host(clients)
             .build()
@@ -187,7 +198,21 @@ fn over_http(
             results.push(task.await.unwrap_or_default());
         }
         collect(results, started.elapsed())
-    })
+    });
+    run.client_cpu = thread_cpu_seconds()
+        .zip(cpu_before)
+        .map(|(after, before)| after - before);
+    run
+}
+
+/// This thread's user + system CPU time; `None` off Linux.
+fn thread_cpu_seconds() -> Option<f64> {
+    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
+    // Fields after the command name, which is in parentheses and may hold spaces.
+    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
+    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
+    // USER_HZ is 100 on every Linux this runs on.
+    Some(ticks / 100.0)
 }
 
 fn request(query: &[f32], ef: usize) -> SearchRequest {
@@ -342,8 +367,16 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<()> {
     println!();
     println!("vector search");
     println!(
-        "{:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>10}",
-        "clients", "lib QPS", "p50 ms", "p99 ms", "HTTP QPS", "p50 ms", "p99 ms", "HTTP/lib"
+        "{:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>10} | {:>12}",
+        "clients",
+        "lib QPS",
+        "p50 ms",
+        "p99 ms",
+        "HTTP QPS",
+        "p50 ms",
+        "p99 ms",
+        "HTTP/lib",
+        "client cores"
     );
     let mut errors = 0;
     for &clients in &args.clients {
@@ -356,10 +389,11 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<()> {
         let mut http = over_http(&url, &vector_bodies, &next, clients, args.seconds);
         errors += library.errors + http.errors;
         println!(
-            "{clients:>8} | {} | {} | {:>9.1}%",
+            "{clients:>8} | {} | {} | {:>9.1}% | {:>12}",
             library.cells(),
             http.cells(),
-            100.0 * http.qps() / library.qps().max(f64::MIN_POSITIVE)
+            100.0 * http.qps() / library.qps().max(f64::MIN_POSITIVE),
+            http.client_cores()
         );
     }
 
@@ -369,8 +403,16 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<()> {
         texts.len()
     );
     println!(
-        "{:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>10}",
-        "clients", "embed/s", "p50 ms", "p99 ms", "HTTP QPS", "p50 ms", "p99 ms", "HTTP/embed"
+        "{:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>10} | {:>12}",
+        "clients",
+        "embed/s",
+        "p50 ms",
+        "p99 ms",
+        "HTTP QPS",
+        "p50 ms",
+        "p99 ms",
+        "HTTP/embed",
+        "client cores"
     );
     let text_bodies: Arc<Vec<Vec<u8>>> = texts
         .iter()
@@ -393,10 +435,11 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<()> {
         let mut http = over_http(&url, &text_bodies, &next_text, clients, args.seconds);
         errors += embedder.errors + http.errors;
         println!(
-            "{clients:>8} | {} | {} | {:>9.1}%",
+            "{clients:>8} | {} | {} | {:>9.1}% | {:>12}",
             embedder.cells(),
             http.cells(),
-            100.0 * http.qps() / embedder.qps().max(f64::MIN_POSITIVE)
+            100.0 * http.qps() / embedder.qps().max(f64::MIN_POSITIVE),
+            http.client_cores()
         );
     }
     let cache = engine.query_cache().stats();
