@@ -48,7 +48,8 @@ impl Default for SearchOptions {
 }
 
 /// A cluster of near-duplicate points, largest clusters first.
-#[derive(Debug, Clone, serde::Serialize)]
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct DuplicateCluster {
     /// The lowest similarity between a member and the member it was linked through.
     pub min_score: f32,

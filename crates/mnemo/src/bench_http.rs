@@ -13,13 +13,12 @@ use mnemo_embed::DEFAULT_MODEL_NAME;
 use mnemo_engine::Engine;
 use mnemo_server::{RateLimit, ServerConfig};
 use mnemo_store::{
-    CollectionConfig, Distance, EmbeddedStore, NearestQuery, OpenOptions, Point, PointId,
-    SearchRequest, Vector, VectorStore,
+    CollectionConfig, Distance, EmbeddedStore, OpenOptions, Point, PointId, Vector, VectorStore,
 };
 use serde_json::json;
 
 use crate::ModelArgs;
-use crate::bench_store::{Rng, Topics, percentile};
+use crate::bench_store::{Rng, Topics, percentile, search_request};
 
 #[derive(Args)]
 pub struct BenchHttpArgs {
@@ -215,18 +214,6 @@ fn thread_cpu_seconds() -> Option<f64> {
     Some(ticks / 100.0)
 }
 
-fn request(query: &[f32], ef: usize) -> SearchRequest {
-    let mut request = SearchRequest::new(
-        NearestQuery {
-            using: String::new(),
-            vector: Vector::Dense(query.to_vec()),
-        },
-        10,
-    );
-    request.ef = Some(ef);
-    request
-}
-
 fn read_texts(args: &BenchHttpArgs) -> anyhow::Result<Vec<String>> {
     let path = args
         .texts
@@ -335,7 +322,7 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<()> {
     let mut same = 0;
     for (query, body) in queries.iter().zip(vector_bodies.iter()).take(50) {
         let local: Vec<PointId> = store
-            .search(COLLECTION, request(query, args.ef))?
+            .search(COLLECTION, search_request(query, args.ef, None))?
             .into_iter()
             .map(|hit| hit.id)
             .collect();
@@ -383,7 +370,10 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<()> {
         let next = Arc::new(AtomicUsize::new(0));
         let mut library = in_process(clients, args.seconds, &next, |i| {
             store
-                .search(COLLECTION, request(&queries[i % queries.len()], args.ef))
+                .search(
+                    COLLECTION,
+                    search_request(&queries[i % queries.len()], args.ef, None),
+                )
                 .is_ok()
         });
         let mut http = over_http(&url, &vector_bodies, &next, clients, args.seconds);

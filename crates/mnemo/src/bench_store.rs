@@ -166,7 +166,7 @@ fn exact_top(vectors: &[Vec<f32>], query: &[f32], keep: impl Fn(usize) -> bool) 
     top.into_iter().map(|(_, i)| i as u64).collect()
 }
 
-fn search_request(query: &[f32], ef: usize, filter: Option<Filter>) -> SearchRequest {
+pub(crate) fn search_request(query: &[f32], ef: usize, filter: Option<Filter>) -> SearchRequest {
     let mut request = SearchRequest::new(
         NearestQuery {
             using: String::new(),

@@ -301,19 +301,18 @@ pub fn dupes(args: DupesArgs) -> anyhow::Result<()> {
         anyhow::bail!("--threshold must be in (0, 1], got {}", args.threshold);
     }
     let filter = args.target.filter()?;
-    let Backend::Local(engine) = backend(&args.target.store, &args.target.model)? else {
-        anyhow::bail!(
-            "a mnemo serve holds this data directory and its API has no duplicates route yet; stop it to run `mnemo dupes`"
-        );
-    };
-    let clusters = engine
-        .duplicates(
+    let neighbours = args.neighbours.max(1);
+    let clusters = match backend(&args.target.store, &args.target.model)? {
+        Backend::Local(engine) => engine
+            .duplicates(&args.target.collection, args.threshold, neighbours, &filter)
+            .map_err(with_hint)?,
+        Backend::Remote(remote) => remote.duplicates(
             &args.target.collection,
             args.threshold,
-            args.neighbours.max(1),
+            neighbours.min(100),
             &filter,
-        )
-        .map_err(with_hint)?;
+        )?,
+    };
     let stdout = std::io::stdout();
     let mut out = BufWriter::new(stdout.lock());
     if !args.target.json {

@@ -1,5 +1,5 @@
 //! The CLI through a running `mnemo serve`: when a server holds the data directory, the lock
-//! file says where it listens, and `search`, `similar` and `index` ask it over the REST API
+//! file says where it listens, and `search`, `similar`, `dupes` and `index` ask it over the REST API
 //! instead of failing on the lock. Same answers, same output.
 
 use std::path::PathBuf;
@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use mnemo_engine::{IndexSummary, SearchMode, SearchOptions};
+use mnemo_engine::{DuplicateCluster, IndexSummary, SearchMode, SearchOptions};
 use mnemo_store::{PointId, ScoredPoint, StoreError};
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{Value, json};
@@ -116,6 +116,26 @@ impl Remote {
             }),
         )?;
         hits(&answer)
+    }
+
+    pub fn duplicates(
+        &self,
+        collection: &str,
+        threshold: f32,
+        neighbours: usize,
+        filter: &mnemo_store::Filter,
+    ) -> anyhow::Result<Vec<DuplicateCluster>> {
+        let answer = self.post(
+            &format!("/api/v1/collections/{collection}/duplicates"),
+            json!({
+                "threshold": threshold,
+                "neighbours": neighbours,
+                "filter": filter,
+                "limit": 10_000,
+            }),
+        )?;
+        serde_json::from_value(answer["clusters"].clone())
+            .context("the server's clusters are not ones this mnemo reads")
     }
 
     /// Starts an index job for these paths (made absolute: the server resolves them on the

@@ -722,11 +722,15 @@ fn the_cli_asks_the_server_that_holds_the_data_directory() {
         &store,
     ));
     assert!(!similar.contains(&through_server[0]));
-    let dupes = mnemo(&["dupes"], &store);
-    assert!(!dupes.status.success());
+    let dupes_query = ["dupes", "--threshold", "0.3", "--json"];
+    let dupes = mnemo(&dupes_query, &store);
     assert!(
-        String::from_utf8_lossy(&dupes.stderr).contains("a mnemo serve holds this data directory")
+        dupes.status.success(),
+        "{}",
+        String::from_utf8_lossy(&dupes.stderr)
     );
+    let dupes_through_server = String::from_utf8_lossy(&dupes.stdout).into_owned();
+    assert!(!dupes_through_server.is_empty());
 
     // Stopped, the server leaves the directory to the CLI, which answers the same.
     let pid = server.child.id().to_string();
@@ -742,4 +746,9 @@ fn the_cli_asks_the_server_that_holds_the_data_directory() {
     std::io::Read::read_to_string(&mut server.stdout, &mut rest).unwrap();
     assert!(rest.contains("stopped; the store is flushed"), "{rest}");
     assert_eq!(ids_of(&mnemo(&query, &store)), through_server);
+    let local_dupes = mnemo(&dupes_query, &store);
+    assert_eq!(
+        String::from_utf8_lossy(&local_dupes.stdout),
+        dupes_through_server
+    );
 }

@@ -36,6 +36,7 @@ use crate::error::ErrorResponse;
         search::search,
         search::batch,
         search::similar,
+        search::duplicates,
         search::tasks,
         jobs::start,
         jobs::list,

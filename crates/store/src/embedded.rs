@@ -40,7 +40,7 @@ use crate::model::{
     PayloadSelection, Point, PointId, PointSelector, Record, ScoredPoint, ScrollPage,
     ScrollRequest, SearchRequest, SparseVector, UpsertSummary, Vector, VectorSelection,
 };
-use crate::validate::{check_collection_name, prepare_batch};
+use crate::validate::{check_collection_name, check_vector_selection, prepare_batch};
 
 /// The on-disk layout this build reads and writes. Bump it when the layout changes; a
 /// directory with another version is refused rather than misread.
@@ -632,6 +632,7 @@ impl VectorStore for EmbeddedStore {
         with_vectors: VectorSelection,
     ) -> Result<Vec<Record>> {
         let collection = self.collection(collection_name)?;
+        check_vector_selection(&collection.config, &with_vectors)?;
         let request = RetrieveRequest {
             point_ids: ids.iter().copied().map(edge_id).collect(),
             with_payload: Some(edge_with_payload(&with_payload)?),
@@ -672,6 +673,7 @@ impl VectorStore for EmbeddedStore {
 
     fn scroll(&self, collection_name: &str, request: ScrollRequest) -> Result<ScrollPage> {
         let collection = self.collection(collection_name)?;
+        check_vector_selection(&collection.config, &request.with_vectors)?;
         let edge_request = qdrant_edge::ScrollRequest {
             offset: request.offset.map(edge_id),
             limit: Some(request.limit),
@@ -717,6 +719,7 @@ impl VectorStore for EmbeddedStore {
                 ..SearchParams::default()
             });
             query.with_payload = edge_with_payload(&request.with_payload)?;
+            check_vector_selection(&collection.config, &request.with_vectors)?;
             query.with_vector = edge_with_vector(&request.with_vectors);
             queries.push(query);
         }

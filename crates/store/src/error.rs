@@ -53,6 +53,8 @@ pub enum StoreError {
         name: String,
         known: String,
     },
+    #[error("the collection has no vector named `{name}` (it has: {known})")]
+    NoSuchVector { name: String, known: String },
     #[error("point {index} (id {id}) has no dense vector; it needs at least one of {names}")]
     MissingVector {
         index: usize,

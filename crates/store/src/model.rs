@@ -209,7 +209,7 @@ pub struct Record {
 }
 
 /// A search hit.
-#[derive(Debug, Clone, PartialEq, Serialize)]
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct ScoredPoint {
     pub id: PointId,

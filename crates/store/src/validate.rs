@@ -113,19 +113,7 @@ fn check_point(config: &CollectionConfig, index: usize, point: &Point) -> Result
             }
             check_finite(index, point, name, &sparse.values)?;
         } else {
-            let known = config
-                .vectors
-                .keys()
-                .chain(config.sparse_vectors.keys())
-                .map(|n| {
-                    if n.is_empty() {
-                        "\"\" (default)".to_owned()
-                    } else {
-                        format!("`{n}`")
-                    }
-                })
-                .collect::<Vec<_>>()
-                .join(", ");
+            let known = known_vectors(config);
             return Err(StoreError::UnknownVector {
                 index,
                 id,
@@ -174,6 +162,41 @@ pub(crate) fn check_collection_name(name: &str) -> Result<()> {
     } else {
         Err(StoreError::InvalidCollectionName(name.to_owned()))
     }
+}
+
+/// The collection's vector names, for messages.
+pub(crate) fn known_vectors(config: &CollectionConfig) -> String {
+    config
+        .vectors
+        .keys()
+        .chain(config.sparse_vectors.keys())
+        .map(|n| {
+            if n.is_empty() {
+                "\"\" (default)".to_owned()
+            } else {
+                format!("`{n}`")
+            }
+        })
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+/// Vectors asked for by name must exist: the engine would answer with an internal error.
+pub(crate) fn check_vector_selection(
+    config: &CollectionConfig,
+    selection: &crate::VectorSelection,
+) -> Result<()> {
+    if let crate::VectorSelection::Names(names) = selection
+        && let Some(name) = names.iter().find(|name| {
+            !config.vectors.contains_key(*name) && !config.sparse_vectors.contains_key(*name)
+        })
+    {
+        return Err(StoreError::NoSuchVector {
+            name: name.clone(),
+            known: known_vectors(config),
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

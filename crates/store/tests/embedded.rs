@@ -369,6 +369,42 @@ fn a_point_may_leave_out_a_named_vector_but_not_all_of_them() {
 }
 
 #[test]
+fn asking_for_a_vector_the_collection_lacks_is_the_clients_mistake() {
+    let dir = tempfile::tempdir().unwrap();
+    let store = open(dir.path());
+    store
+        .create_collection("c", &CollectionConfig::single(3, Distance::Cosine))
+        .unwrap();
+    let only = VectorSelection::Names(vec!["dense".into()]);
+    let err = store
+        .get(
+            "c",
+            &[PointId::Num(1)],
+            PayloadSelection::None,
+            only.clone(),
+        )
+        .unwrap_err();
+    assert!(err.is_client_error());
+    assert_eq!(
+        err.to_string(),
+        "the collection has no vector named `dense` (it has: \"\" (default))"
+    );
+    let err = store
+        .scroll(
+            "c",
+            ScrollRequest {
+                filter: None,
+                limit: 10,
+                offset: None,
+                with_payload: PayloadSelection::None,
+                with_vectors: only,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchVector { .. }), "{err}");
+}
+
+#[test]
 fn a_second_opener_is_told_who_holds_the_directory() {
     let dir = tempfile::tempdir().unwrap();
     let first = open(dir.path());

@@ -5,7 +5,7 @@ use std::collections::BTreeMap;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use mnemo_store::{CollectionConfig, Distance, SparseVectorParams, VectorParams};
+use mnemo_store::{CollectionConfig, CollectionInfo, Distance, SparseVectorParams, VectorParams};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -59,13 +59,8 @@ pub enum IndexStatus {
 
 #[derive(Serialize, ToSchema)]
 pub struct CollectionDetails {
-    pub name: String,
-    pub config: CollectionConfig,
-    pub points: usize,
-    pub indexed_vectors: usize,
-    pub segments: usize,
-    /// Indexed payload fields and their types.
-    pub payload_indexes: BTreeMap<String, String>,
+    #[serde(flatten)]
+    pub info: CollectionInfo,
     pub status: IndexStatus,
 }
 
@@ -87,15 +82,7 @@ pub(crate) async fn info(
     } else {
         IndexStatus::Indexing
     };
-    Ok(Json(CollectionDetails {
-        name: info.name,
-        config: info.config,
-        points: info.points,
-        indexed_vectors: info.indexed_vectors,
-        segments: info.segments,
-        payload_indexes: info.payload_indexes,
-        status,
-    }))
+    Ok(Json(CollectionDetails { info, status }))
 }
 
 /// A collection's vectors: Qdrant's `{"size", "distance"}` for one unnamed vector, or a map

@@ -111,6 +111,10 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(&format!("{collection}/search"), post(search::search))
         .route(&format!("{collection}/search/batch"), post(search::batch))
         .route(&format!("{collection}/similar"), post(search::similar))
+        .route(
+            &format!("{collection}/duplicates"),
+            post(search::duplicates),
+        )
         .route("/api/v1/tasks", get(search::tasks))
         .route("/api/v1/index", post(jobs::start))
         .route("/api/v1/jobs", get(jobs::list))

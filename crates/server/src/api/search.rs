@@ -7,8 +7,8 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query};
 use axum::{Extension, Json};
 use mnemo_engine::{
-    DENSE_VECTOR, Engine, KEYWORD_VECTOR, SearchMode, SearchOptions, TITLE_VECTOR, TaskQuery,
-    parse_filter,
+    DENSE_VECTOR, DuplicateCluster, Engine, KEYWORD_VECTOR, SearchMode, SearchOptions,
+    TITLE_VECTOR, TaskQuery, parse_filter,
 };
 use mnemo_store::{
     CollectionConfig, Filter, NearestQuery, PointId, ScoredPoint, SearchRequest, Vector,
@@ -262,6 +262,81 @@ pub(crate) async fn similar(
         .await?;
     let result = hits.into_iter().map(|hit| Hit::new(hit, true)).collect();
     Ok(Json(SearchResult { result }))
+}
+
+fn default_threshold() -> f32 {
+    0.9
+}
+
+fn default_neighbours() -> usize {
+    10
+}
+
+fn default_clusters() -> usize {
+    50
+}
+
+#[derive(Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DuplicatesBody {
+    /// Least cosine similarity for two items to count as duplicates, in (0, 1].
+    #[serde(default = "default_threshold")]
+    #[schema(default = 0.9, exclusive_minimum = 0.0, maximum = 1.0)]
+    threshold: f32,
+    /// Neighbours followed per item (1 to 100).
+    #[serde(default = "default_neighbours")]
+    #[schema(default = 10, minimum = 1, maximum = 100)]
+    neighbours: usize,
+    /// Only items matching this.
+    filter: Option<Filter>,
+    /// Clusters returned, largest first (1 to 10,000).
+    #[serde(default = "default_clusters")]
+    #[schema(default = 50, minimum = 1, maximum = 10_000)]
+    limit: usize,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct DuplicatesResult {
+    /// Clusters found in all, of which `clusters` holds the largest `limit`.
+    pub total: usize,
+    pub clusters: Vec<DuplicateCluster>,
+}
+
+/// Clusters of near-duplicate items, as `mnemo dupes` finds them. One search per item: on a
+/// large collection this can take longer than the request timeout.
+#[utoipa::path(operation_id = "duplicates", post, path = "/api/v1/collections/{name}/duplicates", tag = "search",
+    params(("name" = String, Path, description = "Collection name")),
+    request_body = DuplicatesBody,
+    responses((status = 200, body = DuplicatesResult)))]
+pub(crate) async fn duplicates(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Path(name): Path<String>,
+    ApiJson(body): ApiJson<DuplicatesBody>,
+) -> ApiResult<Json<DuplicatesResult>> {
+    caller.require_collection(Scope::Read, &name)?;
+    if !(body.threshold > 0.0 && body.threshold <= 1.0) {
+        return Err(unprocessable(format!(
+            "threshold {} is out of range: above 0, at most 1",
+            body.threshold
+        )));
+    }
+    if !(1..=100).contains(&body.neighbours) {
+        return Err(unprocessable(format!(
+            "neighbours {} is out of range: 1 to 100",
+            body.neighbours
+        )));
+    }
+    check_limit(body.limit)?;
+    let mut clusters = state
+        .run(move |engine| {
+            let filter = body.filter.unwrap_or_default();
+            Ok(engine.duplicates(&name, body.threshold, body.neighbours, &filter)?)
+        })
+        .await?;
+    let total = clusters.len();
+    clusters.truncate(body.limit);
+    Ok(Json(DuplicatesResult { total, clusters }))
 }
 
 /// The filters of `mnemo tasks`, and those of `mnemo search --filter`.

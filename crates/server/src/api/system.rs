@@ -7,7 +7,7 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Shared;
-use crate::error::ApiResult;
+use crate::error::{ApiError, ApiResult, ErrorCode};
 
 #[derive(Serialize, ToSchema)]
 pub struct Health {
@@ -31,13 +31,20 @@ pub struct Readiness {
     pub collections: usize,
 }
 
-/// Readiness: the model is loaded and the store open. No key needed.
+/// Readiness: the model is loaded and the store answers; 503 `unavailable` when it does not.
+/// No key needed.
 #[utoipa::path(operation_id = "ready", get, path = "/ready", tag = "server", security(()),
     responses((status = 200, body = Readiness)))]
 pub(crate) async fn ready(state: Shared) -> ApiResult<Json<Readiness>> {
     let collections = state
         .run(|engine| Ok(engine.store().list_collections()?.len()))
-        .await?;
+        .await
+        .map_err(|err| {
+            ApiError::new(
+                ErrorCode::Unavailable,
+                format!("not ready: {}", err.message),
+            )
+        })?;
     Ok(Json(Readiness {
         status: "ready",
         model: state.engine.model_id().to_owned(),
