@@ -20,8 +20,16 @@ want=$(sha256sum "$here/requirements.txt" | cut -d' ' -f1)
 if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; then
   echo "installing the API test clients into $venv ..."
   rm -rf "$venv"
-  "$python" -m venv "$venv"
-  "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+  if "$python" -m venv "$venv" 2>/dev/null; then
+    "$venv/bin/pip" install --quiet --disable-pip-version-check -r "$here/requirements.txt"
+  else
+    # No ensurepip (Debian without python3-venv): an empty venv, filled by the system's pip,
+    # which fetching the model needs anyway.
+    rm -rf "$venv"
+    "$python" -m venv --without-pip "$venv"
+    "$python" -m pip --python "$venv/bin/python" install --quiet --disable-pip-version-check \
+      -r "$here/requirements.txt"
+  fi
   echo "$want" > "$stamp"
 fi
 
