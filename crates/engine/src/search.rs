@@ -13,7 +13,7 @@ use crate::{
     DENSE_VECTOR, Engine, EngineError, FILE_KEY_FIELD, KEYWORD_VECTOR, Result, TITLE_VECTOR, bm25,
 };
 
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Deserialize)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 #[serde(rename_all = "lowercase")]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub enum SearchMode {

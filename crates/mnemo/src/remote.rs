@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use anyhow::{Context, bail};
 use indicatif::{ProgressBar, ProgressStyle};
-use mnemo_engine::{DuplicateCluster, IndexSummary, SearchMode, SearchOptions};
+use mnemo_engine::{DuplicateCluster, IndexSummary, SearchOptions};
 use mnemo_store::{PointId, ScoredPoint, StoreError};
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{Value, json};
@@ -87,18 +87,13 @@ impl Remote {
     }
 
     pub fn search(&self, query: &str, options: &SearchOptions) -> anyhow::Result<Vec<ScoredPoint>> {
-        let mode = match options.mode {
-            SearchMode::Dense => "dense",
-            SearchMode::Hybrid => "hybrid",
-            SearchMode::Keyword => "keyword",
-        };
         let answer = self.post(
             &format!("/api/v1/collections/{}/search", options.collection),
             json!({
                 "text": query,
                 "limit": options.limit,
                 "filter": options.filter,
-                "mode": mode,
+                "mode": options.mode,
                 "score_threshold": options.score_threshold,
             }),
         )?;
