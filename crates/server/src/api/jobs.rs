@@ -179,9 +179,32 @@ fn resolve_under_roots(path: &str, roots: &[PathBuf]) -> ApiResult<PathBuf> {
         Ok(resolved) if roots.iter().any(|root| resolved.starts_with(root)) => Ok(resolved),
         Ok(_) => Err(outside()),
         // Whether a path outside the roots exists is none of the client's business.
-        Err(_) if !roots.iter().any(|root| absolute.starts_with(root)) => Err(outside()),
+        Err(_)
+            if !roots
+                .iter()
+                .any(|root| lexical(&absolute).starts_with(root)) =>
+        {
+            Err(outside())
+        }
         Err(err) => Err(unprocessable(format!("`{path}` cannot be read: {err}"))),
     }
+}
+
+/// `path` with `.` and `..` folded away without touching the disk (for paths that do not
+/// exist): `root/../../etc` must not count as under `root`.
+fn lexical(path: &FsPath) -> PathBuf {
+    use std::path::Component;
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
 }
 
 /// Start indexing files or folders on the server; the answer is the queued job.
