@@ -1,7 +1,9 @@
 #!/usr/bin/env bash
 # The API against real outside clients: the official `openai` client and an OpenAPI
 # validator (test_api.py), then schemathesis fuzzing every route from /openapi.json for a
-# bounded number of cases, failing on any 5xx or crash. Run by `make test`.
+# bounded number of cases, failing on any 5xx or crash; then `mnemo import` and `export`
+# against .npy files and pickles written by numpy and Python (test_import.py). Run by
+# `make test`.
 #
 #   MNEMO_BIN        the binary to serve (default target/release/mnemo)
 #   MNEMO_API_VENV   the venv the pinned clients go into (default ~/.cache/mnemo/api-test-venv)
@@ -72,3 +74,6 @@ wait "$server_pid"
 server_pid=
 grep -q "stopped; the store is flushed" "$work/serve.out"
 echo "API clients and fuzzing: passed"
+
+# Files that Python itself writes (numpy's .npy, pickles) through mnemo import and export.
+"$venv/bin/python" "$here/test_import.py" "$binary"

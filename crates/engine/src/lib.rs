@@ -17,6 +17,7 @@ mod listing;
 mod payload;
 mod search;
 mod sources;
+pub mod transfer;
 
 use std::sync::Arc;
 use std::time::Duration;

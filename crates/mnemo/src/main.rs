@@ -10,6 +10,7 @@ mod nearest;
 mod remote;
 mod serve_cmd;
 mod tasks_cmd;
+mod transfer_cmd;
 
 use std::path::PathBuf;
 use std::process::ExitCode;
@@ -53,6 +54,17 @@ enum Command {
     /// the same data directory and model. SIGTERM or Ctrl-C: requests in flight finish, the
     /// store is flushed.
     Serve(serve_cmd::ServeArgs),
+    /// Import vectors into a collection: the old scripts' task_vectors.json, JSON lists and
+    /// JSON Lines, Qdrant's points, .npy + payloads, pickles. Every record is checked before
+    /// anything is written.
+    Import(transfer_cmd::ImportArgs),
+    /// Export a collection, losslessly: JSON Lines (mnemo), .npy + JSON Lines, or Qdrant's JSON.
+    Export(transfer_cmd::ExportArgs),
+    /// Snapshots of a collection: create, list, restore, delete.
+    Snapshot {
+        #[command(subcommand)]
+        command: transfer_cmd::SnapshotCommand,
+    },
     /// API keys for `mnemo serve`.
     Key {
         #[command(subcommand)]
@@ -128,6 +140,11 @@ fn main() -> ExitCode {
         Command::Similar(args) => memory_cmd::similar(args).map(|()| ExitCode::SUCCESS),
         Command::Dupes(args) => memory_cmd::dupes(args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => serve_cmd::serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Import(args) => transfer_cmd::import(args).map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => transfer_cmd::export(args).map(|()| ExitCode::SUCCESS),
+        Command::Snapshot { command } => {
+            transfer_cmd::snapshot(command).map(|()| ExitCode::SUCCESS)
+        }
         Command::Key { command } => serve_cmd::key(command).map(|()| ExitCode::SUCCESS),
         Command::Bench { what } => bench::run(what).map(|()| ExitCode::SUCCESS),
     };

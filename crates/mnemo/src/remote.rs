@@ -216,3 +216,49 @@ fn hits(answer: &Value) -> anyhow::Result<Vec<ScoredPoint>> {
         })
         .collect()
 }
+
+/// Snapshots through the server: the same routes any client uses.
+impl crate::transfer_cmd::SnapshotTarget for Remote {
+    fn create(&self, collection: &str) -> anyhow::Result<mnemo_store::SnapshotInfo> {
+        let answer = self.post(
+            &format!("/api/v1/collections/{collection}/snapshots"),
+            json!({}),
+        )?;
+        serde_json::from_value(answer).context("the server's snapshot is not one this mnemo reads")
+    }
+
+    fn list(&self, collection: &str) -> anyhow::Result<Vec<mnemo_store::SnapshotInfo>> {
+        let url = format!("{}/api/v1/collections/{collection}/snapshots", self.base);
+        let answer = self.call(self.client.get(url))?;
+        serde_json::from_value(answer["snapshots"].clone())
+            .context("the server's snapshots are not ones this mnemo reads")
+    }
+
+    fn restore(
+        &self,
+        collection: &str,
+        snapshot: &str,
+    ) -> anyhow::Result<mnemo_store::SnapshotInfo> {
+        if snapshot.contains(std::path::MAIN_SEPARATOR) {
+            bail!(
+                "the data directory is held by mnemo serve at {}: it restores snapshots by name \
+                 (`mnemo snapshot list`), not from a file path; stop it to restore {snapshot}",
+                self.base
+            );
+        }
+        let answer = self.post(
+            &format!("/api/v1/collections/{collection}/snapshots/{snapshot}/restore"),
+            json!({}),
+        )?;
+        serde_json::from_value(answer).context("the server's snapshot is not one this mnemo reads")
+    }
+
+    fn delete(&self, collection: &str, snapshot: &str) -> anyhow::Result<bool> {
+        let url = format!(
+            "{}/api/v1/collections/{collection}/snapshots/{snapshot}",
+            self.base
+        );
+        let answer = self.call(self.client.delete(url))?;
+        Ok(answer["deleted"].as_bool().unwrap_or(false))
+    }
+}

@@ -118,9 +118,11 @@ impl From<StoreError> for ApiError {
         let code = match &err {
             StoreError::UnknownCollection(_) => ErrorCode::CollectionNotFound,
             StoreError::CollectionExists(_) => ErrorCode::CollectionExists,
-            StoreError::BadPointId(_) | StoreError::InvalidCollectionName(_) => {
-                ErrorCode::InvalidRequest
-            }
+            StoreError::BadPointId(_)
+            | StoreError::InvalidCollectionName(_)
+            | StoreError::BadSnapshotName(_) => ErrorCode::InvalidRequest,
+            StoreError::UnknownSnapshot { .. } => ErrorCode::NotFound,
+            StoreError::Replaced(_) => ErrorCode::Unavailable,
             other if other.is_client_error() => ErrorCode::Unprocessable,
             _ => ErrorCode::Internal,
         };

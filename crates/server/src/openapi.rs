@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, SecurityRequirement};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{collections, embeddings, jobs, points, search, system};
+use crate::api::{collections, embeddings, jobs, points, search, snapshots, system};
 use crate::error::ErrorResponse;
 
 #[derive(OpenApi)]
@@ -42,6 +42,10 @@ use crate::error::ErrorResponse;
         jobs::list,
         jobs::status,
         embeddings::create,
+        snapshots::list,
+        snapshots::create,
+        snapshots::restore,
+        snapshots::delete,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&KeysAndErrors),
@@ -51,6 +55,7 @@ use crate::error::ErrorResponse;
         (name = "search", description = "Search by vector or text, similar items, task listing"),
         (name = "indexing", description = "Index Markdown on the server as background jobs"),
         (name = "embeddings", description = "OpenAI-compatible embeddings"),
+        (name = "snapshots", description = "Consistent, checksummed snapshots of a collection"),
         (name = "server", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -40,6 +40,9 @@ use crate::model::{
     PayloadSelection, Point, PointId, PointSelector, Record, ScoredPoint, ScrollPage,
     ScrollRequest, SearchRequest, SparseVector, UpsertSummary, Vector, VectorSelection,
 };
+use crate::snapshot::{
+    self, SNAPSHOT_EXTENSION, SnapshotInfo, check_snapshot_name, checksum_path, copy_tree,
+};
 use crate::validate::{check_collection_name, check_vector_selection, prepare_batch};
 
 /// The on-disk layout this build reads and writes. Bump it when the layout changes; a
@@ -51,6 +54,7 @@ const LOCK_FILE: &str = "lock";
 const COLLECTIONS_DIR: &str = "collections";
 const COLLECTION_FILE: &str = "collection.json";
 const SHARD_DIR: &str = "shard";
+const SNAPSHOTS_DIR: &str = "snapshots";
 /// Qdrant's default: ranks deep in a list still count, but little.
 const RRF_K: usize = 60;
 
@@ -85,6 +89,36 @@ struct CollectionFile {
 struct Collection {
     config: CollectionConfig,
     shard: EdgeShard,
+    /// Taken shared by everything that changes the shard's files (writes, flushes,
+    /// optimisation), exclusively by a snapshot while it copies them.
+    gate: RwLock<()>,
+    /// Set when the collection is deleted or replaced by a restore: a write that got this
+    /// collection before must not land in files that are gone.
+    retired: std::sync::atomic::AtomicBool,
+}
+
+impl Collection {
+    /// Holds off snapshots for the duration of a change to the shard's files.
+    fn changing(&self, name: &str) -> Result<std::sync::RwLockReadGuard<'_, ()>> {
+        let guard = self
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.retired.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Replaced(name.to_owned()));
+        }
+        Ok(guard)
+    }
+
+    /// Waits for changes in progress to finish and refuses later ones.
+    fn retire(&self) {
+        let _pause = self
+            .gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.retired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
 }
 
 type Collections = RwLock<BTreeMap<String, Arc<Collection>>>;
@@ -154,6 +188,18 @@ impl EmbeddedStore {
 
     pub fn root(&self) -> &Path {
         &self.root
+    }
+
+    fn snapshots_dir(&self, collection: &str) -> Result<PathBuf> {
+        check_collection_name(collection)?;
+        Ok(self.root.join(SNAPSHOTS_DIR).join(collection))
+    }
+
+    fn snapshot_path(&self, collection: &str, name: &str) -> Result<PathBuf> {
+        check_snapshot_name(name)?;
+        Ok(self
+            .snapshots_dir(collection)?
+            .join(format!("{name}.{SNAPSHOT_EXTENSION}")))
     }
 
     fn collection(&self, name: &str) -> Result<Arc<Collection>> {
@@ -306,6 +352,8 @@ fn load_collection(name: &str, dir: &Path, options: &OpenOptions) -> Result<Coll
     Ok(Collection {
         config: file.config,
         shard,
+        gate: RwLock::new(()),
+        retired: false.into(),
     })
 }
 
@@ -514,6 +562,7 @@ impl VectorStore for EmbeddedStore {
         let Some(collection) = collections.remove(name) else {
             return Ok(false);
         };
+        collection.retire();
         drop(collection);
         let dir = self.root.join(COLLECTIONS_DIR).join(name);
         let doomed = self
@@ -597,6 +646,7 @@ impl VectorStore for EmbeddedStore {
         let operation = UpdateOperation::PointOperation(PointOperations::UpsertPoints(
             PointInsertOperations::PointsList(points),
         ));
+        let _changing = collection.changing(collection_name)?;
         collection
             .shard
             .update(operation)
@@ -618,6 +668,7 @@ impl VectorStore for EmbeddedStore {
                 PointOperations::DeletePointsByFilter(edge_filter(&filter)?)
             }
         };
+        let _changing = collection.changing(collection_name)?;
         collection
             .shard
             .update(UpdateOperation::PointOperation(operation))
@@ -798,6 +849,7 @@ impl VectorStore for EmbeddedStore {
                 field_schema: Some(PayloadFieldSchema::FieldType(schema)),
             }),
         );
+        let _changing = collection.changing(collection_name)?;
         collection
             .shard
             .update(operation)
@@ -808,12 +860,179 @@ impl VectorStore for EmbeddedStore {
         flush_all(&self.collections)
     }
 
+    fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo> {
+        self.take_snapshot(collection)
+    }
+
+    fn list_snapshots(&self, collection: &str) -> Result<Vec<SnapshotInfo>> {
+        let dir = self.snapshots_dir(collection)?;
+        let entries = match fs::read_dir(&dir) {
+            Ok(entries) => entries,
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(Vec::new()),
+            Err(e) => return Err(StoreError::io(&dir, e)),
+        };
+        let mut snapshots = Vec::new();
+        for entry in entries {
+            let path = entry.map_err(|e| StoreError::io(&dir, e))?.path();
+            let is_snapshot = path.extension().is_some_and(|e| e == SNAPSHOT_EXTENSION)
+                && !path
+                    .file_name()
+                    .is_some_and(|n| n.to_string_lossy().starts_with('.'));
+            if is_snapshot {
+                snapshots.push(snapshot::describe(&path)?);
+            }
+        }
+        snapshots.sort_by(|a, b| (&a.created, &a.name).cmp(&(&b.created, &b.name)));
+        Ok(snapshots)
+    }
+
+    fn delete_snapshot(&self, collection: &str, name: &str) -> Result<bool> {
+        let path = self.snapshot_path(collection, name)?;
+        match fs::remove_file(&path) {
+            Ok(()) => {}
+            Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(false),
+            Err(e) => return Err(StoreError::io(&path, e)),
+        }
+        let checksum = checksum_path(&path);
+        match fs::remove_file(&checksum) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(StoreError::io(&checksum, e)),
+            _ => Ok(true),
+        }
+    }
+
+    fn restore_snapshot(&self, collection: &str, name: &str) -> Result<SnapshotInfo> {
+        let path = self.snapshot_path(collection, name)?;
+        if !path.is_file() {
+            return Err(StoreError::UnknownSnapshot {
+                collection: collection.to_owned(),
+                name: name.to_owned(),
+            });
+        }
+        self.restore_from(collection, &path)
+    }
+
+    fn restore_snapshot_file(&self, collection: &str, archive: &Path) -> Result<SnapshotInfo> {
+        self.restore_from(collection, archive)
+    }
+
     fn optimize(&self, collection_name: &str) -> Result<bool> {
         let collection = self.collection(collection_name)?;
+        let _changing = collection.changing(collection_name)?;
         collection
             .shard
             .optimize()
             .map_err(|e| backend(collection_name, "optimize", e))
+    }
+}
+
+impl EmbeddedStore {
+    fn take_snapshot(&self, name: &str) -> Result<SnapshotInfo> {
+        let collection = self.collection(name)?;
+        let dir = self.snapshots_dir(name)?;
+        fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
+        let now = chrono::Utc::now();
+        let created = now.to_rfc3339_opts(chrono::SecondsFormat::Millis, true);
+        let stamp = now.format("%Y%m%dT%H%M%S%.3fZ").to_string();
+        let mut snapshot_name = format!("{name}-{stamp}");
+        let mut n = 1;
+        while dir
+            .join(format!("{snapshot_name}.{SNAPSHOT_EXTENSION}"))
+            .exists()
+        {
+            n += 1;
+            snapshot_name = format!("{name}-{stamp}-{n}");
+        }
+        let staged = dir.join(format!(".{snapshot_name}.staging"));
+        if staged.exists() {
+            fs::remove_dir_all(&staged).map_err(|e| StoreError::io(&staged, e))?;
+        }
+        let collection_dir = self.root.join(COLLECTIONS_DIR).join(name);
+        let copied = (|| {
+            let _pause = collection
+                .gate
+                .write()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            if collection.retired.load(std::sync::atomic::Ordering::SeqCst) {
+                return Err(StoreError::Replaced(name.to_owned()));
+            }
+            collection
+                .shard
+                .flush()
+                .map_err(|e| backend(name, "snapshot", e))?;
+            let points = collection
+                .shard
+                .info()
+                .map_err(|e| backend(name, "snapshot", e))?
+                .points_count;
+            copy_tree(&collection_dir.join(SHARD_DIR), &staged.join(SHARD_DIR))?;
+            fs::copy(
+                collection_dir.join(COLLECTION_FILE),
+                staged.join(COLLECTION_FILE),
+            )
+            .map_err(|e| StoreError::io(&collection_dir, e))?;
+            Ok(points)
+        })();
+        let packed = copied.and_then(|points| {
+            let archive = dir.join(format!("{snapshot_name}.{SNAPSHOT_EXTENSION}"));
+            snapshot::pack(&staged, &archive, name, &created, points, LAYOUT_VERSION)
+        });
+        let _ = fs::remove_dir_all(&staged);
+        packed
+    }
+
+    fn restore_from(&self, name: &str, archive: &Path) -> Result<SnapshotInfo> {
+        check_collection_name(name)?;
+        let collections_dir = self.root.join(COLLECTIONS_DIR);
+        let staging = collections_dir.join(format!(".{name}.restoring"));
+        if staging.exists() {
+            fs::remove_dir_all(&staging).map_err(|e| StoreError::io(&staging, e))?;
+        }
+        let info = snapshot::unpack_verified(archive, &staging, LAYOUT_VERSION)?;
+        let config_path = staging.join(COLLECTION_FILE);
+        let config_ok = fs::read(&config_path)
+            .map_err(|e| StoreError::io(&config_path, e))
+            .and_then(|bytes| parse_json::<CollectionFile>(&config_path, &bytes));
+        if let Err(err) = config_ok {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(StoreError::DamagedSnapshot {
+                path: archive.to_owned(),
+                reason: err.to_string(),
+            });
+        }
+        let dir = collections_dir.join(name);
+        let replaced = collections_dir.join(format!(".{name}.replaced"));
+        let mut collections = write(&self.collections);
+        let old = collections.remove(name);
+        if let Some(old) = &old {
+            old.retire();
+            fs::rename(&dir, &replaced).map_err(|e| StoreError::io(&dir, e))?;
+        }
+        let swapped = fs::rename(&staging, &dir)
+            .map_err(|e| StoreError::io(&dir, e))
+            .and_then(|()| sync_dir(&collections_dir))
+            .and_then(|()| load_collection(name, &dir, &self.options));
+        match swapped {
+            Ok(collection) => {
+                collections.insert(name.to_owned(), Arc::new(collection));
+                drop(collections);
+                drop(old);
+                if replaced.exists() {
+                    fs::remove_dir_all(&replaced).map_err(|e| StoreError::io(&replaced, e))?;
+                }
+                Ok(info)
+            }
+            Err(err) => {
+                // Put the collection that was there back.
+                let _ = fs::remove_dir_all(&dir);
+                if old.is_some() {
+                    drop(old);
+                    fs::rename(&replaced, &dir).map_err(|e| StoreError::io(&dir, e))?;
+                    let collection = load_collection(name, &dir, &self.options)?;
+                    collections.insert(name.to_owned(), Arc::new(collection));
+                }
+                Err(err)
+            }
+        }
     }
 }
 
@@ -832,6 +1051,10 @@ fn flush_all(collections: &Collections) -> Result<()> {
         .map(|(name, c)| (name.clone(), Arc::clone(c)))
         .collect();
     for (name, collection) in snapshot {
+        // A collection deleted meanwhile has nothing left to flush.
+        let Ok(_changing) = collection.changing(&name) else {
+            continue;
+        };
         collection
             .shard
             .flush()

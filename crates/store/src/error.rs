@@ -115,6 +115,20 @@ pub enum StoreError {
     },
     #[error("{path}: {reason}")]
     Corrupt { path: PathBuf, reason: String },
+    #[error("snapshot {path} is damaged, nothing was restored: {reason}")]
+    DamagedSnapshot { path: PathBuf, reason: String },
+    #[error(
+        "invalid snapshot name `{0}`: use ASCII letters, digits, `-`, `_`, `.` or `:`, not starting with `.`"
+    )]
+    BadSnapshotName(String),
+    #[error("collection `{collection}` has no snapshot `{name}`")]
+    UnknownSnapshot { collection: String, name: String },
+    #[error(
+        "collection `{0}` was deleted or replaced by a restore while this write waited; retry it"
+    )]
+    Replaced(String),
+    #[error("this store does not support {0}")]
+    Unsupported(&'static str),
     /// The engine underneath refused or failed; the message is its own.
     #[error("storage engine, collection `{collection}`, {operation}: {message}")]
     Backend {
@@ -139,7 +153,11 @@ impl StoreError {
     pub fn is_client_error(&self) -> bool {
         !matches!(
             self,
-            Self::Io { .. } | Self::Corrupt { .. } | Self::Backend { .. }
+            Self::Io { .. }
+                | Self::Corrupt { .. }
+                | Self::Backend { .. }
+                | Self::Replaced(_)
+                | Self::Unsupported(_)
         )
     }
 }

@@ -11,7 +11,10 @@ mod embedded;
 mod error;
 mod filter;
 mod model;
+mod snapshot;
 mod validate;
+
+use std::path::Path;
 
 pub use embedded::{EmbeddedStore, LAYOUT_VERSION, OpenOptions};
 pub use error::{Result, StoreError};
@@ -24,6 +27,7 @@ pub use model::{
     ScrollRequest, SearchRequest, SparseVector, SparseVectorParams, UpsertSummary, Vector,
     VectorParams, VectorSelection,
 };
+pub use snapshot::SnapshotInfo;
 pub use validate::json_type;
 
 /// A store of collections of points. All methods take `&self` and implementations are
@@ -85,4 +89,27 @@ pub trait VectorStore: Send + Sync {
     /// Builds the vector and payload indexes of what was written since the last call; searches
     /// keep working meanwhile. Whether anything was done.
     fn optimize(&self, collection: &str) -> Result<bool>;
+
+    /// A consistent point-in-time copy of `collection`, checksummed, taken while writes go on:
+    /// they wait for the copy of the collection's files, not for the packing of the snapshot.
+    fn create_snapshot(&self, _collection: &str) -> Result<SnapshotInfo> {
+        Err(StoreError::Unsupported("snapshots"))
+    }
+    /// The snapshots of `collection` (which need not exist any more), oldest first.
+    fn list_snapshots(&self, _collection: &str) -> Result<Vec<SnapshotInfo>> {
+        Err(StoreError::Unsupported("snapshots"))
+    }
+    /// Whether there was such a snapshot.
+    fn delete_snapshot(&self, _collection: &str, _name: &str) -> Result<bool> {
+        Err(StoreError::Unsupported("snapshots"))
+    }
+    /// Replaces `collection` (or creates it) with its snapshot `name`, after verifying it.
+    fn restore_snapshot(&self, _collection: &str, _name: &str) -> Result<SnapshotInfo> {
+        Err(StoreError::Unsupported("snapshots"))
+    }
+    /// Replaces `collection` (or creates it) with the snapshot file `archive`, which may have
+    /// been taken of another collection or on another machine.
+    fn restore_snapshot_file(&self, _collection: &str, _archive: &Path) -> Result<SnapshotInfo> {
+        Err(StoreError::Unsupported("snapshots"))
+    }
 }

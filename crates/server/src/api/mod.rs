@@ -1,4 +1,4 @@
-//! The routes: collections, points, search, indexing jobs, OpenAI-compatible embeddings,
+//! The routes: collections, points, search, indexing jobs, snapshots, OpenAI-compatible embeddings,
 //! health, metrics and the API's own documentation. Each module holds its routes' handlers
 //! and the request and response types the OpenAPI document is generated from.
 
@@ -7,6 +7,7 @@ pub(crate) mod embeddings;
 pub(crate) mod jobs;
 pub(crate) mod points;
 pub(crate) mod search;
+pub(crate) mod snapshots;
 pub(crate) mod system;
 
 use std::sync::Arc;
@@ -17,7 +18,7 @@ use axum::extract::{FromRequest, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{get, post, put};
+use axum::routing::{delete, get, post, put};
 use axum::{Json, Router};
 use mnemo_engine::{DENSE_VECTOR, Engine};
 use mnemo_store::{CollectionConfig, PayloadSelection, VectorSelection};
@@ -114,6 +115,18 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             &format!("{collection}/duplicates"),
             post(search::duplicates),
+        )
+        .route(
+            &format!("{collection}/snapshots"),
+            get(snapshots::list).post(snapshots::create),
+        )
+        .route(
+            &format!("{collection}/snapshots/{{snapshot}}"),
+            delete(snapshots::delete),
+        )
+        .route(
+            &format!("{collection}/snapshots/{{snapshot}}/restore"),
+            post(snapshots::restore),
         )
         .route("/api/v1/tasks", get(search::tasks))
         .route("/api/v1/index", post(jobs::start))

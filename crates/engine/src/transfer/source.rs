@@ -1,0 +1,781 @@
+//! The files an import reads, each as a stream of records with their positions: JSON (the
+//! PowerShell vectoriser's `task_vectors.json`, the Go migrator's list, Qdrant's points),
+//! JSON Lines (the Go migrator's and mnemo's exports), `.npy` with a sidecar of payloads, and
+//! pickles. Formats are told apart by their first bytes, not by their names.
+
+use std::fmt;
+use std::fs::File;
+use std::io::{BufRead, BufReader, Read};
+use std::path::{Path, PathBuf};
+use std::str::FromStr;
+
+use mnemo_store::CollectionConfig;
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use super::npy::{self, NpyHeader};
+use super::pickle::{self, Py};
+use super::record::{
+    RecordFault, SourceId, SourceRecord, SourceVector, VectorInput, assemble, read_json_record,
+};
+use super::scan::{Item, Layout, ScanError, Scanner};
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "kebab-case")]
+pub enum ImportFormat {
+    /// Decided from the first bytes of the file.
+    Auto,
+    /// The PowerShell vectoriser's `{"metadata", "tasks": [...]}`.
+    TaskVectors,
+    /// The Go migrator's `[{"id", "vector", "metadata", "source"}]`.
+    List,
+    /// One record per line: the Go migrator's JSON Lines, mnemo's export.
+    Jsonl,
+    /// Qdrant's `{"points": [{"id", "vector" | "vectors", "payload"}]}`.
+    Qdrant,
+    /// NumPy `.npy` (2-D float32/float64) with a sidecar JSON Lines of ids and payloads.
+    Npy,
+    /// A Python pickle: a list of dicts, or a dict of columns.
+    Pickle,
+}
+
+pub const FORMAT_NAMES: &str = "auto, task-vectors, list, jsonl, qdrant, npy, pickle";
+
+impl FromStr for ImportFormat {
+    type Err = String;
+    fn from_str(s: &str) -> Result<Self, Self::Err> {
+        Ok(match s {
+            "auto" => Self::Auto,
+            "task-vectors" | "powershell" => Self::TaskVectors,
+            "list" | "go" => Self::List,
+            "jsonl" | "ndjson" | "mnemo" => Self::Jsonl,
+            "qdrant" => Self::Qdrant,
+            "npy" | "numpy" => Self::Npy,
+            "pickle" | "pkl" => Self::Pickle,
+            other => return Err(format!("unknown format `{other}` (known: {FORMAT_NAMES})")),
+        })
+    }
+}
+
+impl fmt::Display for ImportFormat {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::Auto => "auto",
+            Self::TaskVectors => "task-vectors",
+            Self::List => "list",
+            Self::Jsonl => "jsonl",
+            Self::Qdrant => "qdrant",
+            Self::Npy => "npy",
+            Self::Pickle => "pickle",
+        })
+    }
+}
+
+/// What a file says of itself, where it says it.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct FileHeader {
+    pub dimension: Option<usize>,
+    pub model: Option<String>,
+    /// mnemo's own exports carry the collection's config.
+    pub config: Option<CollectionConfig>,
+    pub count: Option<usize>,
+    /// The name of the vector a record gives unnamed (`.npy` rows of a mnemo export).
+    pub unnamed_vector: Option<String>,
+}
+
+/// The first line of mnemo's exports (JSON Lines, and the sidecar of `.npy`).
+#[derive(Debug, Clone, Serialize, Deserialize)]
+pub struct ExportHeader {
+    pub mnemo_export: u32,
+    pub collection: String,
+    pub config: CollectionConfig,
+    #[serde(default)]
+    pub points: Option<usize>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub npy_vector: Option<String>,
+}
+
+/// A file that cannot be read at all (as opposed to a record that cannot be imported).
+#[derive(Debug, thiserror::Error)]
+pub enum SourceError {
+    #[error("{path}: {error}")]
+    Io {
+        path: PathBuf,
+        error: std::io::Error,
+    },
+    #[error("{path}: {message}")]
+    Format { path: PathBuf, message: String },
+    #[error("{path}: {error}")]
+    Scan { path: PathBuf, error: ScanError },
+}
+
+/// One record as read, and where.
+#[derive(Debug)]
+pub struct Located {
+    pub index: usize,
+    pub line: Option<usize>,
+    pub record: Result<SourceRecord, RecordFault>,
+}
+
+/// Decides the format from the first bytes (and the name only where bytes cannot tell).
+pub fn detect(path: &Path) -> Result<ImportFormat, SourceError> {
+    let io = |error| SourceError::Io {
+        path: path.to_owned(),
+        error,
+    };
+    let mut head = Vec::with_capacity(1 << 20);
+    File::open(path)
+        .map_err(io)?
+        .take(1 << 20)
+        .read_to_end(&mut head)
+        .map_err(io)?;
+    if head.starts_with(npy::MAGIC) {
+        return Ok(ImportFormat::Npy);
+    }
+    // Protocol 2+ pickles start with PROTO; protocol 0/1 ones are only known by their name.
+    if head.first() == Some(&0x80) {
+        return Ok(ImportFormat::Pickle);
+    }
+    let extension = path
+        .extension()
+        .and_then(|e| e.to_str())
+        .map(str::to_ascii_lowercase);
+    if matches!(extension.as_deref(), Some("pkl" | "pickle")) {
+        return Ok(ImportFormat::Pickle);
+    }
+    let text = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head);
+    if text.starts_with(b"\xff\xfe") || text.starts_with(b"\xfe\xff") {
+        return Err(SourceError::Format {
+            path: path.to_owned(),
+            message: "the file is UTF-16 (PowerShell 5's Out-File default): convert it to UTF-8 \
+                      first, e.g. Get-Content f | Set-Content -Encoding utf8 g"
+                .into(),
+        });
+    }
+    let start = text
+        .iter()
+        .position(|b| !b.is_ascii_whitespace())
+        .unwrap_or(text.len());
+    let text = &text[start..];
+    match text.first() {
+        Some(b'[') => Ok(ImportFormat::List),
+        Some(b'{') => {
+            // A whole first line that is one object is JSON Lines, unless that object is
+            // itself the document (a minified `{"points": [...]}`).
+            let line = text.split(|b| *b == b'\n').next().unwrap_or(text);
+            if let Ok(Value::Object(first)) = serde_json::from_slice::<Value>(line) {
+                if first.get("points").is_some_and(Value::is_array) {
+                    return Ok(ImportFormat::Qdrant);
+                }
+                if first.get("tasks").is_some_and(Value::is_array) {
+                    return Ok(ImportFormat::TaskVectors);
+                }
+                return Ok(ImportFormat::Jsonl);
+            }
+            let window = String::from_utf8_lossy(&text[..text.len().min(1 << 16)]);
+            if window.contains("\"points\"") {
+                Ok(ImportFormat::Qdrant)
+            } else {
+                Ok(ImportFormat::TaskVectors)
+            }
+        }
+        _ => Err(SourceError::Format {
+            path: path.to_owned(),
+            message: format!(
+                "cannot tell the format from the first bytes: not JSON, JSON Lines, .npy or a \
+                 pickle; name it with --format ({FORMAT_NAMES})"
+            ),
+        }),
+    }
+}
+
+/// An open file of any format, read record by record.
+pub enum Source {
+    Json(JsonSource<BufReader<File>>),
+    Npy(Box<NpySource>),
+    Pickle(PickleSource),
+}
+
+impl Source {
+    pub fn open(
+        path: &Path,
+        format: ImportFormat,
+        sidecar: Option<&Path>,
+    ) -> Result<Self, SourceError> {
+        let io = |error| SourceError::Io {
+            path: path.to_owned(),
+            error,
+        };
+        Ok(match format {
+            ImportFormat::Auto => return Self::open(path, detect(path)?, sidecar),
+            ImportFormat::TaskVectors | ImportFormat::Qdrant => Self::Json(JsonSource::new(
+                path,
+                BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?),
+                Layout::Object,
+            )),
+            ImportFormat::List => Self::Json(JsonSource::new(
+                path,
+                BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?),
+                Layout::Array,
+            )),
+            ImportFormat::Jsonl => Self::Json(JsonSource::new(
+                path,
+                BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?),
+                Layout::Lines,
+            )),
+            ImportFormat::Npy => Self::Npy(Box::new(NpySource::open(path, sidecar)?)),
+            ImportFormat::Pickle => Self::Pickle(PickleSource::open(path)?),
+        })
+    }
+
+    pub fn next(&mut self) -> Result<Option<Located>, SourceError> {
+        match self {
+            Self::Json(source) => source.next(),
+            Self::Npy(source) => source.next(),
+            Self::Pickle(source) => Ok(source.next()),
+        }
+    }
+
+    pub fn header(&self) -> &FileHeader {
+        match self {
+            Self::Json(source) => &source.header,
+            Self::Npy(source) => &source.header,
+            Self::Pickle(source) => &source.header,
+        }
+    }
+
+    /// Bytes read so far, for progress.
+    pub fn bytes_read(&self) -> u64 {
+        match self {
+            Self::Json(source) => source.scanner.offset(),
+            Self::Npy(source) => source.bytes_read(),
+            Self::Pickle(source) => source.bytes_read(),
+        }
+    }
+}
+
+/// The `metadata` member of the PowerShell file.
+#[derive(Deserialize)]
+#[serde(rename_all = "camelCase")]
+struct LegacyMetadata {
+    vector_dimension: Option<usize>,
+    model: Option<String>,
+    task_count: Option<usize>,
+}
+
+pub struct JsonSource<R> {
+    path: PathBuf,
+    scanner: Scanner<R>,
+    layout: Layout,
+    header: FileHeader,
+    index: usize,
+    saw_records: bool,
+    first_line: bool,
+}
+
+impl<R: BufRead> JsonSource<R> {
+    fn new(path: &Path, reader: R, layout: Layout) -> Self {
+        Self {
+            path: path.to_owned(),
+            scanner: Scanner::new(reader, layout, &["tasks", "points"]),
+            layout,
+            header: FileHeader::default(),
+            index: 0,
+            saw_records: false,
+            first_line: true,
+        }
+    }
+
+    fn next(&mut self) -> Result<Option<Located>, SourceError> {
+        loop {
+            let first_line = std::mem::replace(&mut self.first_line, false);
+            let item = self
+                .scanner
+                .next_item()
+                .map_err(|error| SourceError::Scan {
+                    path: self.path.clone(),
+                    error,
+                })?;
+            match item {
+                None => {
+                    if self.layout == Layout::Object && !self.saw_records {
+                        return Err(SourceError::Format {
+                            path: self.path.clone(),
+                            message: "the object has no `tasks` or `points` list of records".into(),
+                        });
+                    }
+                    return Ok(None);
+                }
+                Some(Item::Member(key, value)) => {
+                    if key == "metadata"
+                        && let Ok(meta) = serde_json::from_slice::<LegacyMetadata>(value)
+                    {
+                        self.header.dimension = meta.vector_dimension.or(self.header.dimension);
+                        self.header.model = meta.model.or(self.header.model.take());
+                        self.header.count = meta.task_count.or(self.header.count);
+                    }
+                }
+                Some(Item::Record(bytes, position)) => {
+                    self.saw_records = true;
+                    if first_line && self.layout == Layout::Lines && is_export_header(bytes) {
+                        let header: ExportHeader =
+                            serde_json::from_slice(bytes).map_err(|e| SourceError::Format {
+                                path: self.path.clone(),
+                                message: format!("line 1: a bad mnemo export header: {e}"),
+                            })?;
+                        self.header.config = Some(header.config);
+                        self.header.count = header.points;
+                        self.header.unnamed_vector = header.npy_vector;
+                        continue;
+                    }
+                    let index = self.index;
+                    self.index += 1;
+                    return Ok(Some(Located {
+                        index,
+                        line: Some(position.line),
+                        record: read_json_record(bytes),
+                    }));
+                }
+            }
+        }
+    }
+}
+
+fn is_export_header(bytes: &[u8]) -> bool {
+    #[derive(Deserialize)]
+    struct Probe {
+        #[allow(dead_code)]
+        mnemo_export: u32,
+    }
+    bytes.len() < 1 << 20 && serde_json::from_slice::<Probe>(bytes).is_ok()
+}
+
+/// `.npy` rows, each joined with the same line of the sidecar (ids and payloads).
+pub struct NpySource {
+    path: PathBuf,
+    reader: BufReader<File>,
+    npy: NpyHeader,
+    sidecar: Option<JsonSource<BufReader<File>>>,
+    header: FileHeader,
+    row: usize,
+    scratch: Vec<u8>,
+}
+
+/// Where the payloads of `X.npy` are looked for when not named: `X.jsonl`, then `X.npy.jsonl`.
+pub fn default_sidecar(path: &Path) -> Option<PathBuf> {
+    [
+        path.with_extension("jsonl"),
+        PathBuf::from(format!("{}.jsonl", path.display())),
+    ]
+    .into_iter()
+    .find(|p| p.is_file())
+}
+
+impl NpySource {
+    fn open(path: &Path, sidecar: Option<&Path>) -> Result<Self, SourceError> {
+        let io = |error| SourceError::Io {
+            path: path.to_owned(),
+            error,
+        };
+        let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?);
+        let npy = npy::read_header(&mut reader).map_err(|message| SourceError::Format {
+            path: path.to_owned(),
+            message,
+        })?;
+        let sidecar = match sidecar
+            .map(Path::to_owned)
+            .or_else(|| default_sidecar(path))
+        {
+            Some(sidecar_path) => {
+                let file = File::open(&sidecar_path).map_err(|error| SourceError::Io {
+                    path: sidecar_path.clone(),
+                    error,
+                })?;
+                Some(JsonSource::new(
+                    &sidecar_path,
+                    BufReader::new(file),
+                    Layout::Lines,
+                ))
+            }
+            None => None,
+        };
+        let header = FileHeader {
+            dimension: Some(npy.columns),
+            count: Some(npy.rows),
+            ..FileHeader::default()
+        };
+        Ok(Self {
+            path: path.to_owned(),
+            reader,
+            npy,
+            sidecar,
+            header,
+            row: 0,
+            scratch: Vec::new(),
+        })
+    }
+
+    fn bytes_read(&self) -> u64 {
+        self.npy.data_offset + (self.row * self.npy.columns * self.npy.element.size()) as u64
+    }
+
+    fn next(&mut self) -> Result<Option<Located>, SourceError> {
+        let side = match &mut self.sidecar {
+            Some(sidecar) => {
+                let next = sidecar.next()?;
+                if let Some(config) = sidecar.header.config.take() {
+                    self.header.config = Some(config);
+                    self.header.unnamed_vector = sidecar.header.unnamed_vector.take();
+                }
+                next
+            }
+            None => None,
+        };
+        if self.row == self.npy.rows {
+            if let Some(extra) = side {
+                return Err(SourceError::Format {
+                    path: self.sidecar_path(),
+                    message: format!(
+                        "line {}: more payload lines than the {} rows of {}",
+                        extra.line.unwrap_or(0),
+                        self.npy.rows,
+                        self.path.display()
+                    ),
+                });
+            }
+            return Ok(None);
+        }
+        let mut values = Vec::with_capacity(self.npy.columns);
+        npy::read_row(&mut self.reader, &self.npy, &mut self.scratch, &mut values).map_err(
+            |e| SourceError::Format {
+                path: self.path.clone(),
+                message: format!(
+                    "row {} of {}: {e}: the file is truncated",
+                    self.row, self.npy.rows
+                ),
+            },
+        )?;
+        let index = self.row;
+        self.row += 1;
+        let (line, record) = match side {
+            Some(located) => (located.line, located.record),
+            None if self.sidecar.is_some() => (
+                None,
+                Err(RecordFault::new(
+                    "",
+                    format!(
+                        "has no line in the sidecar {}",
+                        self.sidecar_path().display()
+                    ),
+                )),
+            ),
+            None => (None, Ok(SourceRecord::default())),
+        };
+        let record = record.and_then(|mut record| {
+            let all_nan = values.iter().all(|v| v.is_nan());
+            if let Some(position) = values
+                .iter()
+                .position(|v| !v.is_finite())
+                .filter(|_| !all_nan)
+            {
+                return Err(RecordFault::new(
+                    format!("row {index}"),
+                    format!("holds {} at column {position}", values[position]),
+                ));
+            }
+            record.id.get_or_insert(SourceId::Num(index as u64));
+            // mnemo's export writes a point that lacks this vector as a row of NaN.
+            if !values.iter().all(|v| v.is_nan()) {
+                record
+                    .vectors
+                    .insert(String::new(), SourceVector::Dense(values));
+            }
+            Ok(record)
+        });
+        Ok(Some(Located {
+            index,
+            line,
+            record,
+        }))
+    }
+
+    fn sidecar_path(&self) -> PathBuf {
+        self.sidecar
+            .as_ref()
+            .map(|s| s.path.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// A pickle, read whole (pickles cannot be streamed), then handed out record by record.
+pub struct PickleSource {
+    records: std::vec::IntoIter<Located>,
+    header: FileHeader,
+    size: u64,
+    done: usize,
+    total: usize,
+}
+
+impl PickleSource {
+    fn open(path: &Path) -> Result<Self, SourceError> {
+        let bytes = std::fs::read(path).map_err(|error| SourceError::Io {
+            path: path.to_owned(),
+            error,
+        })?;
+        let format = |message: String| SourceError::Format {
+            path: path.to_owned(),
+            message,
+        };
+        let value = pickle::load(&bytes).map_err(format)?;
+        let (records, header) = pickle_records(value).map_err(format)?;
+        let total = records.len();
+        Ok(Self {
+            records: records.into_iter(),
+            header,
+            size: bytes.len() as u64,
+            done: 0,
+            total,
+        })
+    }
+
+    fn next(&mut self) -> Option<Located> {
+        let next = self.records.next();
+        self.done += next.is_some() as usize;
+        next
+    }
+
+    fn bytes_read(&self) -> u64 {
+        (self.size as f64 * self.done as f64 / self.total.max(1) as f64) as u64
+    }
+}
+
+/// Column names of a dict of lists, as the old scripts (and Chroma) named them, and the
+/// member names records use.
+fn column_field(name: &str) -> &str {
+    match name {
+        "ids" => "id",
+        "texts" | "documents" => "text",
+        "metadatas" => "metadata",
+        "vectors" | "embeddings" => "vector",
+        "payloads" => "payload",
+        other => other,
+    }
+}
+
+fn pickle_records(value: Py) -> Result<(Vec<Located>, FileHeader), String> {
+    let mut header = FileHeader::default();
+    let rows: Vec<Vec<(String, Py)>> = match &value {
+        Py::List(items) => items
+            .borrow()
+            .iter()
+            .map(|item| match item {
+                Py::Dict(dict) => Ok(dict
+                    .borrow()
+                    .iter()
+                    .map(|(k, v)| (py_key(k), v.clone()))
+                    .collect()),
+                other => Err(format!(
+                    "the pickle is a list of {}: expected a list of dicts (records)",
+                    other.type_name()
+                )),
+            })
+            .collect::<Result<_, _>>()?,
+        Py::Dict(dict) => {
+            let dict = dict.borrow();
+            let mut columns: Vec<(String, Vec<Py>)> = Vec::new();
+            for (key, column) in dict.iter() {
+                let name = column_field(&py_key(key)).to_owned();
+                match column_items(column) {
+                    Some(items) => columns.push((name, items)),
+                    None => {
+                        if let Py::Str(text) = column
+                            && name == "model"
+                        {
+                            header.model = Some(text.clone());
+                        }
+                    }
+                }
+            }
+            let Some((_, vectors)) = columns.iter().find(|(name, _)| name == "vector") else {
+                return Err(
+                    "the pickle is a dict without a `vectors` or `embeddings` list: expected a \
+                     list of records or a dict of columns"
+                        .into(),
+                );
+            };
+            let rows = vectors.len();
+            if let Some((name, column)) = columns.iter().find(|(_, c)| c.len() != rows) {
+                return Err(format!(
+                    "column `{name}` has {} items but there are {rows} vectors",
+                    column.len()
+                ));
+            }
+            (0..rows)
+                .map(|row| {
+                    columns
+                        .iter()
+                        .map(|(name, column)| (name.clone(), column[row].clone()))
+                        .collect()
+                })
+                .collect()
+        }
+        other => {
+            return Err(format!(
+                "the pickle holds a {}: expected a list of records or a dict of columns",
+                other.type_name()
+            ));
+        }
+    };
+    let records = rows
+        .into_iter()
+        .enumerate()
+        .map(|(index, row)| Located {
+            index,
+            line: None,
+            record: pickle_record(row),
+        })
+        .collect();
+    Ok((records, header))
+}
+
+/// The items of a list, a tuple, or the rows of a 2-D array (as 1-D arrays).
+fn column_items(value: &Py) -> Option<Vec<Py>> {
+    match value {
+        Py::List(items) => Some(items.borrow().clone()),
+        Py::Tuple(items) => Some(items.to_vec()),
+        Py::Array(array) => {
+            let array = array.borrow();
+            let array = array.as_ref()?;
+            match array.shape[..] {
+                [rows, columns] => Some(
+                    (0..rows)
+                        .map(|r| {
+                            let values = array.values[r * columns..(r + 1) * columns].to_vec();
+                            Py::Array(std::rc::Rc::new(std::cell::RefCell::new(Some(
+                                pickle::NdArray {
+                                    shape: vec![columns],
+                                    values,
+                                    float32: array.float32,
+                                },
+                            ))))
+                        })
+                        .collect(),
+                ),
+                [_] => Some(
+                    array
+                        .values
+                        .iter()
+                        .map(|v| {
+                            if v.fract() == 0.0 && !array.float32 && v.abs() < 9e15 {
+                                Py::Int(*v as i64)
+                            } else {
+                                Py::Float(*v)
+                            }
+                        })
+                        .collect(),
+                ),
+                _ => None,
+            }
+        }
+        _ => None,
+    }
+}
+
+fn py_key(key: &Py) -> String {
+    match key {
+        Py::Str(s) => s.clone(),
+        Py::Int(n) => n.to_string(),
+        other => other.type_name().to_owned(),
+    }
+}
+
+fn pickle_record(row: Vec<(String, Py)>) -> Result<SourceRecord, RecordFault> {
+    let mut fields = Vec::new();
+    let mut vectors = Vec::new();
+    for (key, value) in row {
+        if super::record::VECTOR_KEYS.contains(&key.as_str()) || key == "vectors" {
+            let vector = py_vector(&value).map_err(|message| RecordFault::new(&key, message))?;
+            vectors.push((key, VectorInput::Read(SourceVector::Dense(vector))));
+        } else {
+            let json = py_json(&value).map_err(|message| RecordFault::new(&key, message))?;
+            fields.push((key, json));
+        }
+    }
+    assemble(fields, vectors)
+}
+
+fn py_vector(value: &Py) -> Result<Vec<f32>, String> {
+    let values: Vec<f64> = match value {
+        Py::Array(array) => {
+            let array = array.borrow();
+            let array = array.as_ref().ok_or("is a numpy array never filled")?;
+            if array.shape.len() != 1 {
+                return Err(format!(
+                    "is a numpy array of shape {:?}, not one vector",
+                    array.shape
+                ));
+            }
+            array.values.clone()
+        }
+        Py::List(_) | Py::Tuple(_) => {
+            let items = column_items(value).unwrap_or_default();
+            items
+                .iter()
+                .enumerate()
+                .map(|(i, item)| match item {
+                    Py::Float(v) => Ok(*v),
+                    Py::Int(v) => Ok(*v as f64),
+                    other => Err(format!(
+                        "element {i} is {}, not a number",
+                        other.type_name()
+                    )),
+                })
+                .collect::<Result<_, _>>()?
+        }
+        other => return Err(format!("is {}, not a list of numbers", other.type_name())),
+    };
+    values
+        .iter()
+        .enumerate()
+        .map(|(i, v)| {
+            let single = *v as f32;
+            if single.is_finite() {
+                Ok(single)
+            } else {
+                Err(format!("element {i} is {v}, not a finite 32-bit float"))
+            }
+        })
+        .collect()
+}
+
+fn py_json(value: &Py) -> Result<Value, String> {
+    Ok(match value {
+        Py::None => Value::Null,
+        Py::Bool(b) => Value::Bool(*b),
+        Py::Int(n) => Value::from(*n),
+        Py::Float(f) => serde_json::Number::from_f64(*f)
+            .map(Value::Number)
+            .ok_or_else(|| format!("holds {f}, which JSON cannot hold"))?,
+        Py::Str(s) => Value::String(s.clone()),
+        Py::List(_) | Py::Tuple(_) | Py::Array(_) => Value::Array(
+            column_items(value)
+                .unwrap_or_default()
+                .iter()
+                .map(py_json)
+                .collect::<Result<_, _>>()?,
+        ),
+        Py::Dict(dict) => {
+            let mut map = Map::new();
+            for (k, v) in dict.borrow().iter() {
+                map.insert(py_key(k), py_json(v)?);
+            }
+            Value::Object(map)
+        }
+        other => {
+            return Err(format!(
+                "holds {}, which JSON cannot hold",
+                other.type_name()
+            ));
+        }
+    })
+}

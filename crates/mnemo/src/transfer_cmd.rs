@@ -1,0 +1,446 @@
+//! `mnemo import`, `mnemo export`, `mnemo snapshot`: data in and out of the store.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::{Args, Subcommand, ValueEnum};
+use indicatif::{ProgressBar, ProgressStyle};
+use mnemo_embed::DEFAULT_MODEL_NAME;
+use mnemo_engine::transfer::{
+    ExportFormat, ImportFormat, ImportOptions, ImportProgress, ImportSummary, OnError, Reembed,
+    export_collection, import_file,
+};
+use mnemo_store::{Distance, SnapshotInfo, VectorStore};
+
+use crate::ModelArgs;
+use crate::memory_cmd::StoreArgs;
+use crate::remote::Remote;
+
+#[derive(Clone, Copy, ValueEnum)]
+enum FormatArg {
+    Auto,
+    TaskVectors,
+    List,
+    Jsonl,
+    Qdrant,
+    Npy,
+    Pickle,
+}
+
+impl From<FormatArg> for ImportFormat {
+    fn from(format: FormatArg) -> Self {
+        match format {
+            FormatArg::Auto => Self::Auto,
+            FormatArg::TaskVectors => Self::TaskVectors,
+            FormatArg::List => Self::List,
+            FormatArg::Jsonl => Self::Jsonl,
+            FormatArg::Qdrant => Self::Qdrant,
+            FormatArg::Npy => Self::Npy,
+            FormatArg::Pickle => Self::Pickle,
+        }
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum DistanceArg {
+    Cosine,
+    Dot,
+    Euclid,
+    Manhattan,
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum OnErrorArg {
+    Stop,
+    Skip,
+}
+
+#[derive(Args)]
+pub struct ImportArgs {
+    /// The file: task_vectors.json, a JSON list, JSON Lines, Qdrant points, .npy, a pickle
+    file: PathBuf,
+    /// Collection to import into (created from the file's vectors when missing)
+    #[arg(long)]
+    collection: String,
+    /// The file's format; auto reads it from the first bytes
+    #[arg(long, value_enum, default_value = "auto")]
+    format: FormatArg,
+    /// A bad record stops the import before anything is written (stop), or is left out and
+    /// listed in the report (skip)
+    #[arg(long, value_enum, default_value = "stop")]
+    on_error: OnErrorArg,
+    /// Check every record and say what would be imported; write nothing
+    #[arg(long)]
+    dry_run: bool,
+    /// Embed each record's text (text, description, ...) with the local model instead of
+    /// keeping its vector: for vectors of another model
+    #[arg(long)]
+    reembed: bool,
+    /// The ids and payloads of a .npy file, one JSON object per line [default: FILE with
+    /// the extension .jsonl, when it exists]
+    #[arg(long)]
+    payloads: Option<PathBuf>,
+    /// Where records that were not imported are listed [default: ./FILE_NAME.import-report.jsonl]
+    #[arg(long)]
+    report: Option<PathBuf>,
+    /// How a collection the import creates compares vectors: cosine (stored normalised, as
+    /// Qdrant does), dot or euclid (stored exactly as read)
+    #[arg(long, value_enum, default_value = "cosine")]
+    distance: DistanceArg,
+    /// Points per write; each is all-or-nothing
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Print the summary as JSON
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+/// A progress bar over bytes, with records in its message.
+struct Bar(ProgressBar);
+
+impl Bar {
+    fn new(unit: &'static str) -> Self {
+        let template = format!(
+            "{{spinner}} {{prefix}} [{{bar:30}}] {{{unit}}}/{{total_{unit}}} {{msg}} ({{elapsed}})"
+        );
+        let bar = ProgressBar::new(0).with_style(
+            ProgressStyle::with_template(&template)
+                .unwrap_or_else(|_| ProgressStyle::default_bar())
+                .progress_chars("=> "),
+        );
+        Self(bar)
+    }
+}
+
+impl ImportProgress for Bar {
+    fn phase(&self, name: &str, total: u64) {
+        self.0.set_prefix(name.to_owned());
+        self.0.set_length(total);
+        self.0.set_position(0);
+    }
+
+    fn advance(&self, amount: u64, records: usize) {
+        self.0.inc(amount);
+        self.0.set_message(format!("{records} records"));
+    }
+}
+
+pub fn import(args: ImportArgs) -> anyhow::Result<()> {
+    let store = Arc::new(args.store.open()?);
+    let embedder = if args.reembed {
+        Some(args.model.load(None, None)?)
+    } else {
+        None
+    };
+    let reembed = embedder.as_ref().map(|embedder| Reembed {
+        embedder,
+        model_id: DEFAULT_MODEL_NAME,
+    });
+    let options = ImportOptions {
+        format: args.format.into(),
+        on_error: match args.on_error {
+            OnErrorArg::Stop => OnError::Stop,
+            OnErrorArg::Skip => OnError::Skip,
+        },
+        dry_run: args.dry_run,
+        reembed: args.reembed,
+        sidecar: args.payloads.clone(),
+        report: args.report.clone(),
+        batch_size: args.batch.max(1),
+        distance: match args.distance {
+            DistanceArg::Cosine => Distance::Cosine,
+            DistanceArg::Dot => Distance::Dot,
+            DistanceArg::Euclid => Distance::Euclid,
+            DistanceArg::Manhattan => Distance::Manhattan,
+        },
+        ..ImportOptions::new(&args.collection)
+    };
+    let bar = Bar::new("bytes");
+    let result = import_file(store.as_ref(), reembed, &args.file, &options, &bar);
+    bar.0.finish_and_clear();
+    let summary = result?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&summary)?);
+    } else {
+        print_import(&summary);
+    }
+    Ok(())
+}
+
+fn print_import(s: &ImportSummary) {
+    let seconds = s.validate_seconds + s.write_seconds;
+    let mb = s.bytes as f64 / 1e6;
+    let verb = if s.dry_run {
+        "would import"
+    } else {
+        "imported"
+    };
+    println!(
+        "{verb} {} of {} records from {} ({}, {:.1} MB) into `{}`{}",
+        s.imported,
+        s.records,
+        s.file.display(),
+        s.format,
+        mb,
+        s.collection,
+        if s.collection_created {
+            " (created)"
+        } else {
+            ""
+        }
+    );
+    let dims: Vec<String> = s
+        .dimensions
+        .iter()
+        .map(|(name, size)| {
+            if name.is_empty() {
+                format!("{size}-d")
+            } else {
+                format!("{name} {size}-d")
+            }
+        })
+        .collect();
+    println!(
+        "  vectors {}{} · ids derived from non-Qdrant ids {} (original in `legacy_id`) · re-embedded {}",
+        if dims.is_empty() {
+            "-".into()
+        } else {
+            dims.join(", ")
+        },
+        s.model
+            .as_ref()
+            .map(|m| format!(" (model {m})"))
+            .unwrap_or_default(),
+        s.derived_ids,
+        s.reembedded
+    );
+    println!(
+        "  {:.2} s (check {:.2} s, write {:.2} s) · {:.1} MB/s · {:.0} records/s",
+        seconds,
+        s.validate_seconds,
+        s.write_seconds,
+        mb / seconds.max(1e-9),
+        s.records as f64 / seconds.max(1e-9)
+    );
+    if s.skipped > 0 {
+        println!(
+            "  skipped {} record(s), listed in {}",
+            s.skipped,
+            s.report
+                .as_ref()
+                .map(|p| p.display().to_string())
+                .unwrap_or_default()
+        );
+    }
+}
+
+#[derive(Clone, Copy, ValueEnum)]
+enum ExportFormatArg {
+    /// mnemo's JSON Lines: the collection's config, then one point per line
+    Jsonl,
+    /// NumPy float32 rows of one dense vector, and FILE.jsonl with ids, payloads, the rest
+    Npy,
+    /// Qdrant's {"points": [...]}
+    Qdrant,
+}
+
+#[derive(Args)]
+pub struct ExportArgs {
+    #[arg(long)]
+    collection: String,
+    #[arg(long, value_enum, default_value = "jsonl")]
+    format: ExportFormatArg,
+    /// The file to write [default: COLLECTION.jsonl, .npy or .json]
+    #[arg(long, short)]
+    output: Option<PathBuf>,
+    /// For npy: which dense vector fills the rows [default: the only one, or `dense`]
+    #[arg(long)]
+    vector: Option<String>,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+pub fn export(args: ExportArgs) -> anyhow::Result<()> {
+    let store = args.store.open()?;
+    let (format, extension) = match args.format {
+        ExportFormatArg::Jsonl => (ExportFormat::Jsonl, "jsonl"),
+        ExportFormatArg::Npy => (ExportFormat::Npy, "npy"),
+        ExportFormatArg::Qdrant => (ExportFormat::Qdrant, "json"),
+    };
+    let output = args
+        .output
+        .clone()
+        .unwrap_or_else(|| PathBuf::from(format!("{}.{extension}", args.collection)));
+    let bar = Bar::new("pos");
+    let result = export_collection(
+        &store,
+        &args.collection,
+        format,
+        &output,
+        args.vector.as_deref(),
+        &bar,
+    );
+    bar.0.finish_and_clear();
+    let summary = result?;
+    println!(
+        "exported {} points of `{}` in {:.2} s: {}",
+        summary.points,
+        summary.collection,
+        summary.seconds,
+        summary
+            .files
+            .iter()
+            .map(|f| f.display().to_string())
+            .collect::<Vec<_>>()
+            .join(", ")
+    );
+    Ok(())
+}
+
+#[derive(Subcommand)]
+pub enum SnapshotCommand {
+    /// Take a consistent, checksummed snapshot of a collection while writes go on
+    Create {
+        #[arg(long)]
+        collection: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// The snapshots of a collection, oldest first
+    List {
+        #[arg(long)]
+        collection: String,
+        #[arg(long)]
+        json: bool,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Replace a collection (or create it) with a snapshot, after verifying its checksums.
+    /// SNAPSHOT: a name from `list`, or the path of a .snapshot file
+    Restore {
+        snapshot: String,
+        #[arg(long)]
+        collection: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+    /// Delete a snapshot
+    Delete {
+        snapshot: String,
+        #[arg(long)]
+        collection: String,
+        #[command(flatten)]
+        store: StoreArgs,
+    },
+}
+
+fn print_snapshot(info: &SnapshotInfo) {
+    println!(
+        "{}\t{}\t{} points\t{:.1} MB\tblake3 {}",
+        info.name,
+        info.created,
+        info.points,
+        info.size as f64 / 1e6,
+        info.checksum
+    );
+}
+
+/// Runs the command on the store, or through the server holding it.
+pub fn snapshot(command: SnapshotCommand) -> anyhow::Result<()> {
+    let store_args = match &command {
+        SnapshotCommand::Create { store, .. }
+        | SnapshotCommand::List { store, .. }
+        | SnapshotCommand::Restore { store, .. }
+        | SnapshotCommand::Delete { store, .. } => store.clone(),
+    };
+    let store: Box<dyn SnapshotTarget> = match store_args.open() {
+        Ok(store) => Box::new(store),
+        Err(err) => match Remote::holding(&err) {
+            Some(remote) => Box::new(remote),
+            None => return Err(err),
+        },
+    };
+    match command {
+        SnapshotCommand::Create {
+            collection, json, ..
+        } => {
+            let info = store.create(&collection)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&info)?);
+            } else {
+                print_snapshot(&info);
+            }
+        }
+        SnapshotCommand::List {
+            collection, json, ..
+        } => {
+            let list = store.list(&collection)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&list)?);
+            } else if list.is_empty() {
+                eprintln!("collection `{collection}` has no snapshots");
+            } else {
+                list.iter().for_each(print_snapshot);
+            }
+        }
+        SnapshotCommand::Restore {
+            snapshot,
+            collection,
+            ..
+        } => {
+            let info = store.restore(&collection, &snapshot)?;
+            println!(
+                "restored `{collection}` from {} ({} points, taken {}, checksums verified)",
+                info.name, info.points, info.created
+            );
+        }
+        SnapshotCommand::Delete {
+            snapshot,
+            collection,
+            ..
+        } => {
+            if !store.delete(&collection, &snapshot)? {
+                anyhow::bail!("collection `{collection}` has no snapshot `{snapshot}`");
+            }
+            println!("deleted snapshot {snapshot}");
+        }
+    }
+    Ok(())
+}
+
+/// Where snapshot commands go: the store itself, or the server that holds it.
+pub trait SnapshotTarget {
+    fn create(&self, collection: &str) -> anyhow::Result<SnapshotInfo>;
+    fn list(&self, collection: &str) -> anyhow::Result<Vec<SnapshotInfo>>;
+    fn restore(&self, collection: &str, snapshot: &str) -> anyhow::Result<SnapshotInfo>;
+    fn delete(&self, collection: &str, snapshot: &str) -> anyhow::Result<bool>;
+}
+
+impl SnapshotTarget for mnemo_store::EmbeddedStore {
+    fn create(&self, collection: &str) -> anyhow::Result<SnapshotInfo> {
+        Ok(self.create_snapshot(collection)?)
+    }
+    fn list(&self, collection: &str) -> anyhow::Result<Vec<SnapshotInfo>> {
+        Ok(self.list_snapshots(collection)?)
+    }
+    fn restore(&self, collection: &str, snapshot: &str) -> anyhow::Result<SnapshotInfo> {
+        let path = PathBuf::from(snapshot);
+        if snapshot.contains(std::path::MAIN_SEPARATOR) || path.is_file() {
+            let path = path
+                .canonicalize()
+                .with_context(|| format!("cannot read the snapshot {snapshot}"))?;
+            return Ok(self.restore_snapshot_file(collection, &path)?);
+        }
+        Ok(self.restore_snapshot(collection, snapshot)?)
+    }
+    fn delete(&self, collection: &str, snapshot: &str) -> anyhow::Result<bool> {
+        Ok(self.delete_snapshot(collection, snapshot)?)
+    }
+}
