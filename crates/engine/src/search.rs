@@ -93,13 +93,40 @@ impl Engine {
         Ok(vector)
     }
 
+    /// The model's vectors `collection` has (`dense`, and `title` where `mnemo index` made
+    /// it): an imported collection has `dense` alone. `keywords`: it must also have `bm25`.
+    fn model_vectors(&self, collection: &str, keywords: bool) -> Result<Vec<&'static str>> {
+        let config = self.store().collection_config(collection)?;
+        let names: Vec<&'static str> = [DENSE_VECTOR, TITLE_VECTOR]
+            .into_iter()
+            .filter(|name| config.vectors.contains_key(*name))
+            .collect();
+        if names.is_empty() {
+            return Err(EngineError::IncompatibleCollection {
+                name: collection.to_owned(),
+                reason: format!("it has no `{DENSE_VECTOR}` vector to search by text"),
+            });
+        }
+        if keywords && !config.sparse_vectors.contains_key(KEYWORD_VECTOR) {
+            return Err(EngineError::IncompatibleCollection {
+                name: collection.to_owned(),
+                reason: format!(
+                    "it has no `{KEYWORD_VECTOR}` keyword vector (only `mnemo index` makes one): \
+                     search it with --mode dense"
+                ),
+            });
+        }
+        Ok(names)
+    }
+
     pub fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<ScoredPoint>> {
         let filter = (!options.filter.is_empty()).then(|| options.filter.clone());
         let collection = &options.collection;
         let mut hits = match options.mode {
             SearchMode::Dense => {
                 let vector = self.query_vector(query)?;
-                let mut requests = model_requests(&vector, filter, options.limit);
+                let names = self.model_vectors(collection, false)?;
+                let mut requests = model_requests(&names, &vector, filter, options.limit);
                 for request in &mut requests {
                     request.score_threshold = options.score_threshold;
                 }
@@ -119,9 +146,10 @@ impl Engine {
                 } else {
                     1.0
                 };
+                let names = self.model_vectors(collection, true)?;
                 let vector = self.query_vector(query)?;
                 let depth = (options.limit * FUSION_DEPTH).max(50);
-                let mut requests = hybrid_requests(&vector, query, filter, depth, false);
+                let mut requests = hybrid_requests(&names, &vector, query, filter, depth, false);
                 let lists = requests.len();
                 // A query made of file names or task numbers: the items of those files and the
                 // tasks of those numbers, nearest first, are a third list. BM25 alone ranks a
@@ -129,7 +157,7 @@ impl Engine {
                 let named = named_items_filter(query);
                 if !named.is_empty() {
                     let named = named.and(options.filter.clone());
-                    requests.extend(model_requests(&vector, Some(named), depth));
+                    requests.extend(model_requests(&names, &vector, Some(named), depth));
                 }
                 let mut answers = self.store().search_batch(collection, requests)?;
                 let named_items: HashSet<PointId> = answers
@@ -153,7 +181,7 @@ impl Engine {
                     let within = Filter::must([Condition::has_id(candidates)]);
                     let mut answers = self.store().search_batch(
                         collection,
-                        hybrid_requests(&vector, query, Some(within), count, true),
+                        hybrid_requests(&names, &vector, query, Some(within), count, true),
                     )?;
                     let keyword_hits = answers.pop().unwrap_or_default();
                     let model_hits = best_of_each_point(answers);
@@ -395,13 +423,18 @@ impl Engine {
 
 /// The searches of the model's vectors: a task whose body is long has, beside the vector of
 /// its title and body, one of its title alone, and a point scores its better match.
-fn model_requests(vector: &[f32], filter: Option<Filter>, limit: usize) -> Vec<SearchRequest> {
-    [DENSE_VECTOR, TITLE_VECTOR]
-        .into_iter()
+fn model_requests(
+    names: &[&str],
+    vector: &[f32],
+    filter: Option<Filter>,
+    limit: usize,
+) -> Vec<SearchRequest> {
+    names
+        .iter()
         .map(|using| {
             let mut request = SearchRequest::new(
                 NearestQuery {
-                    using: using.to_owned(),
+                    using: (*using).to_owned(),
                     vector: Vector::Dense(vector.to_vec()),
                 },
                 limit,
@@ -449,6 +482,7 @@ fn named_items_filter(query: &str) -> Filter {
 /// The model's searches and the keyword search, without payloads; `exact` over a small set of
 /// candidates.
 fn hybrid_requests(
+    names: &[&str],
     vector: &[f32],
     query: &str,
     filter: Option<Filter>,
@@ -456,7 +490,7 @@ fn hybrid_requests(
     exact: bool,
 ) -> Vec<SearchRequest> {
     let keywords = keyword_request(query, filter.clone(), limit);
-    let mut requests = model_requests(vector, filter, limit);
+    let mut requests = model_requests(names, vector, filter, limit);
     requests.push(keywords);
     for request in &mut requests {
         request.with_payload = PayloadSelection::None;

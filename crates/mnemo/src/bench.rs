@@ -33,6 +33,9 @@ pub enum BenchCommand {
     /// The REST API on loopback beside the library in the same run: vector search at 100k
     /// points and text search, QPS and p50/p99 for 1, 8 and 64 concurrent clients.
     Http(crate::bench_http::BenchHttpArgs),
+    /// Importing a generated legacy task_vectors.json (50 MB and 500 MB by default):
+    /// MB/s, points/s, peak memory against the vectors' size.
+    Import(crate::bench_import::BenchImportArgs),
 }
 
 #[derive(Args)]
@@ -82,6 +85,7 @@ pub fn run(command: BenchCommand) -> anyhow::Result<()> {
         BenchCommand::Store(args) => crate::bench_store::store(args),
         BenchCommand::Index(args) => crate::bench_store::index(args),
         BenchCommand::Http(args) => crate::bench_http::http(args),
+        BenchCommand::Import(args) => crate::bench_import::run(args),
     }
 }
 

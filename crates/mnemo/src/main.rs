@@ -3,6 +3,7 @@
 
 mod bench;
 mod bench_http;
+mod bench_import;
 mod bench_store;
 mod embed_cmd;
 mod memory_cmd;

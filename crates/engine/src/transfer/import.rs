@@ -39,6 +39,9 @@ pub struct ImportOptions {
     /// Where the records that were not imported are listed, one JSON object per line.
     pub report: Option<PathBuf>,
     pub batch_size: usize,
+    /// Build the collection's search index (HNSW) once the points are written; without it,
+    /// searches work by full scan until the next optimisation.
+    pub optimize: bool,
     /// How a collection created by the import compares its dense vectors. Under cosine the
     /// store keeps vectors normalised (as Qdrant does); dot keeps them exactly as read.
     pub distance: Distance,
@@ -56,6 +59,7 @@ impl ImportOptions {
             report: None,
             batch_size: 256,
             distance: Distance::Cosine,
+            optimize: true,
         }
     }
 }
@@ -120,6 +124,8 @@ pub struct ImportSummary {
     pub report: Option<PathBuf>,
     pub validate_seconds: f64,
     pub write_seconds: f64,
+    /// Building the search index after the writes.
+    pub index_seconds: f64,
 }
 
 #[derive(Debug, thiserror::Error)]
@@ -280,6 +286,7 @@ pub fn import_file(
         report,
         validate_seconds,
         write_seconds: 0.0,
+        index_seconds: 0.0,
     };
     if options.dry_run {
         summary.collection_created = false;
@@ -302,8 +309,13 @@ pub fn import_file(
     )?;
     summary.imported = imported;
     summary.reembedded = reembedded;
-    store.optimize(&options.collection)?;
     summary.write_seconds = writing.elapsed().as_secs_f64();
+    if options.optimize {
+        progress.phase("building the search index", 0);
+        let indexing = Instant::now();
+        store.optimize(&options.collection)?;
+        summary.index_seconds = indexing.elapsed().as_secs_f64();
+    }
     Ok(summary)
 }
 
@@ -363,43 +375,35 @@ fn survey(
     {
         survey.records += 1;
         let header = source.header().clone();
-        let checked = record
-            .map_err(|fault| (fault.field, Fault::from(fault.message)))
-            .and_then(|record| {
-                check_record(&record, &header, existing, reembed.is_some(), &mut survey)
-                    .map(|()| record)
-            });
-        let (id, fault) = match checked {
+        let (id, fault) = match record {
+            Err(fault) => (None, Some((fault.field, Fault::from(fault.message)))),
             Ok(record) => {
-                let id = record.id.clone().map(|id| id.to_string());
-                match record.id.as_ref().map(|id| id.point_id()) {
-                    Some((point_id, derived)) => match seen.get(&point_id) {
-                        Some((first, first_line)) => (
-                            id,
-                            Some((
-                                "id".to_owned(),
-                                Fault::from(format!(
-                                    "duplicate id: record {first}{} has the same{}",
-                                    first_line
-                                        .map(|l| format!(" (line {l})"))
-                                        .unwrap_or_default(),
-                                    if derived { " (derived) id" } else { "" }
+                let shown = record.id.as_ref().map(ToString::to_string);
+                let fault =
+                    check_record(&record, &header, existing, reembed.is_some(), &mut survey)
+                        .err()
+                        .or_else(|| match record.id.as_ref().map(|id| id.point_id()) {
+                            None => Some(("id".to_owned(), Fault::from("is missing".to_owned()))),
+                            Some((point_id, derived)) => match seen.get(&point_id) {
+                                Some((first, first_line)) => Some((
+                                    "id".to_owned(),
+                                    Fault::from(format!(
+                                        "duplicate: record {first}{} has the same id{}",
+                                        first_line
+                                            .map(|l| format!(" (line {l})"))
+                                            .unwrap_or_default(),
+                                        if derived { " (as derived)" } else { "" }
+                                    )),
                                 )),
-                            )),
-                        ),
-                        None => {
-                            seen.insert(point_id, (index, line));
-                            survey.derived_ids += derived as usize;
-                            (id, None)
-                        }
-                    },
-                    None => (
-                        None,
-                        Some(("id".to_owned(), Fault::from("is missing".to_owned()))),
-                    ),
-                }
+                                None => {
+                                    seen.insert(point_id, (index, line));
+                                    survey.derived_ids += derived as usize;
+                                    None
+                                }
+                            },
+                        });
+                (shown, fault)
             }
-            Err(fault) => (None, Some(fault)),
         };
         if let Some((field, error)) = fault {
             // A whole file of the wrong model is one error, not one per record.
