@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 MNEMO := target/release/mnemo
 
-.PHONY: demo test api-clients model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-index bench-http
+.PHONY: demo test api-clients model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-index bench-http bench-import
 
 # Fetch and verify the model, build, index the example plans into a data directory under
 # target/ (Qdrant's engine, in-process), then ask it a question by meaning and one by number.
@@ -63,3 +63,7 @@ bench-index: model build
 # The REST API against the library in the same run: vector search at 100k points, text search.
 bench-http: model build
 	bench/http.sh
+
+# A legacy task_vectors.json of 50 MB and 500 MB through mnemo import: MB/s, points/s, peak memory.
+bench-import: build
+	$(MNEMO) bench import

@@ -752,3 +752,111 @@ fn the_cli_asks_the_server_that_holds_the_data_directory() {
         dupes_through_server
     );
 }
+
+#[test]
+fn snapshots_over_http_and_through_the_cli() {
+    use reqwest::Method;
+    let data = tempfile::tempdir().unwrap();
+    let server = Server::start(data.path(), &[]);
+    let client = Client::new();
+    let send = |method: Method, path: &str, body: Option<Value>| {
+        call(&client, method, &server.url(path), None, body)
+    };
+    let (status, _) = send(
+        Method::PUT,
+        "/api/v1/collections/s",
+        Some(json!({"vectors": {"size": 2, "distance": "Dot"}})),
+    );
+    assert_eq!(status, StatusCode::CREATED);
+    let points = |ids: std::ops::Range<u64>| json!({"points": ids.map(|i| json!({"id": i, "vector": [i as f32, 1.0]})).collect::<Vec<_>>()});
+    send(
+        Method::PUT,
+        "/api/v1/collections/s/points",
+        Some(points(0..10)),
+    );
+
+    let (status, created) = send(Method::POST, "/api/v1/collections/s/snapshots", None);
+    assert_eq!(status, StatusCode::CREATED, "{created}");
+    assert_eq!(created["points"], 10);
+    assert_eq!(created["checksum"].as_str().map(str::len), Some(64));
+    let name = created["name"].as_str().unwrap().to_owned();
+    let (_, listed) = send(Method::GET, "/api/v1/collections/s/snapshots", None);
+    assert_eq!(listed["snapshots"][0]["name"], name.as_str());
+
+    send(
+        Method::PUT,
+        "/api/v1/collections/s/points",
+        Some(points(10..25)),
+    );
+    let count = || {
+        call(
+            &client,
+            Method::POST,
+            &server.url("/api/v1/collections/s/points/count"),
+            None,
+            Some(json!({})),
+        )
+        .1["count"]
+            .as_u64()
+    };
+    assert_eq!(count(), Some(25));
+    let (status, restored) = send(
+        Method::POST,
+        &format!("/api/v1/collections/s/snapshots/{name}/restore"),
+        None,
+    );
+    assert_eq!(status, StatusCode::OK, "{restored}");
+    assert_eq!(count(), Some(10));
+
+    let (status, body) = send(
+        Method::POST,
+        "/api/v1/collections/s/snapshots/nope/restore",
+        None,
+    );
+    assert_eq!((status, code(&body)), (StatusCode::NOT_FOUND, "not_found"));
+    let (status, body) = send(
+        Method::POST,
+        "/api/v1/collections/s/snapshots/..%2Fx/restore",
+        None,
+    );
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::BAD_REQUEST, "invalid_request")
+    );
+
+    // The CLI finds the server holding the data directory and goes through it.
+    let listed = mnemo(&["snapshot", "list", "--collection", "s"], data.path());
+    assert!(
+        listed.status.success(),
+        "{}",
+        String::from_utf8_lossy(&listed.stderr)
+    );
+    assert!(String::from_utf8_lossy(&listed.stdout).contains(&name));
+    let created = mnemo(
+        &["snapshot", "create", "--collection", "s", "--json"],
+        data.path(),
+    );
+    assert!(
+        created.status.success(),
+        "{}",
+        String::from_utf8_lossy(&created.stderr)
+    );
+
+    let (status, body) = send(
+        Method::DELETE,
+        &format!("/api/v1/collections/s/snapshots/{name}"),
+        None,
+    );
+    assert_eq!(
+        (status, body["deleted"].as_bool()),
+        (StatusCode::OK, Some(true))
+    );
+    let (status, _) = send(
+        Method::DELETE,
+        &format!("/api/v1/collections/s/snapshots/{name}"),
+        None,
+    );
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, listed) = send(Method::GET, "/api/v1/collections/s/snapshots", None);
+    assert_eq!(listed["snapshots"].as_array().map(Vec::len), Some(1));
+}

@@ -288,7 +288,7 @@ fn bad_records_are_named_and_nothing_is_half_imported() {
         "record 7 (line 8): holds a bare NaN",
         "record 8 (line 9), field `payload`: is an array, not an object",
     ] {
-        assert!(err.contains(&expected), "missing `{expected}` in:\n{err}");
+        assert!(err.contains(expected), "missing `{expected}` in:\n{err}");
     }
     let (after, _) = ws.export("c", "jsonl");
     assert_eq!(before, after, "a failed import changed the collection");

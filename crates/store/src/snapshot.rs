@@ -281,7 +281,7 @@ fn unpack_inner(archive: &Path, into: &Path, layout_version: u64) -> Result<Snap
     let expected = match fs::read_to_string(checksum_path(archive)) {
         Ok(text) => text.split_whitespace().next().map(str::to_owned),
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(StoreError::io(&checksum_path(archive), e)),
+        Err(e) => return Err(StoreError::io(checksum_path(archive), e)),
     };
     if let Some(expected) = &expected {
         let (_, actual) = hash_file(archive)?;

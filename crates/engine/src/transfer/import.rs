@@ -170,10 +170,10 @@ pub enum ImportError {
         collection: String,
         landed: usize,
         next_index: usize,
-        source: StoreError,
+        source: Box<StoreError>,
     },
     #[error(transparent)]
-    Store(#[from] StoreError),
+    Store(Box<StoreError>),
     #[error("embedding records for --reembed: {0}")]
     Embed(#[from] mnemo_embed::EmbedError),
     #[error("cannot write the report {path}: {source}")]
@@ -181,6 +181,12 @@ pub enum ImportError {
         path: PathBuf,
         source: std::io::Error,
     },
+}
+
+impl From<StoreError> for ImportError {
+    fn from(error: StoreError) -> Self {
+        Self::Store(Box::new(error))
+    }
 }
 
 /// The local model, for `--reembed`.
@@ -695,7 +701,7 @@ fn write(
                 collection: options.collection.clone(),
                 landed,
                 next_index: first_index,
-                source,
+                source: Box::new(source),
             })?;
         landed += count;
         if embedded.is_some() {

@@ -182,7 +182,7 @@ impl<'a> Machine<'a> {
         let Py::Dict(dict) = target else {
             return Err(format!("the pickle sets items of a {}", target.type_name()));
         };
-        if items.len() % 2 != 0 {
+        if !items.len().is_multiple_of(2) {
             return Err("the pickle sets a key without a value".into());
         }
         let mut dict = dict.borrow_mut();
