@@ -18,31 +18,6 @@ use crate::memory_cmd::StoreArgs;
 use crate::remote::Remote;
 
 #[derive(Clone, Copy, ValueEnum)]
-enum FormatArg {
-    Auto,
-    TaskVectors,
-    List,
-    Jsonl,
-    Qdrant,
-    Npy,
-    Pickle,
-}
-
-impl From<FormatArg> for ImportFormat {
-    fn from(format: FormatArg) -> Self {
-        match format {
-            FormatArg::Auto => Self::Auto,
-            FormatArg::TaskVectors => Self::TaskVectors,
-            FormatArg::List => Self::List,
-            FormatArg::Jsonl => Self::Jsonl,
-            FormatArg::Qdrant => Self::Qdrant,
-            FormatArg::Npy => Self::Npy,
-            FormatArg::Pickle => Self::Pickle,
-        }
-    }
-}
-
-#[derive(Clone, Copy, ValueEnum)]
 enum DistanceArg {
     Cosine,
     Dot,
@@ -63,9 +38,10 @@ pub struct ImportArgs {
     /// Collection to import into (created from the file's vectors when missing)
     #[arg(long)]
     collection: String,
-    /// The file's format; auto reads it from the first bytes
-    #[arg(long, value_enum, default_value = "auto")]
-    format: FormatArg,
+    /// The file's format: auto (read from the first bytes), task-vectors, list, jsonl,
+    /// qdrant, npy, pickle
+    #[arg(long, default_value = "auto")]
+    format: ImportFormat,
     /// A bad record stops the import before anything is written (stop), or is left out and
     /// listed in the report (skip)
     #[arg(long, value_enum, default_value = "stop")]
@@ -145,7 +121,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         model_id: DEFAULT_MODEL_NAME,
     });
     let options = ImportOptions {
-        format: args.format.into(),
+        format: args.format,
         on_error: match args.on_error {
             OnErrorArg::Stop => OnError::Stop,
             OnErrorArg::Skip => OnError::Skip,

@@ -253,18 +253,30 @@ pub fn describe(archive: &Path) -> Result<SnapshotInfo> {
         }
         _ => return Err(damaged(archive, "no manifest at the start of the archive")),
     };
-    let checksum = fs::read_to_string(checksum_path(archive))
-        .ok()
-        .and_then(|text| text.split_whitespace().next().map(str::to_owned))
-        .unwrap_or_default();
-    Ok(SnapshotInfo {
-        name: snapshot_name(archive),
-        collection: manifest.collection,
-        created: manifest.created,
-        size,
-        checksum,
-        points: manifest.points,
-    })
+    let checksum = read_checksum(archive).ok().flatten().unwrap_or_default();
+    Ok(manifest.info(archive, size, checksum))
+}
+
+impl Manifest {
+    fn info(self, archive: &Path, size: u64, checksum: String) -> SnapshotInfo {
+        SnapshotInfo {
+            name: snapshot_name(archive),
+            collection: self.collection,
+            created: self.created,
+            size,
+            checksum,
+            points: self.points,
+        }
+    }
+}
+
+/// What the checksum file beside `archive` says, if there is one.
+fn read_checksum(archive: &Path) -> Result<Option<String>> {
+    match fs::read_to_string(checksum_path(archive)) {
+        Ok(text) => Ok(text.split_whitespace().next().map(str::to_owned)),
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => Ok(None),
+        Err(e) => Err(StoreError::io(checksum_path(archive), e)),
+    }
 }
 
 /// Verifies `archive` (its checksum file when present, then each file against the manifest)
@@ -278,11 +290,7 @@ pub fn unpack_verified(archive: &Path, into: &Path, layout_version: u64) -> Resu
 }
 
 fn unpack_inner(archive: &Path, into: &Path, layout_version: u64) -> Result<SnapshotInfo> {
-    let expected = match fs::read_to_string(checksum_path(archive)) {
-        Ok(text) => text.split_whitespace().next().map(str::to_owned),
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => None,
-        Err(e) => return Err(StoreError::io(checksum_path(archive), e)),
-    };
+    let expected = read_checksum(archive)?;
     if let Some(expected) = &expected {
         let (_, actual) = hash_file(archive)?;
         if &actual != expected {
@@ -374,12 +382,5 @@ fn unpack_inner(archive: &Path, into: &Path, layout_version: u64) -> Result<Snap
         Some(checksum) => checksum,
         None => hash_file(archive)?.1,
     };
-    Ok(SnapshotInfo {
-        name: snapshot_name(archive),
-        collection: manifest.collection,
-        created: manifest.created,
-        size,
-        checksum,
-        points: manifest.points,
-    })
+    Ok(manifest.info(archive, size, checksum))
 }
