@@ -5,6 +5,8 @@
 use std::io::{Read, Seek, SeekFrom, Write};
 
 pub const MAGIC: &[u8] = b"\x93NUMPY";
+/// The largest vector a collection takes.
+const MAX_COLUMNS: usize = 65_536;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum Element {
@@ -104,6 +106,11 @@ pub fn read_header(reader: &mut impl Read) -> Result<NpyHeader, String> {
             "the array has shape ({shape}): vectors must be a 2-D array (rows × dimensions)"
         ));
     };
+    if columns == 0 || columns > MAX_COLUMNS {
+        return Err(format!(
+            "rows of {columns} numbers: a vector holds 1 to {MAX_COLUMNS}"
+        ));
+    }
     Ok(NpyHeader {
         element,
         big_endian,

@@ -377,11 +377,14 @@ fn array_from(data: &Py, dtype: &Py, shape: &Py, fortran: bool) -> R<NdArray> {
             ));
         }
     };
-    let count: usize = shape.iter().product();
-    if bytes.len() != count * size {
+    let needed = shape
+        .iter()
+        .try_fold(size, |total, dim| total.checked_mul(*dim))
+        .filter(|needed| *needed == bytes.len());
+    if needed.is_none() {
         return Err(format!(
-            "a numpy array of shape {shape:?} and dtype `{code}` needs {} bytes, the pickle holds {}",
-            count * size,
+            "a numpy array of shape {shape:?} and dtype `{code}` does not match the {} bytes the \
+             pickle holds",
             bytes.len()
         ));
     }
@@ -751,5 +754,35 @@ mod tests {
                 .unwrap_err()
                 .contains("truncated")
         );
+    }
+
+    fn lcg(state: &mut u64) -> u8 {
+        *state = state
+            .wrapping_mul(6_364_136_223_846_793_005)
+            .wrapping_add(1_442_695_040_888_963_407);
+        (*state >> 56) as u8
+    }
+
+    #[test]
+    fn no_input_makes_it_panic() {
+        // Every prefix and single-byte corruption of a numpy pickle, and random bytes.
+        let numpy = include_bytes!("testdata/numpy_p4.pkl");
+        for end in 0..numpy.len() {
+            let _ = load(&numpy[..end]);
+        }
+        let mut state = 1u64;
+        for at in 0..numpy.len() {
+            let mut bytes = numpy.to_vec();
+            bytes[at] = lcg(&mut state);
+            let _ = load(&bytes);
+        }
+        for _ in 0..2000 {
+            let bytes: Vec<u8> = (0..64).map(|_| lcg(&mut state)).collect();
+            let _ = load(&bytes);
+        }
+        let Py::List(records) = load(numpy).unwrap() else {
+            panic!("not a list")
+        };
+        assert_eq!(records.borrow().len(), 2);
     }
 }

@@ -6,6 +6,10 @@
 
 use std::io::BufRead;
 
+/// No record is this long (a 65,536-d vector is about 1.5 MiB of text): beyond it the file is
+/// broken, and holding more would make memory grow with the file.
+const MAX_VALUE_BYTES: usize = 256 << 20;
+
 /// Where a record or a fault is: 1-based line, 0-based byte offset.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq)]
 pub struct Position {
@@ -225,6 +229,12 @@ impl<R: BufRead> Scanner<R> {
             if done {
                 return Ok(());
             }
+            if self.buf.len() > MAX_VALUE_BYTES {
+                return Err(self.syntax(format!(
+                    "{what} is longer than {} MiB: a broken file (an unclosed string or bracket?)",
+                    MAX_VALUE_BYTES >> 20
+                )));
+            }
         }
     }
 
@@ -421,6 +431,40 @@ mod tests {
             ["{\"a\":1}@1", "{\"b\":2}@3"]
         );
         assert_eq!(collect("[]", Layout::Array).unwrap(), Vec::<String>::new());
+    }
+
+    #[test]
+    fn no_input_makes_it_panic() {
+        let text = "\u{feff}{\"metadata\": {\"a\": [1, \"]\"]}, \"tasks\": [{\"x\": \"}\\\"\"}, {\"y\": [1,\n 2]}], \"n\": 3}\n";
+        let mut state = 3u64;
+        for layout in [Layout::Object, Layout::Array, Layout::Lines] {
+            for end in 0..text.len() {
+                let _ = collect_bytes(&text.as_bytes()[..end], layout);
+            }
+            for at in 0..text.len() {
+                let mut bytes = text.as_bytes().to_vec();
+                state = state
+                    .wrapping_mul(6364136223846793005)
+                    .wrapping_add(1442695040888963407);
+                bytes[at] = (state >> 56) as u8;
+                if let Ok(records) = collect_bytes(&bytes, layout) {
+                    for record in records {
+                        let _ = crate::transfer::record::read_json_record(&record);
+                    }
+                }
+            }
+        }
+    }
+
+    fn collect_bytes(bytes: &[u8], layout: Layout) -> Result<Vec<Vec<u8>>, ScanError> {
+        let mut scanner = Scanner::new(bytes, layout, &["tasks", "points"]);
+        let mut out = Vec::new();
+        while let Some(item) = scanner.next_item()? {
+            if let Item::Record(record, _) = item {
+                out.push(record.to_vec());
+            }
+        }
+        Ok(out)
     }
 
     #[test]
