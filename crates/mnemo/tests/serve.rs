@@ -782,6 +782,39 @@ fn snapshots_over_http_and_through_the_cli() {
     let name = created["name"].as_str().unwrap().to_owned();
     let (_, listed) = send(Method::GET, "/api/v1/collections/s/snapshots", None);
     assert_eq!(listed["snapshots"][0]["name"], name.as_str());
+    // Downloaded whole, it is the archive its checksum names; restored from the file elsewhere.
+    let response = client
+        .get(server.url(&format!("/api/v1/collections/s/snapshots/{name}")))
+        .send()
+        .expect("download");
+    assert_eq!(response.status(), StatusCode::OK);
+    let header = response.headers()["x-blake3"]
+        .to_str()
+        .unwrap_or_default()
+        .to_owned();
+    let archive = response.bytes().expect("the archive");
+    assert_eq!(blake3::hash(&archive).to_hex().as_str(), header);
+    assert_eq!(created["checksum"].as_str(), Some(header.as_str()));
+    let elsewhere = tempfile::tempdir().unwrap();
+    let file = elsewhere.path().join("downloaded.snapshot");
+    std::fs::write(&file, &archive).unwrap();
+    let other_data = elsewhere.path().join("data");
+    let restored = mnemo(
+        &[
+            "snapshot",
+            "restore",
+            file.to_str().unwrap(),
+            "--collection",
+            "copy",
+        ],
+        &other_data,
+    );
+    assert!(
+        restored.status.success(),
+        "{}",
+        String::from_utf8_lossy(&restored.stderr)
+    );
+    assert!(String::from_utf8_lossy(&restored.stdout).contains("10 points"));
 
     send(
         Method::PUT,

@@ -46,6 +46,7 @@ use crate::error::ErrorResponse;
         snapshots::create,
         snapshots::restore,
         snapshots::delete,
+        snapshots::download,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&KeysAndErrors),

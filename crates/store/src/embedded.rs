@@ -900,6 +900,18 @@ impl VectorStore for EmbeddedStore {
         }
     }
 
+    fn snapshot_file(&self, collection: &str, name: &str) -> Result<(PathBuf, SnapshotInfo)> {
+        let path = self.snapshot_path(collection, name)?;
+        if !path.is_file() {
+            return Err(StoreError::UnknownSnapshot {
+                collection: collection.to_owned(),
+                name: name.to_owned(),
+            });
+        }
+        let info = snapshot::describe(&path)?;
+        Ok((path, info))
+    }
+
     fn restore_snapshot(&self, collection: &str, name: &str) -> Result<SnapshotInfo> {
         let path = self.snapshot_path(collection, name)?;
         if !path.is_file() {

@@ -14,7 +14,7 @@ mod model;
 mod snapshot;
 mod validate;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 pub use embedded::{EmbeddedStore, LAYOUT_VERSION, OpenOptions};
 pub use error::{Result, StoreError};
@@ -101,6 +101,10 @@ pub trait VectorStore: Send + Sync {
     }
     /// Whether there was such a snapshot.
     fn delete_snapshot(&self, _collection: &str, _name: &str) -> Result<bool> {
+        Err(StoreError::Unsupported("snapshots"))
+    }
+    /// The snapshot's file, to hand out (a download), and what it holds.
+    fn snapshot_file(&self, _collection: &str, _name: &str) -> Result<(PathBuf, SnapshotInfo)> {
         Err(StoreError::Unsupported("snapshots"))
     }
     /// Replaces `collection` (or creates it) with its snapshot `name`, after verifying it.

@@ -18,7 +18,7 @@ use axum::extract::{FromRequest, MatchedPath, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
-use axum::routing::{delete, get, post, put};
+use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use mnemo_engine::{DENSE_VECTOR, Engine};
 use mnemo_store::{CollectionConfig, PayloadSelection, VectorSelection};
@@ -122,7 +122,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         )
         .route(
             &format!("{collection}/snapshots/{{snapshot}}"),
-            delete(snapshots::delete),
+            get(snapshots::download).delete(snapshots::delete),
         )
         .route(
             &format!("{collection}/snapshots/{{snapshot}}/restore"),

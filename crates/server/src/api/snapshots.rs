@@ -1,8 +1,14 @@
 //! Snapshots of a collection: create, list, restore, delete. The same operations as
 //! `mnemo snapshot`; snapshots stay on the server's disk, beside its data directory.
 
+use std::io::Read;
+use std::pin::Pin;
+use std::task::{Context, Poll};
+
+use axum::body::{Body, Bytes};
 use axum::extract::Path;
-use axum::http::StatusCode;
+use axum::http::{StatusCode, header};
+use axum::response::{IntoResponse, Response};
 use axum::{Extension, Json};
 use mnemo_store::SnapshotInfo;
 use serde::Serialize;
@@ -101,4 +107,70 @@ pub(crate) async fn delete(
         name: snapshot,
         deleted: true,
     }))
+}
+
+/// Download a snapshot: the tar archive, streamed, with its BLAKE3 in `x-blake3`. Restore it
+/// elsewhere with `mnemo snapshot restore FILE --collection NAME`.
+#[utoipa::path(operation_id = "download_snapshot", get, path = "/api/v1/collections/{name}/snapshots/{snapshot}", tag = "snapshots",
+    params(("name" = String, Path, description = "Collection name"),
+           ("snapshot" = String, Path, description = "Snapshot name, as listed")),
+    responses((status = 200, content_type = "application/x-tar", body = Vec<u8>,
+               description = "The snapshot archive")))]
+pub(crate) async fn download(
+    state: Shared,
+    Extension(caller): Extension<Caller>,
+    Path((name, snapshot)): Path<(String, String)>,
+) -> ApiResult<Response> {
+    caller.require_collection(Scope::Read, &name)?;
+    let (path, info) = state
+        .run(move |engine| Ok(engine.store().snapshot_file(&name, &snapshot)?))
+        .await?;
+    let file = std::fs::File::open(&path).map_err(|e| {
+        ApiError::new(
+            ErrorCode::Internal,
+            format!("cannot read {}: {e}", path.display()),
+        )
+    })?;
+    // Read on a blocking thread, a few chunks ahead of the client.
+    let (sender, receiver) = tokio::sync::mpsc::channel(4);
+    tokio::task::spawn_blocking(move || {
+        let mut file = std::io::BufReader::new(file);
+        loop {
+            let mut chunk = vec![0u8; 1 << 20];
+            let sent = match file.read(&mut chunk) {
+                Ok(0) => return,
+                Ok(n) => {
+                    chunk.truncate(n);
+                    sender.blocking_send(Ok(Bytes::from(chunk)))
+                }
+                Err(e) => sender.blocking_send(Err(e)),
+            };
+            if sent.is_err() {
+                return; // the client went away
+            }
+        }
+    });
+    Ok((
+        [
+            (header::CONTENT_TYPE, "application/x-tar".to_owned()),
+            (header::CONTENT_LENGTH, info.size.to_string()),
+            (
+                header::CONTENT_DISPOSITION,
+                format!("attachment; filename=\"{}.snapshot\"", info.name),
+            ),
+            (header::HeaderName::from_static("x-blake3"), info.checksum),
+        ],
+        Body::from_stream(Chunks(receiver)),
+    )
+        .into_response())
+}
+
+/// The chunks a reader thread sends, as a body stream.
+struct Chunks(tokio::sync::mpsc::Receiver<std::io::Result<Bytes>>);
+
+impl futures_core::Stream for Chunks {
+    type Item = std::io::Result<Bytes>;
+    fn poll_next(mut self: Pin<&mut Self>, cx: &mut Context<'_>) -> Poll<Option<Self::Item>> {
+        self.0.poll_recv(cx)
+    }
 }
