@@ -122,7 +122,7 @@ impl From<StoreError> for ApiError {
             | StoreError::InvalidCollectionName(_)
             | StoreError::BadSnapshotName(_) => ErrorCode::InvalidRequest,
             StoreError::UnknownSnapshot { .. } => ErrorCode::NotFound,
-            StoreError::Replaced(_) => ErrorCode::Unavailable,
+            other if other.is_unavailable() => ErrorCode::Unavailable,
             other if other.is_client_error() => ErrorCode::Unprocessable,
             _ => ErrorCode::Internal,
         };

@@ -43,7 +43,7 @@ use crate::model::{
 use crate::snapshot::{
     self, SNAPSHOT_EXTENSION, SnapshotInfo, check_snapshot_name, checksum_path, copy_tree,
 };
-use crate::validate::{check_collection_name, check_vector_selection, prepare_batch};
+use crate::validate::{check_collection_name, check_query, check_vector_selection, prepare_batch};
 
 /// The on-disk layout this build reads and writes. Bump it when the layout changes; a
 /// directory with another version is refused rather than misread.
@@ -482,43 +482,6 @@ fn our_vectors(vectors: Option<VectorStructInternal>) -> BTreeMap<String, Vector
 
 fn our_payload(payload: Option<qdrant_edge::Payload>) -> Map<String, Value> {
     payload.map(|p| p.0).unwrap_or_default()
-}
-
-fn check_query(config: &CollectionConfig, index: usize, query: &NearestQuery) -> Result<()> {
-    let bad = |reason: String| StoreError::BadQuery { index, reason };
-    match (
-        &query.vector,
-        config.vectors.get(&query.using),
-        config.sparse_vectors.get(&query.using),
-    ) {
-        (Vector::Dense(values), Some(params), _) => {
-            if values.len() != params.size {
-                return Err(bad(format!(
-                    "the query vector has {} dimensions, `{}` has {}",
-                    values.len(),
-                    query.using,
-                    params.size
-                )));
-            }
-            if values.iter().any(|v| !v.is_finite()) {
-                return Err(bad("the query vector holds a non-finite value".into()));
-            }
-            Ok(())
-        }
-        (Vector::Sparse(sparse), _, Some(_)) => {
-            if sparse.indices.len() != sparse.values.len()
-                || sparse.values.iter().any(|v| !v.is_finite())
-            {
-                return Err(bad("the sparse query vector is malformed".into()));
-            }
-            Ok(())
-        }
-        _ => Err(bad(format!(
-            "the collection has no {} vector named `{}`",
-            query.vector.kind(),
-            query.using
-        ))),
-    }
 }
 
 impl VectorStore for EmbeddedStore {

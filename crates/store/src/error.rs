@@ -129,6 +129,45 @@ pub enum StoreError {
     Replaced(String),
     #[error("this store does not support {0}")]
     Unsupported(&'static str),
+    #[error("store location `{location}`: {reason}")]
+    BadLocation { location: String, reason: String },
+    /// A remote node could not be reached or answered too slowly, every attempt.
+    #[error(
+        "Qdrant at {nodes} is unavailable: {operation} on collection `{collection}` failed {attempts} time(s); last error: {last}"
+    )]
+    Unavailable {
+        nodes: String,
+        operation: &'static str,
+        collection: String,
+        attempts: u32,
+        last: String,
+    },
+    /// Every node's circuit breaker is open: the call was refused without being sent.
+    #[error(
+        "Qdrant at {nodes} is failing: {operation} on collection `{collection}` was not sent (circuit breaker open after repeated failures; next try in {retry_in_ms} ms)"
+    )]
+    CircuitOpen {
+        nodes: String,
+        operation: &'static str,
+        collection: String,
+        retry_in_ms: u64,
+    },
+    /// A remote node refused the request as invalid.
+    #[error("Qdrant at {node} refused {operation} on collection `{collection}`: {message}")]
+    Rejected {
+        node: String,
+        operation: &'static str,
+        collection: String,
+        message: String,
+    },
+    /// A remote node failed the request on its side.
+    #[error("Qdrant at {node} failed {operation} on collection `{collection}`: {message}")]
+    Remote {
+        node: String,
+        operation: &'static str,
+        collection: String,
+        message: String,
+    },
     /// The engine underneath refused or failed; the message is its own.
     #[error("storage engine, collection `{collection}`, {operation}: {message}")]
     Backend {
@@ -141,6 +180,15 @@ pub enum StoreError {
 pub type Result<T, E = StoreError> = std::result::Result<T, E>;
 
 impl StoreError {
+    /// Whether the store could not be reached (as opposed to refusing or failing the request):
+    /// a service answers these with 503 and the caller may retry later.
+    pub fn is_unavailable(&self) -> bool {
+        matches!(
+            self,
+            Self::Unavailable { .. } | Self::CircuitOpen { .. } | Self::Replaced(_)
+        )
+    }
+
     pub(crate) fn io(path: impl Into<PathBuf>, source: std::io::Error) -> Self {
         Self::Io {
             path: path.into(),
@@ -158,6 +206,9 @@ impl StoreError {
                 | Self::Backend { .. }
                 | Self::Replaced(_)
                 | Self::Unsupported(_)
+                | Self::Unavailable { .. }
+                | Self::CircuitOpen { .. }
+                | Self::Remote { .. }
         )
     }
 }

@@ -11,6 +11,7 @@ mod embedded;
 mod error;
 mod filter;
 mod model;
+mod qdrant;
 mod snapshot;
 mod validate;
 
@@ -27,6 +28,7 @@ pub use model::{
     ScrollRequest, SearchRequest, SparseVector, SparseVectorParams, UpsertSummary, Vector,
     VectorParams, VectorSelection,
 };
+pub use qdrant::{BreakerState, NodeMetrics, QdrantOptions, QdrantStore, ResiliencePolicy};
 pub use snapshot::SnapshotInfo;
 pub use validate::json_type;
 
@@ -89,6 +91,12 @@ pub trait VectorStore: Send + Sync {
     /// Builds the vector and payload indexes of what was written since the last call; searches
     /// keep working meanwhile. Whether anything was done.
     fn optimize(&self, collection: &str) -> Result<bool>;
+
+    /// The health of the remote nodes behind this store (breaker state, failures, retries);
+    /// empty for a store that has none.
+    fn node_metrics(&self) -> Vec<NodeMetrics> {
+        Vec::new()
+    }
 
     /// A consistent point-in-time copy of `collection`, checksummed, taken while writes go on:
     /// they wait for the copy of the collection's files, not for the packing of the snapshot.

@@ -6,7 +6,7 @@ use std::collections::HashSet;
 use serde_json::Value;
 
 use crate::error::{Result, StoreError};
-use crate::model::{CollectionConfig, Distance, Point, Vector};
+use crate::model::{CollectionConfig, Distance, NearestQuery, Point, Vector};
 
 /// Checks every point of `points` against `config`; then keeps, of points sharing an id, only
 /// the last (Qdrant applies a batch in order, so the last write wins: we make it explicit and
@@ -165,6 +165,47 @@ pub(crate) fn check_collection_name(name: &str) -> Result<()> {
 }
 
 /// The collection's vector names, for messages.
+pub(crate) fn check_query(
+    config: &CollectionConfig,
+    index: usize,
+    query: &NearestQuery,
+) -> Result<()> {
+    let bad = |reason: String| StoreError::BadQuery { index, reason };
+    match (
+        &query.vector,
+        config.vectors.get(&query.using),
+        config.sparse_vectors.get(&query.using),
+    ) {
+        (Vector::Dense(values), Some(params), _) => {
+            if values.len() != params.size {
+                return Err(bad(format!(
+                    "the query vector has {} dimensions, `{}` has {}",
+                    values.len(),
+                    query.using,
+                    params.size
+                )));
+            }
+            if values.iter().any(|v| !v.is_finite()) {
+                return Err(bad("the query vector holds a non-finite value".into()));
+            }
+            Ok(())
+        }
+        (Vector::Sparse(sparse), _, Some(_)) => {
+            if sparse.indices.len() != sparse.values.len()
+                || sparse.values.iter().any(|v| !v.is_finite())
+            {
+                return Err(bad("the sparse query vector is malformed".into()));
+            }
+            Ok(())
+        }
+        _ => Err(bad(format!(
+            "the collection has no {} vector named `{}`",
+            query.vector.kind(),
+            query.using
+        ))),
+    }
+}
+
 pub(crate) fn known_vectors(config: &CollectionConfig) -> String {
     config
         .vectors

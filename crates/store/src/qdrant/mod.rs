@@ -1,0 +1,813 @@
+//! The remote backend: a Qdrant server or cluster over gRPC (`qdrant-client`), behind the same
+//! [`VectorStore`] trait as the embedded engine. Batches are checked here before they are
+//! sent, with the same rules and messages as the embedded backend; searches, fusion, payload
+//! indexes and snapshots are Qdrant's own (query API, RRF, field indexes, snapshots).
+//!
+//! The trait is synchronous and Qdrant's client is async: the store owns a small tokio
+//! runtime and every call waits on a task spawned there, which works from plain threads and
+//! from inside another runtime's blocking pool alike.
+
+mod convert;
+mod location;
+mod resilience;
+
+use std::collections::{BTreeMap, HashMap};
+use std::future::Future;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Arc, RwLock};
+use std::time::Duration;
+
+use qdrant_client::qdrant::{
+    self as grpc, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
+    DeletePointsBuilder, DeleteSnapshotRequestBuilder, GetPointsBuilder, PointsIdsList,
+    PrefetchQueryBuilder, QueryBatchPointsBuilder, QueryPointsBuilder, ScrollPointsBuilder,
+    SearchParamsBuilder, UpsertPointsBuilder, points_selector::PointsSelectorOneOf,
+};
+use qdrant_client::{Qdrant, QdrantError};
+use tonic::Code;
+
+pub use location::QdrantOptions;
+pub use resilience::{BreakerState, NodeMetrics, ResiliencePolicy};
+
+use self::resilience::{Admission, Breaker};
+use crate::error::{Result, StoreError};
+use crate::validate::{check_collection_name, check_query, check_vector_selection, prepare_batch};
+use crate::{
+    CollectionConfig, CollectionInfo, FieldType, Filter, FusionRequest, PayloadSelection, PointId,
+    PointSelector, Record, ScoredPoint, ScrollPage, ScrollRequest, SearchRequest, SnapshotInfo,
+    UpsertSummary, VectorSelection, VectorStore,
+};
+
+/// The k of reciprocal rank fusion, as in the embedded backend and Qdrant's default.
+const RRF_K: u32 = 60;
+
+struct Node {
+    /// `host:port`, as the user wrote it: what errors and metrics name.
+    name: String,
+    client: Qdrant,
+    breaker: Breaker,
+}
+
+/// A Qdrant server or cluster. Cheap to share; one per process is enough (connections are
+/// pooled and reused).
+pub struct QdrantStore {
+    nodes: Arc<Vec<Node>>,
+    /// The node that answered last: calls start there.
+    preferred: Arc<AtomicUsize>,
+    options: QdrantOptions,
+    runtime: Option<tokio::runtime::Runtime>,
+    /// Collection configs, so a batch is checked without a round trip. Forgotten when the
+    /// server says the collection is gone.
+    configs: RwLock<HashMap<String, CollectionConfig>>,
+}
+
+/// How one failed attempt is handled.
+enum Failure {
+    /// The node is unwell or overloaded: try again (another node first).
+    Retry(String),
+    /// The answer is final.
+    Final(StoreError),
+}
+
+impl QdrantStore {
+    /// Connects (lazily: nothing is sent until the first call) to the nodes of `options`.
+    pub fn connect(options: QdrantOptions) -> Result<Self> {
+        if options.nodes.is_empty() {
+            return Err(StoreError::BadLocation {
+                location: String::new(),
+                reason: "no Qdrant node given".into(),
+            });
+        }
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(2)
+            .thread_name("mnemo-qdrant")
+            .enable_all()
+            .build()
+            .map_err(|e| StoreError::io("tokio runtime", e))?;
+        let mut nodes = Vec::with_capacity(options.nodes.len());
+        for url in &options.nodes {
+            let name = url
+                .split_once("://")
+                .map_or(url.as_str(), |(_, rest)| rest)
+                .to_owned();
+            let mut builder = Qdrant::from_url(url)
+                .timeout(options.policy.timeout)
+                .connect_timeout(options.policy.connect_timeout)
+                .keep_alive_while_idle()
+                .skip_compatibility_check();
+            if let Some(key) = &options.api_key {
+                builder = builder.api_key(key.clone());
+            }
+            // Building a channel needs a runtime context (it registers timers).
+            let client = {
+                let _context = runtime.enter();
+                builder.build()
+            }
+            .map_err(|e| StoreError::BadLocation {
+                location: url.clone(),
+                reason: e.to_string(),
+            })?;
+            nodes.push(Node {
+                name,
+                client,
+                breaker: Breaker::new(&options.policy),
+            });
+        }
+        Ok(Self {
+            nodes: Arc::new(nodes),
+            preferred: Arc::new(AtomicUsize::new(0)),
+            options,
+            runtime: Some(runtime),
+            configs: RwLock::new(HashMap::new()),
+        })
+    }
+
+    /// Parses `location` (`qdrant://host:port,...`) and connects.
+    pub fn open(location: &str, api_key: Option<String>) -> Result<Self> {
+        let mut options = QdrantOptions::from_url(location)?;
+        options.api_key = api_key;
+        Self::connect(options)
+    }
+
+    pub fn options(&self) -> &QdrantOptions {
+        &self.options
+    }
+
+    /// Asks every node whether it is up; the first answer's version, or the error.
+    pub fn ping(&self) -> Result<String> {
+        self.call("health check", "-", |client| async move {
+            client.health_check().await.map(|reply| reply.version)
+        })
+    }
+
+    fn node_names(&self) -> String {
+        self.nodes
+            .iter()
+            .map(|n| n.name.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// Runs `attempt` against the nodes with the retry policy, waiting for its end.
+    fn call<T, F, Fut>(&self, operation: &'static str, collection: &str, attempt: F) -> Result<T>
+    where
+        T: Send + 'static,
+        F: Fn(Qdrant) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, QdrantError>> + Send + 'static,
+    {
+        let nodes = Arc::clone(&self.nodes);
+        let preferred = Arc::clone(&self.preferred);
+        let policy = self.options.policy.clone();
+        let collection = collection.to_owned();
+        let all_nodes = self.node_names();
+        let work = async move {
+            let mut last = String::new();
+            let mut attempts = 0;
+            let mut shortest_refusal: Option<Duration> = None;
+            while attempts < policy.max_attempts {
+                // Start at the node that answered last; skip those whose breaker refuses.
+                let start = preferred.load(Ordering::Relaxed);
+                let mut chosen = None;
+                for offset in 0..nodes.len() {
+                    let index = (start + offset) % nodes.len();
+                    match nodes[index].breaker.admit() {
+                        Admission::Go => {
+                            chosen = Some(index);
+                            break;
+                        }
+                        Admission::Refused(wait) => {
+                            shortest_refusal = Some(shortest_refusal.map_or(wait, |s| s.min(wait)));
+                        }
+                    }
+                }
+                let Some(index) = chosen else {
+                    if attempts == 0 {
+                        return Err(StoreError::CircuitOpen {
+                            nodes: all_nodes,
+                            operation,
+                            collection,
+                            retry_in_ms: shortest_refusal.unwrap_or_default().as_millis() as u64,
+                        });
+                    }
+                    break;
+                };
+                let node = &nodes[index];
+                if attempts > 0 {
+                    node.breaker.retried();
+                }
+                attempts += 1;
+                let deadline = policy.timeout + policy.connect_timeout;
+                let outcome = tokio::time::timeout(deadline, attempt(node.client.clone())).await;
+                let failure = match outcome {
+                    Ok(Ok(value)) => {
+                        node.breaker.succeeded();
+                        preferred.store(index, Ordering::Relaxed);
+                        return Ok(value);
+                    }
+                    Ok(Err(err)) => classify(err, &node.name, operation, &collection),
+                    Err(_) => Failure::Retry(format!(
+                        "{}: no answer within {} ms",
+                        node.name,
+                        deadline.as_millis()
+                    )),
+                };
+                match failure {
+                    Failure::Final(err) => {
+                        node.breaker.answered();
+                        return Err(err);
+                    }
+                    Failure::Retry(message) => {
+                        node.breaker.failed();
+                        last = message;
+                        preferred.store((index + 1) % nodes.len(), Ordering::Relaxed);
+                        if attempts < policy.max_attempts {
+                            tokio::time::sleep(policy.backoff(attempts)).await;
+                        }
+                    }
+                }
+            }
+            Err(StoreError::Unavailable {
+                nodes: all_nodes,
+                operation,
+                collection,
+                attempts,
+                last,
+            })
+        };
+        self.block(work)
+    }
+
+    fn block<T: Send + 'static>(
+        &self,
+        work: impl Future<Output = Result<T>> + Send + 'static,
+    ) -> Result<T> {
+        let Some(runtime) = &self.runtime else {
+            return Err(StoreError::Unsupported("calls after the store was dropped"));
+        };
+        let (sender, receiver) = std::sync::mpsc::sync_channel(1);
+        runtime.spawn(async move {
+            let _ = sender.send(work.await);
+        });
+        receiver.recv().unwrap_or_else(|_| {
+            Err(StoreError::Unsupported(
+                "a call whose task was dropped (the store is shutting down)",
+            ))
+        })
+    }
+
+    fn cached_config(&self, collection: &str) -> Option<CollectionConfig> {
+        self.configs
+            .read()
+            .unwrap_or_else(|e| e.into_inner())
+            .get(collection)
+            .cloned()
+    }
+
+    fn remember(&self, collection: &str, config: &CollectionConfig) {
+        self.configs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .insert(collection.to_owned(), config.clone());
+    }
+
+    fn forget(&self, collection: &str) {
+        self.configs
+            .write()
+            .unwrap_or_else(|e| e.into_inner())
+            .remove(collection);
+    }
+
+    /// Forgets the cached config when the server says the collection does not exist.
+    fn checked<T>(&self, collection: &str, result: Result<T>) -> Result<T> {
+        if matches!(result, Err(StoreError::UnknownCollection(_))) {
+            self.forget(collection);
+        }
+        result
+    }
+
+    fn fetch_info(&self, name: &str) -> Result<grpc::CollectionInfo> {
+        let request = grpc::GetCollectionInfoRequest {
+            collection_name: name.to_owned(),
+        };
+        let info = self.call("collection info", name, move |client| {
+            let request = request.clone();
+            async move { client.collection_info(request).await }
+        });
+        let info = self.checked(name, info)?;
+        info.result.ok_or_else(|| StoreError::Remote {
+            node: self.node_names(),
+            operation: "collection info",
+            collection: name.to_owned(),
+            message: "the answer holds no collection".into(),
+        })
+    }
+}
+
+impl Drop for QdrantStore {
+    fn drop(&mut self) {
+        // Dropping a runtime blocks; from inside another runtime that panics. Background
+        // shutdown does neither.
+        if let Some(runtime) = self.runtime.take() {
+            runtime.shutdown_background();
+        }
+    }
+}
+
+/// What an error means for the retry loop.
+fn classify(err: QdrantError, node: &str, operation: &'static str, collection: &str) -> Failure {
+    let status = match err {
+        QdrantError::ResponseError { status } => status,
+        QdrantError::ResourceExhaustedError { status, .. } => status,
+        other => {
+            return Failure::Final(StoreError::Remote {
+                node: node.to_owned(),
+                operation,
+                collection: collection.to_owned(),
+                message: other.to_string(),
+            });
+        }
+    };
+    let message = status.message().to_owned();
+    match status.code() {
+        Code::Unavailable
+        | Code::DeadlineExceeded
+        | Code::ResourceExhausted
+        | Code::Aborted
+        | Code::Cancelled => Failure::Retry(format!(
+            "{node}: {} ({})",
+            if message.is_empty() {
+                "no message"
+            } else {
+                message.as_str()
+            },
+            code_name(status.code())
+        )),
+        Code::NotFound if message.contains("Collection") || message.contains("collection") => {
+            Failure::Final(StoreError::UnknownCollection(collection.to_owned()))
+        }
+        Code::AlreadyExists => Failure::Final(StoreError::CollectionExists(collection.to_owned())),
+        Code::InvalidArgument
+        | Code::NotFound
+        | Code::FailedPrecondition
+        | Code::OutOfRange
+        | Code::Unauthenticated
+        | Code::PermissionDenied => Failure::Final(StoreError::Rejected {
+            node: node.to_owned(),
+            operation,
+            collection: collection.to_owned(),
+            message: format!("{message} ({})", code_name(status.code())),
+        }),
+        code => Failure::Final(StoreError::Remote {
+            node: node.to_owned(),
+            operation,
+            collection: collection.to_owned(),
+            message: format!("{message} ({})", code_name(code)),
+        }),
+    }
+}
+
+fn already_exists(err: &QdrantError) -> bool {
+    match err {
+        QdrantError::ResponseError { status } => {
+            status.code() == Code::AlreadyExists || status.message().contains("already exists")
+        }
+        _ => false,
+    }
+}
+
+fn code_name(code: Code) -> String {
+    format!("{code:?}").to_lowercase()
+}
+
+impl VectorStore for QdrantStore {
+    fn create_collection(&self, name: &str, config: &CollectionConfig) -> Result<()> {
+        check_collection_name(name)?;
+        config.validate()?;
+        let mut builder = CreateCollectionBuilder::new(name);
+        if let Some(vectors) = convert::vectors_config(config)? {
+            builder = builder.vectors_config(vectors);
+        }
+        if let Some(sparse) = convert::sparse_vectors_config(config) {
+            builder = builder.sparse_vectors_config(sparse);
+        }
+        if let Some(n) = self.options.shard_number {
+            builder = builder.shard_number(n);
+        }
+        if let Some(n) = self.options.replication_factor {
+            builder = builder.replication_factor(n);
+        }
+        if let Some(n) = self.options.write_consistency_factor {
+            builder = builder.write_consistency_factor(n);
+        }
+        let request = builder.build();
+        // A create whose answer was lost may have happened: its retry finding the collection
+        // made is a success, not "already exists".
+        let tries = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let outcome = self.call("create collection", name, move |client| {
+            let request = request.clone();
+            let tries = Arc::clone(&tries);
+            async move {
+                let retried = tries.fetch_add(1, Ordering::Relaxed) > 0;
+                match client.create_collection(request).await {
+                    Ok(_) => Ok(true),
+                    Err(err) if retried && already_exists(&err) => Ok(true),
+                    Err(err) if already_exists(&err) => Ok(false),
+                    Err(err) => Err(err),
+                }
+            }
+        });
+        if !outcome? {
+            return Err(StoreError::CollectionExists(name.to_owned()));
+        }
+        self.remember(name, config);
+        Ok(())
+    }
+
+    fn delete_collection(&self, name: &str) -> Result<bool> {
+        self.forget(name);
+        let exists = {
+            let name = name.to_owned();
+            self.call("delete collection", &name.clone(), move |client| {
+                let name = name.clone();
+                async move {
+                    let exists = client.collection_exists(&name).await?;
+                    if exists {
+                        client.delete_collection(&name).await?;
+                    }
+                    Ok(exists)
+                }
+            })?
+        };
+        Ok(exists)
+    }
+
+    fn list_collections(&self) -> Result<Vec<String>> {
+        let answer = self.call("list collections", "*", |client| async move {
+            client.list_collections().await
+        })?;
+        let mut names: Vec<String> = answer.collections.into_iter().map(|c| c.name).collect();
+        names.sort();
+        Ok(names)
+    }
+
+    fn collection_config(&self, name: &str) -> Result<CollectionConfig> {
+        if let Some(config) = self.cached_config(name) {
+            return Ok(config);
+        }
+        let info = self.fetch_info(name)?;
+        let config = convert::our_config(info.config.and_then(|c| c.params));
+        self.remember(name, &config);
+        Ok(config)
+    }
+
+    fn collection_info(&self, name: &str) -> Result<CollectionInfo> {
+        let info = self.fetch_info(name)?;
+        let config = convert::our_config(info.config.and_then(|c| c.params));
+        self.remember(name, &config);
+        Ok(CollectionInfo {
+            name: name.to_owned(),
+            config,
+            points: info.points_count.unwrap_or_default() as usize,
+            indexed_vectors: info.indexed_vectors_count.unwrap_or_default() as usize,
+            segments: info.segments_count as usize,
+            payload_indexes: info
+                .payload_schema
+                .into_iter()
+                .map(|(key, schema)| (key, convert::payload_type_name(schema.data_type)))
+                .collect::<BTreeMap<_, _>>(),
+        })
+    }
+
+    fn upsert(&self, collection: &str, points: Vec<crate::Point>) -> Result<UpsertSummary> {
+        let config = self.collection_config(collection)?;
+        let (points, duplicates_replaced) = prepare_batch(&config, points)?;
+        let written = points.len();
+        if written == 0 {
+            return Ok(UpsertSummary {
+                written,
+                duplicates_replaced,
+            });
+        }
+        // Points carry their ids: a batch sent twice (a retry after a lost answer) writes the
+        // same points again, never copies of them.
+        let request = UpsertPointsBuilder::new(
+            collection,
+            points.into_iter().map(convert::point).collect::<Vec<_>>(),
+        )
+        .wait(true)
+        .build();
+        let request = Arc::new(request);
+        let outcome = self.call("upsert", collection, move |client| {
+            let request = Arc::clone(&request);
+            async move { client.upsert_points((*request).clone()).await }
+        });
+        self.checked(collection, outcome)?;
+        Ok(UpsertSummary {
+            written,
+            duplicates_replaced,
+        })
+    }
+
+    fn delete(&self, collection: &str, selector: PointSelector) -> Result<()> {
+        self.collection_config(collection)?;
+        let selector = match selector {
+            PointSelector::Ids(ids) if ids.is_empty() => return Ok(()),
+            PointSelector::Ids(ids) => PointsSelectorOneOf::Points(PointsIdsList {
+                ids: ids.into_iter().map(convert::point_id).collect(),
+            }),
+            PointSelector::Filter(filter) => PointsSelectorOneOf::Filter(convert::filter(&filter)?),
+        };
+        let request = DeletePointsBuilder::new(collection)
+            .points(selector)
+            .wait(true)
+            .build();
+        let outcome = self.call("delete", collection, move |client| {
+            let request = request.clone();
+            async move { client.delete_points(request).await }
+        });
+        self.checked(collection, outcome).map(|_| ())
+    }
+
+    fn get(
+        &self,
+        collection: &str,
+        ids: &[PointId],
+        with_payload: PayloadSelection,
+        with_vectors: VectorSelection,
+    ) -> Result<Vec<Record>> {
+        let config = self.collection_config(collection)?;
+        check_vector_selection(&config, &with_vectors)?;
+        if ids.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = GetPointsBuilder::new(
+            collection,
+            ids.iter()
+                .copied()
+                .map(convert::point_id)
+                .collect::<Vec<_>>(),
+        )
+        .with_payload(convert::with_payload(&with_payload))
+        .with_vectors(convert::with_vectors(&with_vectors))
+        .build();
+        let outcome = self.call("get", collection, move |client| {
+            let request = request.clone();
+            async move { client.get_points(request).await }
+        });
+        let answer = self.checked(collection, outcome)?;
+        let mut by_id = HashMap::with_capacity(answer.result.len());
+        for point in answer.result {
+            let record = convert::record(point)?;
+            by_id.insert(record.id, record);
+        }
+        Ok(ids.iter().filter_map(|id| by_id.remove(id)).collect())
+    }
+
+    fn count(&self, collection: &str, filter: Option<&Filter>) -> Result<usize> {
+        let mut builder = CountPointsBuilder::new(collection).exact(true);
+        if let Some(filter) = convert::filter_opt(filter)? {
+            builder = builder.filter(filter);
+        }
+        let request = builder.build();
+        let outcome = self.call("count", collection, move |client| {
+            let request = request.clone();
+            async move { client.count(request).await }
+        });
+        let answer = self.checked(collection, outcome)?;
+        Ok(answer.result.map_or(0, |r| r.count as usize))
+    }
+
+    fn scroll(&self, collection: &str, request: ScrollRequest) -> Result<ScrollPage> {
+        let config = self.collection_config(collection)?;
+        check_vector_selection(&config, &request.with_vectors)?;
+        let limit = u32::try_from(request.limit).unwrap_or(u32::MAX);
+        let mut builder = ScrollPointsBuilder::new(collection)
+            .limit(limit)
+            .with_payload(convert::with_payload(&request.with_payload))
+            .with_vectors(convert::with_vectors(&request.with_vectors));
+        if let Some(filter) = convert::filter_opt(request.filter.as_ref())? {
+            builder = builder.filter(filter);
+        }
+        if let Some(offset) = request.offset {
+            builder = builder.offset(convert::point_id(offset));
+        }
+        let message = builder.build();
+        let outcome = self.call("scroll", collection, move |client| {
+            let message = message.clone();
+            async move { client.scroll(message).await }
+        });
+        let answer = self.checked(collection, outcome)?;
+        Ok(ScrollPage {
+            points: answer
+                .result
+                .into_iter()
+                .map(convert::record)
+                .collect::<Result<_>>()?,
+            next: answer
+                .next_page_offset
+                .map(|id| convert::our_point_id(Some(id)))
+                .transpose()?,
+        })
+    }
+
+    fn search_batch(
+        &self,
+        collection: &str,
+        requests: Vec<SearchRequest>,
+    ) -> Result<Vec<Vec<ScoredPoint>>> {
+        let config = self.collection_config(collection)?;
+        let mut queries = Vec::with_capacity(requests.len());
+        for (index, request) in requests.iter().enumerate() {
+            check_query(&config, index, &request.query)?;
+            check_vector_selection(&config, &request.with_vectors)?;
+            let mut params = SearchParamsBuilder::default().exact(request.exact);
+            if let Some(ef) = request.ef {
+                params = params.hnsw_ef(ef as u64);
+            }
+            let mut builder = QueryPointsBuilder::new(collection)
+                .query(convert::query_vector(&request.query.vector))
+                .using(request.query.using.clone())
+                .limit(request.limit as u64)
+                .offset(request.offset as u64)
+                .params(params)
+                .with_payload(convert::with_payload(&request.with_payload))
+                .with_vectors(convert::with_vectors(&request.with_vectors));
+            if let Some(filter) = convert::filter_opt(request.filter.as_ref())? {
+                builder = builder.filter(filter);
+            }
+            if let Some(threshold) = request.score_threshold {
+                builder = builder.score_threshold(threshold);
+            }
+            queries.push(builder.build());
+        }
+        if queries.is_empty() {
+            return Ok(Vec::new());
+        }
+        let request = QueryBatchPointsBuilder::new(collection, queries).build();
+        let outcome = self.call("search", collection, move |client| {
+            let request = request.clone();
+            async move { client.query_batch(request).await }
+        });
+        let answer = self.checked(collection, outcome)?;
+        answer
+            .result
+            .into_iter()
+            .map(|batch| batch.result.into_iter().map(convert::scored).collect())
+            .collect()
+    }
+
+    fn search_fused(&self, collection: &str, request: FusionRequest) -> Result<Vec<ScoredPoint>> {
+        let config = self.collection_config(collection)?;
+        let filter = convert::filter_opt(request.filter.as_ref())?;
+        let mut builder = QueryPointsBuilder::new(collection)
+            .limit(request.limit as u64)
+            .with_payload(convert::with_payload(&request.with_payload));
+        let mut weights = Vec::with_capacity(request.sources.len());
+        for (index, source) in request.sources.iter().enumerate() {
+            check_query(&config, index, &source.query)?;
+            if !(source.weight.is_finite() && source.weight > 0.0) {
+                return Err(StoreError::BadQuery {
+                    index,
+                    reason: format!("weight {} is not positive", source.weight),
+                });
+            }
+            weights.push(source.weight);
+            let mut prefetch = PrefetchQueryBuilder::default()
+                .query(convert::query_vector(&source.query.vector))
+                .using(source.query.using.clone())
+                .limit(source.limit as u64);
+            if let Some(filter) = &filter {
+                prefetch = prefetch.filter(filter.clone());
+            }
+            builder = builder.add_prefetch(prefetch);
+        }
+        builder = builder.query(grpc::Query {
+            variant: Some(grpc::query::Variant::Rrf(grpc::Rrf {
+                k: Some(RRF_K),
+                weights,
+            })),
+        });
+        if let Some(filter) = filter {
+            builder = builder.filter(filter);
+        }
+        let message = builder.build();
+        let outcome = self.call("search", collection, move |client| {
+            let message = message.clone();
+            async move { client.query(message).await }
+        });
+        let answer = self.checked(collection, outcome)?;
+        answer.result.into_iter().map(convert::scored).collect()
+    }
+
+    fn create_payload_index(
+        &self,
+        collection: &str,
+        field: &str,
+        field_type: FieldType,
+    ) -> Result<()> {
+        let request = CreateFieldIndexCollectionBuilder::new(
+            collection,
+            field,
+            convert::field_type(field_type),
+        )
+        .wait(true)
+        .build();
+        let outcome = self.call("create payload index", collection, move |client| {
+            let request = request.clone();
+            async move { client.create_field_index(request).await }
+        });
+        self.checked(collection, outcome).map(|_| ())
+    }
+
+    fn node_metrics(&self) -> Vec<NodeMetrics> {
+        self.nodes
+            .iter()
+            .map(|node| node.breaker.metrics(&node.name))
+            .collect()
+    }
+
+    /// Qdrant writes its write-ahead log before it acknowledges a write (`wait`), so there is
+    /// nothing left to flush from here.
+    fn flush(&self) -> Result<()> {
+        Ok(())
+    }
+
+    /// Qdrant's optimizers index new segments by themselves.
+    fn optimize(&self, collection: &str) -> Result<bool> {
+        self.collection_config(collection)?;
+        Ok(false)
+    }
+
+    fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo> {
+        let points = self.count(collection, None)?;
+        let name = collection.to_owned();
+        let outcome = self.call("create snapshot", collection, move |client| {
+            let name = name.clone();
+            async move { client.create_snapshot(name).await }
+        });
+        let answer = self.checked(collection, outcome)?;
+        let description = answer
+            .snapshot_description
+            .ok_or_else(|| StoreError::Remote {
+                node: self.node_names(),
+                operation: "create snapshot",
+                collection: collection.to_owned(),
+                message: "the answer describes no snapshot".into(),
+            })?;
+        Ok(snapshot_info(collection, description, points))
+    }
+
+    fn list_snapshots(&self, collection: &str) -> Result<Vec<SnapshotInfo>> {
+        let name = collection.to_owned();
+        let outcome = self.call("list snapshots", collection, move |client| {
+            let name = name.clone();
+            async move { client.list_snapshots(name).await }
+        });
+        let answer = self.checked(collection, outcome)?;
+        let mut snapshots: Vec<SnapshotInfo> = answer
+            .snapshot_descriptions
+            .into_iter()
+            .map(|d| snapshot_info(collection, d, 0))
+            .collect();
+        snapshots.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
+        Ok(snapshots)
+    }
+
+    fn delete_snapshot(&self, collection: &str, name: &str) -> Result<bool> {
+        if !self
+            .list_snapshots(collection)?
+            .iter()
+            .any(|s| s.name == name)
+        {
+            return Ok(false);
+        }
+        let request = DeleteSnapshotRequestBuilder::new(collection, name).build();
+        let outcome = self.call("delete snapshot", collection, move |client| {
+            let request = request.clone();
+            async move { client.delete_snapshot(request).await }
+        });
+        self.checked(collection, outcome).map(|_| true)
+    }
+}
+
+/// Qdrant's description of a snapshot. Its checksum is Qdrant's (SHA-256), and the point
+/// count is only known when the snapshot was just taken.
+fn snapshot_info(
+    collection: &str,
+    description: grpc::SnapshotDescription,
+    points: usize,
+) -> SnapshotInfo {
+    let created = description
+        .creation_time
+        .and_then(|t| chrono::DateTime::from_timestamp(t.seconds, t.nanos.max(0) as u32))
+        .map(|t| t.to_rfc3339_opts(chrono::SecondsFormat::Secs, true))
+        .unwrap_or_default();
+    SnapshotInfo {
+        name: description.name,
+        collection: collection.to_owned(),
+        created,
+        size: description.size.max(0) as u64,
+        checksum: description.checksum.unwrap_or_default(),
+        points,
+    }
+}

@@ -1,0 +1,529 @@
+//! One test body, every backend: the same calls and the same expected answers against the
+//! embedded engine and a real Qdrant node (started from the shared server binary; skipped with
+//! a message when there is none), so the trait's semantics cannot drift between them.
+
+use mnemo_store::{
+    CollectionConfig, Condition, Distance, EmbeddedStore, FieldType, Filter, FusionRequest,
+    FusionSource, NearestQuery, OpenOptions, PayloadSelection, Point, PointId, PointSelector,
+    QdrantStore, Range, ScrollRequest, SearchRequest, SparseVector, StoreError, Vector,
+    VectorSelection, VectorStore,
+};
+use mnemo_testkit::Qdrant;
+use serde_json::json;
+
+type Body = fn(&dyn Fn() -> Box<dyn VectorStore>);
+
+const BODIES: &[(&str, Body)] = &[
+    ("round trip", points_round_trip_and_survive_reopening),
+    (
+        "bad batch",
+        a_bad_point_refuses_its_whole_batch_and_changes_nothing,
+    ),
+    (
+        "partial vectors",
+        a_point_may_leave_out_a_named_vector_but_not_all_of_them,
+    ),
+    (
+        "absent vector",
+        asking_for_a_vector_the_collection_lacks_is_the_clients_mistake,
+    ),
+    ("filters", filters_mean_the_same),
+    ("snapshots", snapshots_are_taken_listed_and_deleted),
+];
+
+fn run_all(backend: &str, make: &dyn Fn() -> Box<dyn VectorStore>) {
+    for (name, body) in BODIES {
+        eprintln!("{backend}: {name}");
+        body(make);
+    }
+}
+
+#[test]
+fn embedded_backend() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().to_owned();
+    run_all("embedded", &move || {
+        Box::new(EmbeddedStore::open(&path, OpenOptions::default()).unwrap())
+    });
+}
+
+#[test]
+fn qdrant_single_node() {
+    let Some(qdrant) = Qdrant::single() else {
+        return;
+    };
+    let location = qdrant.nodes[0].location();
+    run_all("qdrant", &move || {
+        Box::new(QdrantStore::open(&location, None).unwrap())
+    });
+}
+
+const DIM: usize = 8;
+
+fn config() -> CollectionConfig {
+    CollectionConfig::default()
+        .with_vector("dense", DIM, Distance::Cosine)
+        .with_sparse_vector("bm25", true)
+}
+
+/// A deterministic pseudo-random vector per seed (splitmix64), all different in direction.
+fn vector(seed: u64) -> Vec<f32> {
+    let mut state = seed.wrapping_mul(0x9E37_79B9_7F4A_7C15) ^ 0xD1B5_4A32_D192_ED03;
+    (0..DIM)
+        .map(|_| {
+            state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
+            let mut z = state;
+            z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
+            z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
+            ((z ^ (z >> 31)) % 2000) as f32 / 1000.0 - 0.999
+        })
+        .collect()
+}
+
+fn point(id: u64) -> Point {
+    let mut p = Point::dense(
+        id,
+        "dense",
+        vector(id),
+        json!({"n": id, "status": if id.is_multiple_of(2) { "open" } else { "done" }, "meta": {"tag": format!("t{}", id % 3)}})
+            .as_object()
+            .unwrap()
+            .clone(),
+    );
+    p.vectors.insert(
+        "bm25".into(),
+        Vector::Sparse(SparseVector {
+            indices: vec![id as u32, 1000],
+            values: vec![1.0, 0.5],
+        }),
+    );
+    p
+}
+
+fn nearest(v: Vec<f32>) -> NearestQuery {
+    NearestQuery {
+        using: "dense".into(),
+        vector: Vector::Dense(v),
+    }
+}
+
+fn points_round_trip_and_survive_reopening(make: &dyn Fn() -> Box<dyn VectorStore>) {
+    {
+        let store = make();
+        store.create_collection("tasks", &config()).unwrap();
+        assert!(matches!(
+            store.create_collection("tasks", &config()),
+            Err(StoreError::CollectionExists(_))
+        ));
+        store
+            .create_payload_index("tasks", "status", FieldType::Keyword)
+            .unwrap();
+        let summary = store
+            .upsert("tasks", (0..100).map(point).collect())
+            .unwrap();
+        assert_eq!(summary.written, 100);
+        assert_eq!(store.count("tasks", None).unwrap(), 100);
+
+        let open_filter = Filter::must([Condition::matches("status", "open")]);
+        assert_eq!(store.count("tasks", Some(&open_filter)).unwrap(), 50);
+        let range = Filter::must([Condition::range(
+            "n",
+            Range {
+                gte: Some(10.0),
+                lt: Some(20.0),
+                ..Range::default()
+            },
+        )]);
+        assert_eq!(store.count("tasks", Some(&range)).unwrap(), 10);
+        let nested = Filter::must([Condition::matches("meta.tag", "t1")]);
+        assert_eq!(store.count("tasks", Some(&nested)).unwrap(), 33);
+        let null = Filter::must([Condition::is_null("missing")]);
+        assert_eq!(
+            store.count("tasks", Some(&null)).unwrap(),
+            0,
+            "is_null matches explicit nulls only"
+        );
+
+        let mut request = SearchRequest::new(nearest(vector(42)), 5);
+        request.filter = Some(open_filter.clone());
+        let hits = store.search("tasks", request).unwrap();
+        assert_eq!(hits[0].id, PointId::Num(42));
+        assert!(hits.iter().all(|h| h.payload["status"] == "open"));
+        assert!((hits[0].score - 1.0).abs() < 1e-5);
+
+        let fused = store
+            .search_fused(
+                "tasks",
+                FusionRequest {
+                    sources: vec![
+                        FusionSource {
+                            query: nearest(vector(7)),
+                            limit: 20,
+                            weight: 1.0,
+                        },
+                        FusionSource {
+                            query: NearestQuery {
+                                using: "bm25".into(),
+                                vector: Vector::Sparse(SparseVector {
+                                    indices: vec![7],
+                                    values: vec![1.0],
+                                }),
+                            },
+                            limit: 20,
+                            weight: 1.0,
+                        },
+                    ],
+                    filter: None,
+                    limit: 3,
+                    with_payload: PayloadSelection::None,
+                },
+            )
+            .unwrap();
+        assert_eq!(
+            fused[0].id,
+            PointId::Num(7),
+            "found by both lists, it ranks first"
+        );
+
+        store
+            .delete(
+                "tasks",
+                PointSelector::Ids(vec![PointId::Num(0), PointId::Num(1)]),
+            )
+            .unwrap();
+        store
+            .delete(
+                "tasks",
+                PointSelector::Filter(Filter::must([Condition::matches("n", 99i64)])),
+            )
+            .unwrap();
+        assert_eq!(store.count("tasks", None).unwrap(), 97);
+    }
+    let store = make();
+    assert!(
+        store
+            .list_collections()
+            .unwrap()
+            .contains(&"tasks".to_owned())
+    );
+    assert_eq!(store.count("tasks", None).unwrap(), 97);
+    let got = store
+        .get(
+            "tasks",
+            &[PointId::Num(5), PointId::Num(0), PointId::Num(6)],
+            PayloadSelection::All,
+            VectorSelection::All,
+        )
+        .unwrap();
+    assert_eq!(
+        got.iter().map(|r| r.id).collect::<Vec<_>>(),
+        vec![PointId::Num(5), PointId::Num(6)]
+    );
+    let stored = got[0].vectors["dense"].as_dense().unwrap();
+    let norm = vector(5).iter().map(|v| v * v).sum::<f32>().sqrt();
+    for (a, b) in stored.iter().zip(vector(5)) {
+        assert!(
+            (a - b / norm).abs() < 1e-6,
+            "cosine vectors are stored normalised"
+        );
+    }
+    assert_eq!(got[0].payload["meta"]["tag"], "t2");
+
+    let mut seen = Vec::new();
+    let mut request = ScrollRequest::new(30);
+    request.with_payload = PayloadSelection::Fields(vec!["n".into()]);
+    loop {
+        let page = store.scroll("tasks", request.clone()).unwrap();
+        seen.extend(page.points.iter().map(|r| r.payload["n"].as_u64().unwrap()));
+        assert!(page.points.iter().all(|r| r.payload.len() == 1));
+        match page.next {
+            Some(next) => request.offset = Some(next),
+            None => break,
+        }
+    }
+    assert_eq!(seen, (2..99).collect::<Vec<_>>());
+    let info = store.collection_info("tasks").unwrap();
+    assert_eq!(info.points, 97);
+    assert_eq!(
+        info.payload_indexes.get("status").map(String::as_str),
+        Some("keyword")
+    );
+    assert!(store.delete_collection("tasks").unwrap());
+    assert!(!store.delete_collection("tasks").unwrap());
+}
+
+fn a_bad_point_refuses_its_whole_batch_and_changes_nothing(
+    make: &dyn Fn() -> Box<dyn VectorStore>,
+) {
+    let store = make();
+    store.create_collection("bad_batch", &config()).unwrap();
+    store
+        .upsert("bad_batch", (0..10).map(point).collect())
+        .unwrap();
+    let before = store
+        .get(
+            "bad_batch",
+            &[PointId::Num(3)],
+            PayloadSelection::All,
+            VectorSelection::All,
+        )
+        .unwrap();
+
+    let batch = |bad: Point| -> Vec<Point> {
+        let mut changed = point(3);
+        changed.payload = json!({"n": "changed"});
+        vec![changed, point(50), bad]
+    };
+    let mut wrong_length = point(60);
+    wrong_length
+        .vectors
+        .insert("dense".into(), Vector::Dense(vec![1.0; DIM + 1]));
+    let mut nan = point(61);
+    nan.vectors
+        .insert("dense".into(), Vector::Dense(vec![f32::NAN; DIM]));
+    let mut infinite = point(62);
+    infinite
+        .vectors
+        .insert("dense".into(), Vector::Dense(vec![f32::INFINITY; DIM]));
+    let mut zero = point(63);
+    zero.vectors
+        .insert("dense".into(), Vector::Dense(vec![0.0; DIM]));
+    let mut not_object = point(64);
+    not_object.payload = json!("text");
+    let mut unknown = point(65);
+    unknown
+        .vectors
+        .insert("image".into(), Vector::Dense(vec![1.0; DIM]));
+
+    let cases: Vec<(Point, &str)> = vec![
+        (
+            wrong_length,
+            "point 2 (id 60): vector `dense` has 9 dimensions, the collection expects 8",
+        ),
+        (
+            nan,
+            "point 2 (id 61): vector `dense` holds a non-finite value (NaN) at position 0",
+        ),
+        (
+            infinite,
+            "point 2 (id 62): vector `dense` holds a non-finite value (inf) at position 0",
+        ),
+        (
+            zero,
+            "point 2 (id 63): vector `dense` is all zeros, which has no direction under cosine distance",
+        ),
+        (
+            not_object,
+            "point 2 (id 64): the payload must be a JSON object, found a string",
+        ),
+        (
+            unknown,
+            "point 2 (id 65): the collection has no vector named `image` (it has: `dense`, `bm25`)",
+        ),
+    ];
+    for (bad, message) in cases {
+        let err = store.upsert("bad_batch", batch(bad)).unwrap_err();
+        assert_eq!(err.to_string(), message);
+        assert!(err.is_client_error());
+    }
+    let err = store.upsert("nope", vec![point(1)]).unwrap_err();
+    assert_eq!(err.to_string(), "collection `nope` does not exist");
+    assert_eq!(
+        store.count("bad_batch", None).unwrap(),
+        10,
+        "nothing of a refused batch was written"
+    );
+    let after = store
+        .get(
+            "bad_batch",
+            &[PointId::Num(3)],
+            PayloadSelection::All,
+            VectorSelection::All,
+        )
+        .unwrap();
+    assert_eq!(before, after);
+
+    let summary = store
+        .upsert("bad_batch", vec![point(70), point(70)])
+        .unwrap();
+    assert_eq!((summary.written, summary.duplicates_replaced), (1, 1));
+    let err = store
+        .search("bad_batch", SearchRequest::new(nearest(vec![1.0; 3]), 3))
+        .unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "query 0: the query vector has 3 dimensions, `dense` has 8"
+    );
+    assert!(matches!(
+        store.create_collection("../x", &config()),
+        Err(StoreError::InvalidCollectionName(_))
+    ));
+}
+
+fn a_point_may_leave_out_a_named_vector_but_not_all_of_them(
+    make: &dyn Fn() -> Box<dyn VectorStore>,
+) {
+    let store = make();
+    let two = config().with_vector("title", DIM, Distance::Cosine);
+    store.create_collection("partial", &two).unwrap();
+    let mut with_title = point(1);
+    with_title
+        .vectors
+        .insert("title".into(), Vector::Dense(vector(100)));
+    store.upsert("partial", vec![with_title, point(2)]).unwrap();
+    assert_eq!(store.count("partial", None).unwrap(), 2);
+
+    let by_title = store
+        .search(
+            "partial",
+            SearchRequest::new(
+                NearestQuery {
+                    using: "title".into(),
+                    vector: Vector::Dense(vector(2)),
+                },
+                10,
+            ),
+        )
+        .unwrap();
+    let ids: Vec<_> = by_title.iter().map(|h| h.id).collect();
+    assert_eq!(
+        ids,
+        [PointId::Num(1)],
+        "only the point that has a title vector"
+    );
+    let by_dense = store
+        .search("partial", SearchRequest::new(nearest(vector(2)), 10))
+        .unwrap();
+    assert_eq!(by_dense.len(), 2);
+    assert_eq!(by_dense[0].id, PointId::Num(2));
+
+    let records = store
+        .get(
+            "partial",
+            &[PointId::Num(2)],
+            PayloadSelection::None,
+            VectorSelection::All,
+        )
+        .unwrap();
+    let names: Vec<_> = records[0].vectors.keys().cloned().collect();
+    assert_eq!(names, ["bm25", "dense"]);
+
+    let mut bare = point(3);
+    bare.vectors.retain(|name, _| name == "bm25");
+    let err = store.upsert("partial", vec![bare]).unwrap_err();
+    assert_eq!(
+        err.to_string(),
+        "point 0 (id 3) has no dense vector; it needs at least one of `dense`, `title`"
+    );
+    assert_eq!(store.count("partial", None).unwrap(), 2);
+}
+
+fn asking_for_a_vector_the_collection_lacks_is_the_clients_mistake(
+    make: &dyn Fn() -> Box<dyn VectorStore>,
+) {
+    let store = make();
+    store
+        .create_collection("no_vector", &CollectionConfig::single(3, Distance::Cosine))
+        .unwrap();
+    let only = VectorSelection::Names(vec!["dense".into()]);
+    let err = store
+        .get(
+            "no_vector",
+            &[PointId::Num(1)],
+            PayloadSelection::None,
+            only.clone(),
+        )
+        .unwrap_err();
+    assert!(err.is_client_error());
+    assert_eq!(
+        err.to_string(),
+        "the collection has no vector named `dense` (it has: \"\" (default))"
+    );
+    let err = store
+        .scroll(
+            "no_vector",
+            ScrollRequest {
+                filter: None,
+                limit: 10,
+                offset: None,
+                with_payload: PayloadSelection::None,
+                with_vectors: only,
+            },
+        )
+        .unwrap_err();
+    assert!(matches!(err, StoreError::NoSuchVector { .. }), "{err}");
+}
+
+fn filters_mean_the_same(make: &dyn Fn() -> Box<dyn VectorStore>) {
+    let store = make();
+    store.create_collection("filters", &config()).unwrap();
+    store
+        .upsert("filters", (0..30).map(point).collect())
+        .unwrap();
+    let count = |filter: Filter| store.count("filters", Some(&filter)).unwrap();
+    assert_eq!(
+        count(Filter::must([Condition::any(
+            "meta.tag",
+            ["t0".into(), "t1".into()]
+        )])),
+        20
+    );
+    assert_eq!(
+        count(Filter::must([Condition::except("status", ["open".into()])])),
+        15
+    );
+    assert_eq!(
+        count(Filter::must([Condition::any(
+            "n",
+            [1i64.into(), 2i64.into(), 40i64.into()]
+        )])),
+        2
+    );
+    assert_eq!(
+        count(Filter::must_not([Condition::matches("status", "open")])),
+        15
+    );
+    assert_eq!(
+        count(Filter::should([
+            Condition::matches("n", 3i64),
+            Condition::has_id([PointId::Num(4), PointId::Num(99)])
+        ])),
+        2
+    );
+    assert_eq!(count(Filter::must([Condition::is_empty("missing")])), 30);
+    assert_eq!(
+        count(Filter::must([
+            Condition::matches("status", "open"),
+            Condition::Filter(Filter::must_not([Condition::range(
+                "n",
+                Range {
+                    lt: Some(10.0),
+                    ..Range::default()
+                }
+            )]))
+        ])),
+        10
+    );
+    let mixed = Filter::must([Condition::any("n", [1i64.into(), "x".into()])]);
+    let err = store.count("filters", Some(&mixed)).unwrap_err();
+    assert!(matches!(err, StoreError::BadFilter(_)), "{err}");
+    assert!(err.is_client_error());
+}
+
+fn snapshots_are_taken_listed_and_deleted(make: &dyn Fn() -> Box<dyn VectorStore>) {
+    let store = make();
+    store.create_collection("snap", &config()).unwrap();
+    store.upsert("snap", (0..20).map(point).collect()).unwrap();
+    let taken = store.create_snapshot("snap").unwrap();
+    assert_eq!(taken.collection, "snap");
+    assert_eq!(taken.points, 20);
+    assert!(taken.size > 0);
+    let listed = store.list_snapshots("snap").unwrap();
+    assert!(listed.iter().any(|s| s.name == taken.name), "{listed:?}");
+    assert!(store.delete_snapshot("snap", &taken.name).unwrap());
+    assert!(!store.delete_snapshot("snap", &taken.name).unwrap());
+    assert!(matches!(
+        store.create_snapshot("no_such_collection"),
+        Err(StoreError::UnknownCollection(_))
+    ));
+}
