@@ -61,6 +61,9 @@ enum Command {
     Import(transfer_cmd::ImportArgs),
     /// Export a collection, losslessly: JSON Lines (mnemo), .npy + JSON Lines, or Qdrant's JSON.
     Export(transfer_cmd::ExportArgs),
+    /// Copy collections between stores (the embedded store and a Qdrant server or cluster,
+    /// either way), then check the counts and a sample of points bit for bit.
+    MigrateStore(transfer_cmd::MigrateArgs),
     /// Snapshots of a collection: create, list, restore, delete.
     Snapshot {
         #[command(subcommand)]
@@ -143,6 +146,9 @@ fn main() -> ExitCode {
         Command::Serve(args) => serve_cmd::serve(args).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => transfer_cmd::import(args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => transfer_cmd::export(args).map(|()| ExitCode::SUCCESS),
+        Command::MigrateStore(args) => {
+            transfer_cmd::migrate_store(args).map(|()| ExitCode::SUCCESS)
+        }
         Command::Snapshot { command } => {
             transfer_cmd::snapshot(command).map(|()| ExitCode::SUCCESS)
         }

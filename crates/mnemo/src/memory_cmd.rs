@@ -11,7 +11,9 @@ use mnemo_embed::DEFAULT_MODEL_NAME;
 use mnemo_engine::{
     Engine, IndexOptions, IndexProgress, IndexSummary, SearchMode, SearchOptions, parse_filter,
 };
-use mnemo_store::{EmbeddedStore, Filter, OpenOptions, ScoredPoint};
+use mnemo_store::{
+    EmbeddedStore, Filter, OpenOptions, QdrantOptions, QdrantStore, ScoredPoint, VectorStore,
+};
 use serde_json::{Map, Value};
 
 use crate::ModelArgs;
@@ -20,12 +22,88 @@ use crate::remote::Remote;
 /// Where the data lives; shared by every command that opens the store.
 #[derive(Args, Clone)]
 pub struct StoreArgs {
-    /// The data directory holding every collection [default: $XDG_DATA_HOME/mnemo or ~/.local/share/mnemo]
+    /// The data directory of the embedded store [default: $XDG_DATA_HOME/mnemo or ~/.local/share/mnemo]
     #[arg(long, env = "MNEMO_DATA_DIR", global = true)]
     data_dir: Option<PathBuf>,
+    /// Where collections live: `embedded` (Qdrant's engine in this process, in --data-dir) or
+    /// a Qdrant server or cluster: qdrant://HOST:GRPC_PORT[,HOST:PORT...][?shards=N&replication=N&write_consistency=N&timeout_ms=N]
+    /// (qdrants:// for TLS) [default: embedded]
+    #[arg(
+        long = "store",
+        env = "MNEMO_STORE",
+        global = true,
+        value_name = "LOCATION"
+    )]
+    location: Option<String>,
+    /// The Qdrant server's API key
+    #[arg(
+        long,
+        env = "MNEMO_QDRANT_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    qdrant_api_key: Option<String>,
+}
+
+/// A store that is open, and which kind it is (the embedded one can announce a server).
+pub enum OpenedStore {
+    Embedded(Arc<EmbeddedStore>),
+    Remote(Arc<QdrantStore>),
+}
+
+impl OpenedStore {
+    pub fn shared(&self) -> Arc<dyn VectorStore> {
+        match self {
+            Self::Embedded(store) => store.clone(),
+            Self::Remote(store) => store.clone(),
+        }
+    }
 }
 
 impl StoreArgs {
+    /// These settings pointed at `location`: `embedded` (the --data-dir), a data directory's
+    /// path, or a Qdrant location.
+    pub fn pointing_at(&self, location: &str) -> Self {
+        let mut args = self.clone();
+        if location == "embedded" || QdrantOptions::is_location(location) {
+            args.location = Some(location.to_owned());
+        } else {
+            args.data_dir = Some(PathBuf::from(location));
+            args.location = None;
+        }
+        args
+    }
+
+    /// `--store`, or else `fallback` (the server's config file), or else embedded.
+    pub fn with_fallback(mut self, fallback: Option<&str>, api_key: Option<&str>) -> Self {
+        if self.location.is_none() {
+            self.location = fallback.map(str::to_owned);
+        }
+        if self.qdrant_api_key.is_none() {
+            self.qdrant_api_key = api_key.map(str::to_owned);
+        }
+        self
+    }
+
+    /// What `--store` names, for messages.
+    pub fn describe(&self) -> String {
+        match self.location.as_deref() {
+            Some(location) if location != "embedded" => location.to_owned(),
+            _ => format!("the data directory {}", self.dir().display()),
+        }
+    }
+
+    pub fn open_any(&self) -> anyhow::Result<OpenedStore> {
+        match self.location.as_deref() {
+            None | Some("embedded") => Ok(OpenedStore::Embedded(Arc::new(self.open()?))),
+            Some(location) => {
+                let store = QdrantStore::open(location, self.qdrant_api_key.clone())
+                    .with_context(|| format!("cannot use the store {location}"))?;
+                Ok(OpenedStore::Remote(Arc::new(store)))
+            }
+        }
+    }
+
     fn dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| {
             let data_home = std::env::var_os("XDG_DATA_HOME")
@@ -39,14 +117,18 @@ impl StoreArgs {
         })
     }
 
+    /// The embedded store; `--store` must not name another.
     pub fn open(&self) -> anyhow::Result<EmbeddedStore> {
+        if let Some(location) = self.location.as_deref().filter(|l| *l != "embedded") {
+            anyhow::bail!("this command works on the embedded store only, not on {location}");
+        }
         let dir = self.dir();
         EmbeddedStore::open(&dir, OpenOptions::default())
             .with_context(|| format!("cannot open the data directory {}", dir.display()))
     }
 }
 
-pub fn engine_over(store: Arc<EmbeddedStore>, model: &ModelArgs) -> anyhow::Result<Engine> {
+pub fn engine_over(store: Arc<dyn VectorStore>, model: &ModelArgs) -> anyhow::Result<Engine> {
     let embedder = model.load(None, None)?;
     Ok(Engine::new(store, Arc::new(embedder), DEFAULT_MODEL_NAME))
 }
@@ -58,8 +140,8 @@ enum Backend {
 }
 
 fn backend(store: &StoreArgs, model: &ModelArgs) -> anyhow::Result<Backend> {
-    match store.open() {
-        Ok(opened) => Ok(Backend::Local(engine_over(Arc::new(opened), model)?)),
+    match store.open_any() {
+        Ok(opened) => Ok(Backend::Local(engine_over(opened.shared(), model)?)),
         Err(err) => match Remote::holding(&err) {
             Some(remote) => Ok(Backend::Remote(remote)),
             None => Err(err),

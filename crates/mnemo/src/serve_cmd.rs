@@ -9,7 +9,7 @@ use clap::{Args, Subcommand};
 use mnemo_server::{ApiKey, Scope, ServerConfig};
 
 use crate::ModelArgs;
-use crate::memory_cmd::{StoreArgs, engine_over};
+use crate::memory_cmd::{OpenedStore, StoreArgs, engine_over};
 
 /// A key given in the environment: admin over every collection, kept as its hash only.
 const KEY_ENV: &str = "MNEMO_API_KEY";
@@ -20,7 +20,7 @@ pub struct ServeArgs {
     #[arg(long)]
     bind: Option<SocketAddr>,
     /// TOML settings: bind, keys, rate_limit, body_limit_bytes, max_batch,
-    /// request_timeout_secs, index_roots
+    /// request_timeout_secs, index_roots, store (and [qdrant] url, api_key)
     #[arg(long, env = "MNEMO_CONFIG")]
     config: Option<PathBuf>,
     #[command(flatten)]
@@ -45,8 +45,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             .push(ApiKey::from_secret(KEY_ENV, secret.trim(), Scope::Admin));
     }
     config.check()?;
-    let store = Arc::new(args.store.open()?);
-    let engine = Arc::new(engine_over(store.clone(), &args.model)?);
+    let store_args = args
+        .store
+        .clone()
+        .with_fallback(config.store.as_deref(), config.store_api_key.as_deref());
+    let store = store_args.open_any()?;
+    let engine = Arc::new(engine_over(store.shared(), &args.model)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -58,9 +62,12 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             config,
             |address| {
                 // The CLI finds the server through the lock file while it holds the directory.
-                if let Err(err) = store.announce(&format!("mnemo serve at http://{address}")) {
+                if let OpenedStore::Embedded(store) = &store
+                    && let Err(err) = store.announce(&format!("mnemo serve at http://{address}"))
+                {
                     eprintln!("warning: the CLI will not find this server: {err}");
                 }
+                println!("store: {}", store_args.describe());
                 // Tests and scripts read this line to learn the port.
                 println!("listening on http://{address}");
                 if open {

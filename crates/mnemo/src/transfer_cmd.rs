@@ -11,11 +11,12 @@ use mnemo_engine::transfer::{
     ExportFormat, ImportFormat, ImportOptions, ImportProgress, ImportSummary, OnError, Reembed,
     export_collection, import_file,
 };
-use mnemo_store::{Distance, SnapshotInfo, VectorStore};
+use mnemo_store::{Distance, SnapshotInfo};
 
 use crate::ModelArgs;
 use crate::memory_cmd::StoreArgs;
 use crate::remote::Remote;
+use mnemo_engine::transfer::{MigrateOptions, migrate};
 
 #[derive(Clone, Copy, ValueEnum)]
 enum DistanceArg {
@@ -110,7 +111,7 @@ impl ImportProgress for Bar {
 }
 
 pub fn import(args: ImportArgs) -> anyhow::Result<()> {
-    let store = Arc::new(args.store.open()?);
+    let store = args.store.open_any()?.shared();
     let embedder = if args.reembed {
         Some(args.model.load(None, None)?)
     } else {
@@ -250,7 +251,7 @@ pub struct ExportArgs {
 }
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
-    let store = args.store.open()?;
+    let store = args.store.open_any()?.shared();
     let (format, extension) = match args.format {
         ExportFormatArg::Jsonl => (ExportFormat::Jsonl, "jsonl"),
         ExportFormatArg::Npy => (ExportFormat::Npy, "npy"),
@@ -262,7 +263,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| PathBuf::from(format!("{}.{extension}", args.collection)));
     let bar = Bar::new("pos");
     let result = export_collection(
-        &store,
+        store.as_ref(),
         &args.collection,
         format,
         &output,
@@ -344,8 +345,8 @@ pub fn snapshot(command: SnapshotCommand) -> anyhow::Result<()> {
         | SnapshotCommand::Restore { store, .. }
         | SnapshotCommand::Delete { store, .. } => store.clone(),
     };
-    let store: Box<dyn SnapshotTarget> = match store_args.open() {
-        Ok(store) => Box::new(store),
+    let store: Box<dyn SnapshotTarget> = match store_args.open_any() {
+        Ok(store) => Box::new(store.shared()),
         Err(err) => match Remote::holding(&err) {
             Some(remote) => Box::new(remote),
             None => return Err(err),
@@ -407,7 +408,7 @@ pub trait SnapshotTarget {
     fn delete(&self, collection: &str, snapshot: &str) -> anyhow::Result<bool>;
 }
 
-impl SnapshotTarget for mnemo_store::EmbeddedStore {
+impl SnapshotTarget for Arc<dyn mnemo_store::VectorStore> {
     fn create(&self, collection: &str) -> anyhow::Result<SnapshotInfo> {
         Ok(self.create_snapshot(collection)?)
     }
@@ -427,4 +428,74 @@ impl SnapshotTarget for mnemo_store::EmbeddedStore {
     fn delete(&self, collection: &str, snapshot: &str) -> anyhow::Result<bool> {
         Ok(self.delete_snapshot(collection, snapshot)?)
     }
+}
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// The store to copy from: `embedded` (--data-dir), a data directory, or qdrant://HOST:PORT[,...]
+    #[arg(long)]
+    from: String,
+    /// The store to copy to (the same forms)
+    #[arg(long)]
+    to: String,
+    /// Only this collection (repeatable) [default: every collection of the source]
+    #[arg(long = "collection")]
+    collections: Vec<String>,
+    /// Points per page read and batch written
+    #[arg(long, default_value_t = 256)]
+    batch: usize,
+    /// Points per collection read back from both stores and compared bit for bit
+    #[arg(long, default_value_t = 100)]
+    sample: usize,
+    /// Drop a target collection of the same name first [default: write into it when its config is the same]
+    #[arg(long)]
+    replace: bool,
+    /// Print the result as JSON
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+}
+
+pub fn migrate_store(args: MigrateArgs) -> anyhow::Result<()> {
+    let source_args = args.store.pointing_at(&args.from);
+    let target_args = args.store.pointing_at(&args.to);
+    let (from, to) = (source_args.describe(), target_args.describe());
+    anyhow::ensure!(from != to, "--from and --to are the same store ({from})");
+    let source = source_args
+        .open_any()
+        .with_context(|| format!("cannot open the source, {from}"))?
+        .shared();
+    let target = target_args
+        .open_any()
+        .with_context(|| format!("cannot open the target, {to}"))?
+        .shared();
+    let options = MigrateOptions {
+        collections: args.collections.clone(),
+        batch_size: args.batch.max(1),
+        sample: args.sample,
+        replace: args.replace,
+    };
+    let bar = Bar::new("pos");
+    let result = migrate(source.as_ref(), target.as_ref(), &options, &bar);
+    bar.0.finish_and_clear();
+    let done = result.with_context(|| format!("migrating from {from} to {to}"))?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&done)?);
+        return Ok(());
+    }
+    for c in &done {
+        println!(
+            "{}: {} points copied in {:.1} s ({} in the target), {} payload indexes; {} of {} sampled points identical bit for bit",
+            c.collection,
+            c.points,
+            c.seconds,
+            c.target_points,
+            c.payload_indexes,
+            c.identical,
+            c.sampled
+        );
+    }
+    println!("migrated {} collection(s) from {from} to {to}", done.len());
+    Ok(())
 }

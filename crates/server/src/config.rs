@@ -44,6 +44,18 @@ struct ConfigFile {
     rate_limit: Option<RateLimit>,
     #[serde(default)]
     keys: Vec<KeyEntry>,
+    /// `embedded` (the default) or `qdrant`.
+    store: Option<String>,
+    qdrant: Option<QdrantSection>,
+}
+
+/// The Qdrant deployment behind `store = "qdrant"`.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct QdrantSection {
+    /// `qdrant://host:6334[,host:port...]`, `qdrants://` for TLS.
+    url: String,
+    api_key: Option<String>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -84,6 +96,10 @@ pub struct ServerConfig {
     pub index_roots: Vec<PathBuf>,
     pub rate_limit: RateLimit,
     pub keys: Vec<ApiKey>,
+    /// Where collections live: `None` for the embedded store, else a Qdrant location
+    /// (`qdrant://...`) that `--store` may override.
+    pub store: Option<String>,
+    pub store_api_key: Option<String>,
 }
 
 impl Default for ServerConfig {
@@ -96,6 +112,8 @@ impl Default for ServerConfig {
             index_roots: Vec::new(),
             rate_limit: RateLimit::default(),
             keys: Vec::new(),
+            store: None,
+            store_api_key: None,
         }
     }
 }
@@ -123,7 +141,31 @@ impl ServerConfig {
                 ApiKey::from_hash(&entry.name, &entry.hash, entry.scopes, entry.collections)
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let (store, store_api_key) = match (file.store.as_deref(), file.qdrant) {
+            (None | Some("embedded"), None) => (None, None),
+            (Some("qdrant"), Some(qdrant)) => (Some(qdrant.url), qdrant.api_key),
+            (Some("qdrant"), None) => {
+                return Err(ConfigError::Key {
+                    name: "store".into(),
+                    message: "store = \"qdrant\" needs a [qdrant] table with its url".into(),
+                });
+            }
+            (None | Some("embedded"), Some(_)) => {
+                return Err(ConfigError::Key {
+                    name: "qdrant".into(),
+                    message: "a [qdrant] table is only read with store = \"qdrant\"".into(),
+                });
+            }
+            (Some(other), _) => {
+                return Err(ConfigError::Key {
+                    name: "store".into(),
+                    message: format!("`{other}` is not a store: use \"embedded\" or \"qdrant\""),
+                });
+            }
+        };
         Ok(Self {
+            store,
+            store_api_key,
             bind: file.bind.unwrap_or(defaults.bind),
             body_limit_bytes: file.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
             max_batch: file.max_batch.unwrap_or(defaults.max_batch).max(1),
@@ -150,6 +192,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_store_is_embedded_unless_the_file_names_a_qdrant() {
+        let path = Path::new("mnemo.toml");
+        let config = ServerConfig::from_toml(
+            "store = \"qdrant\"\n[qdrant]\nurl = \"qdrant://10.0.0.1:6334\"\napi_key = \"k\"\n",
+            path,
+        )
+        .unwrap();
+        assert_eq!(config.store.as_deref(), Some("qdrant://10.0.0.1:6334"));
+        assert_eq!(config.store_api_key.as_deref(), Some("k"));
+        for (text, message) in [
+            ("store = \"qdrant\"\n", "needs a [qdrant] table"),
+            ("store = \"redis\"\n", "is not a store"),
+            ("[qdrant]\nurl = \"qdrant://h:1\"\n", "only read with store"),
+        ] {
+            let err = ServerConfig::from_toml(text, path).unwrap_err().to_string();
+            assert!(err.contains(message), "{text}: {err}");
+        }
+    }
+
+    #[test]
     fn a_file_sets_what_it_names_and_keeps_the_defaults() {
         let hash = format!("blake3:{}", blake3::hash(b"secret").to_hex());
         let config = ServerConfig::from_toml(
@@ -161,6 +223,7 @@ mod tests {
         )
         .unwrap();
         assert_eq!(config.bind.port(), 7000);
+        assert_eq!(config.store, None);
         assert_eq!(config.max_batch, 10);
         assert_eq!(config.body_limit_bytes, 32 * 1024 * 1024);
         assert_eq!(config.rate_limit.per_second, 5.0);

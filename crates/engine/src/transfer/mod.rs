@@ -3,6 +3,7 @@
 
 mod export;
 mod import;
+mod migrate;
 pub mod npy;
 mod pickle;
 mod record;
@@ -14,5 +15,6 @@ pub use import::{
     ImportError, ImportOptions, ImportProgress, ImportSummary, NoProgress, OnError, Problem,
     Reembed, import_file,
 };
+pub use migrate::{CollectionMigration, MigrateError, MigrateOptions, migrate};
 pub use record::LEGACY_ID_FIELD;
 pub use source::{ExportHeader, FORMAT_NAMES, ImportFormat, default_sidecar, detect};
