@@ -18,8 +18,9 @@ demo: model build
 # Everything CI checks. --nocapture lets the parity test's figures (min and median cosine)
 # reach the log; the other tests print nothing of their own. Then the REST API against the
 # official openai client, an OpenAPI validator and schemathesis (pinned, in a cached venv).
+# MNEMO_REQUIRE_QDRANT=1: the Qdrant tests fail, rather than skip, without the shared server.
 test: model patched-deps fmt clippy
-	$(CARGO) test --release --workspace -- --nocapture
+	MNEMO_REQUIRE_QDRANT=1 $(CARGO) test --release --workspace -- --nocapture
 	MNEMO_BIN=$(MNEMO) tests/python/run.sh
 
 api-clients:

@@ -7,8 +7,12 @@ mod common;
 use std::collections::HashMap;
 use std::path::PathBuf;
 
+use std::sync::Arc;
+
+use mnemo_engine::transfer::{MigrateOptions, NoProgress, migrate};
 use mnemo_engine::{IndexOptions, Quiet, SearchMode, SearchOptions, parse_filter};
-use mnemo_store::{PayloadSelection, ScrollRequest};
+use mnemo_store::{EmbeddedStore, OpenOptions, PayloadSelection, QdrantStore, ScrollRequest};
+use mnemo_testkit::Qdrant;
 use serde_json::Value;
 
 fn shared_dir() -> PathBuf {
@@ -55,9 +59,13 @@ fn text(payload: &serde_json::Map<String, Value>, field: &str) -> String {
 
 #[test]
 fn the_corpus_answers_its_own_titles_and_identifiers() {
+    let embedder = common::embedder();
     let corpus = shared_dir().join("corpus");
     let data = tempfile::tempdir().unwrap();
-    let engine = common::engine(data.path());
+    let engine = common::engine_on(
+        Arc::new(EmbeddedStore::open(data.path(), OpenOptions::default()).unwrap()),
+        &embedder,
+    );
     let options = IndexOptions {
         passages: false,
         ..IndexOptions::default()
@@ -91,6 +99,72 @@ fn the_corpus_answers_its_own_titles_and_identifiers() {
     assert_eq!((warm.embedded, warm.reused, warm.removed), (0, 0, 0));
     assert_eq!(warm.unchanged, cold.tasks);
 
+    check_answers(&engine, &corpus, "embedded");
+
+    // The same acceptance on a Qdrant node and on a 3-node cluster (3 shards, 2 copies of
+    // each). The vectors are not embedded again: the collection is copied there by
+    // migrate-store's code, then re-indexing through the engine must find nothing to do.
+    let qdrant_runs: Vec<(&str, Box<dyn Fn() -> Option<(Qdrant, String)>>)> = vec![
+        (
+            "qdrant, 1 node",
+            Box::new(|| {
+                Qdrant::single().map(|q| {
+                    let location = q.nodes[0].location();
+                    (q, location)
+                })
+            }),
+        ),
+        (
+            "qdrant, 3 nodes",
+            Box::new(|| {
+                Qdrant::cluster(3).map(|q| {
+                    let location = format!("{}?shards=3&replication=2", q.location());
+                    (q, location)
+                })
+            }),
+        ),
+    ];
+    for (label, start) in qdrant_runs {
+        let Some((_qdrant, location)) = start() else {
+            return;
+        };
+        let remote = Arc::new(QdrantStore::open(&location, None).unwrap());
+        let started = std::time::Instant::now();
+        let copied = migrate(
+            engine.store(),
+            remote.as_ref(),
+            &MigrateOptions {
+                collections: vec!["tasks".into()],
+                ..MigrateOptions::default()
+            },
+            &NoProgress,
+        )
+        .unwrap();
+        assert_eq!(copied[0].target_points, cold.tasks);
+        assert_eq!(copied[0].identical, copied[0].sampled);
+        println!(
+            "{label}: copied {} tasks in {:.1} s ({} sampled, identical bit for bit)",
+            copied[0].points,
+            started.elapsed().as_secs_f64(),
+            copied[0].sampled
+        );
+        let on_qdrant = common::engine_on(remote, &embedder);
+        let warm = on_qdrant
+            .index(std::slice::from_ref(&corpus), &options, &Quiet)
+            .unwrap();
+        assert_eq!(
+            (warm.embedded, warm.reused, warm.removed),
+            (0, 0, 0),
+            "{label}"
+        );
+        assert_eq!(warm.unchanged, cold.tasks, "{label}");
+        check_answers(&on_qdrant, &corpus, label);
+    }
+}
+
+/// Titles, numbers and file names found; similar and filtered search; duplicates.
+fn check_answers(engine: &mnemo_engine::Engine, corpus: &std::path::Path, label: &str) {
+    println!("--- {label}");
     // Every task with a title, by id.
     let mut tasks: Vec<serde_json::Map<String, Value>> = Vec::new();
     let mut request = ScrollRequest::new(2048);

@@ -328,7 +328,12 @@ fn classify(err: QdrantError, node: &str, operation: &'static str, collection: &
         }
     };
     let message = status.message().to_owned();
+    // The client reports a connection it could not open, or one that broke, as Internal or
+    // Unknown with the transport's words: the node is unreachable, not failing the request.
+    let transport = matches!(status.code(), Code::Internal | Code::Unknown)
+        && (message.starts_with("Failed to connect") || message.contains("transport error"));
     match status.code() {
+        _ if transport => Failure::Retry(format!("{node}: {message}")),
         Code::Unavailable
         | Code::DeadlineExceeded
         | Code::ResourceExhausted
