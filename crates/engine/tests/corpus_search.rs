@@ -104,7 +104,7 @@ fn the_corpus_answers_its_own_titles_and_identifiers() {
     // The same acceptance on a Qdrant node and on a 3-node cluster (3 shards, 2 copies of
     // each). The vectors are not embedded again: the collection is copied there by
     // migrate-store's code, then re-indexing through the engine must find nothing to do.
-    let qdrant_runs: Vec<(&str, Box<dyn Fn() -> Option<(Qdrant, String)>>)> = vec![
+    let qdrant_runs: Vec<(&str, StartQdrant)> = vec![
         (
             "qdrant, 1 node",
             Box::new(|| {
@@ -161,6 +161,9 @@ fn the_corpus_answers_its_own_titles_and_identifiers() {
         check_answers(&on_qdrant, &corpus, label);
     }
 }
+
+/// A Qdrant deployment started, and the location to give the store.
+type StartQdrant = Box<dyn Fn() -> Option<(Qdrant, String)>>;
 
 /// Titles, numbers and file names found; similar and filtered search; duplicates.
 fn check_answers(engine: &mnemo_engine::Engine, corpus: &std::path::Path, label: &str) {
@@ -226,7 +229,7 @@ fn check_answers(engine: &mnemo_engine::Engine, corpus: &std::path::Path, label:
                 },
             )
             .unwrap();
-        let hybrid = hybrid_first(&engine, &title);
+        let hybrid = hybrid_first(engine, &title);
         // Tasks with the very same title are the same answer to a query made of that title:
         // they count as found, and the exact-task rate is printed beside. The same title is
         // the same to the model and to BM25: both lowercase, and spacing makes no token.
@@ -270,7 +273,7 @@ fn check_answers(engine: &mnemo_engine::Engine, corpus: &std::path::Path, label:
             numbered[(splitmix(&mut rng) % numbered.len() as u64) as usize],
             "number",
         );
-        let hits = hybrid_first(&engine, &number);
+        let hits = hybrid_first(engine, &number);
         if hits
             .first()
             .is_some_and(|h| text(&h.payload, "number") == number)
@@ -295,7 +298,7 @@ fn check_answers(engine: &mnemo_engine::Engine, corpus: &std::path::Path, label:
         .collect();
     let mut file_hits = 0;
     for name in &files {
-        let hits = hybrid_first(&engine, name);
+        let hits = hybrid_first(engine, name);
         if hits
             .first()
             .is_some_and(|h| text(&h.payload, "file").ends_with(&format!("/{name}")))
