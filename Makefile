@@ -3,7 +3,7 @@ SHELL := /bin/bash
 CARGO ?= cargo
 MNEMO := target/release/mnemo
 
-.PHONY: demo test api-clients model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-index bench-http bench-import
+.PHONY: demo test api-clients model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-store-qdrant bench-index bench-http bench-import
 
 # Fetch and verify the model, build, index the example plans into a data directory under
 # target/ (Qdrant's engine, in-process), then ask it a question by meaning and one by number.
@@ -56,6 +56,10 @@ bench-crash:
 # The embedded store: 100k clustered 384-d vectors; search latency and recall against exact search.
 bench-store: build
 	$(MNEMO) bench store
+
+# The same workload on the embedded store, a Qdrant node and a 3-node cluster, side by side.
+bench-store-qdrant: build
+	bench/store-qdrant.sh
 
 # Indexing the shared corpus: parse / embed / store split beside the model alone, then warm.
 bench-index: model build

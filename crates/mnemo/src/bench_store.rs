@@ -11,7 +11,7 @@ use mnemo_embed::DEFAULT_MODEL_NAME;
 use mnemo_engine::{Engine, IndexOptions, Quiet, collect_sources};
 use mnemo_store::{
     CollectionConfig, Condition, Distance, EmbeddedStore, FieldType, Filter, NearestQuery,
-    OpenOptions, PayloadSelection, Point, PointId, SearchRequest, Vector, VectorStore,
+    OpenOptions, PayloadSelection, Point, PointId, QdrantStore, SearchRequest, Vector, VectorStore,
 };
 use mnemo_text::{ParseOptions, parse_file};
 use serde_json::json;
@@ -39,6 +39,11 @@ pub struct BenchStoreArgs {
     /// Print one JSON object instead of the table
     #[arg(long)]
     json: bool,
+    /// Also run the workload on this store (repeatable): a Qdrant server or cluster,
+    /// qdrant://HOST:PORT[,...][?shards=N&replication=N]; the figures are printed side by side
+    /// with the embedded store's, measured in the same run
+    #[arg(long = "store", value_name = "LOCATION")]
+    stores: Vec<String>,
     /// Internal: open the store in DIR, search it, print this process's memory (the steady
     /// figure is measured in a fresh process, without the bench's own data)
     #[arg(long, hide = true)]
@@ -245,31 +250,11 @@ fn steady_rss_in_fresh_process(
     Ok((field("opened_mib"), field("searched_mib")))
 }
 
-pub fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
-    if let Some(dir) = &args.reopen_only {
-        return reopen_only(dir, args.dim, args.queries);
-    }
-    let temporary = tempfile::tempdir()?;
-    let dir = args
-        .dir
-        .clone()
-        .unwrap_or_else(|| temporary.path().join("data"));
-    let mut rng = Rng(42);
-    eprintln!(
-        "generating {} clustered {}-d vectors ...",
-        args.points, args.dim
-    );
-    let topics = Topics::new(args.dim, &mut rng);
-    let vectors = topics.sample(args.points, &mut rng);
-    let queries = topics.sample(args.queries, &mut rng);
-    let rss = |when: &str| eprintln!("  RSS {when}: {} MiB", rss_kib("VmRSS:") / 1024);
-    rss("with the vectors generated");
-
-    let store = EmbeddedStore::open(&dir, OpenOptions::default())?;
-    store.create_collection(
-        "bench",
-        &CollectionConfig::single(args.dim, Distance::Cosine),
-    )?;
+/// Creates the bench collection (afresh) with its payload indexes and upserts `vectors` in
+/// batches of 1000; the time spent in upserts.
+fn load(store: &dyn VectorStore, dim: usize, vectors: &[Vec<f32>]) -> anyhow::Result<Duration> {
+    store.delete_collection("bench")?;
+    store.create_collection("bench", &CollectionConfig::single(dim, Distance::Cosine))?;
     for field in ["half", "percent"] {
         store.create_payload_index("bench", field, FieldType::Bool)?;
     }
@@ -290,6 +275,203 @@ pub fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
         store.upsert("bench", points)?;
         upserting += started.elapsed();
     }
+    Ok(upserting)
+}
+
+/// All of `queries` searched by `threads` threads at once.
+fn queries_per_second(
+    store: &dyn VectorStore,
+    queries: &[Vec<f32>],
+    ef: usize,
+    threads: usize,
+) -> anyhow::Result<f64> {
+    let started = Instant::now();
+    std::thread::scope(|scope| -> anyhow::Result<()> {
+        let workers: Vec<_> = (0..threads)
+            .map(|t| {
+                scope.spawn(move || -> anyhow::Result<()> {
+                    for query in queries.iter().skip(t).step_by(threads) {
+                        store.search("bench", search_request(query, ef, None))?;
+                    }
+                    Ok(())
+                })
+            })
+            .collect();
+        for worker in workers {
+            worker
+                .join()
+                .map_err(|_| anyhow::anyhow!("a search thread panicked"))??;
+        }
+        Ok(())
+    })?;
+    Ok(queries.len() as f64 / started.elapsed().as_secs_f64())
+}
+
+/// One store's figures in the side-by-side comparison.
+struct StoreFigures {
+    name: String,
+    points_per_second: f64,
+    indexed_seconds: f64,
+    indexed_vectors: usize,
+    p50_ms: f64,
+    p95_ms: f64,
+    recall: f64,
+    qps: f64,
+}
+
+/// The workload on one store: load, wait until indexed (the embedded store builds its index
+/// when asked; a Qdrant server's optimizers do it by themselves), then search.
+fn measure(
+    name: &str,
+    store: &Arc<dyn VectorStore>,
+    args: &BenchStoreArgs,
+    vectors: &[Vec<f32>],
+    queries: &[Vec<f32>],
+    truth: &[Vec<u64>],
+    ef: usize,
+) -> anyhow::Result<StoreFigures> {
+    eprintln!("{name}:");
+    let upserting = load(store.as_ref(), args.dim, vectors)?;
+    eprintln!("indexing ...");
+    let started = Instant::now();
+    store.optimize("bench")?;
+    let mut info = store.collection_info("bench")?;
+    // `optimize` returns when the store's optimizers are idle; then wait until (nearly)
+    // every vector is in HNSW, or until the count has not moved for a while (below its
+    // indexing threshold a server leaves a collection unindexed and searches it by full scan).
+    let mut last_change = Instant::now();
+    let mut indexed_seconds = started.elapsed().as_secs_f64();
+    while info.indexed_vectors < vectors.len() * 99 / 100
+        && last_change.elapsed() < Duration::from_secs(30)
+    {
+        std::thread::sleep(Duration::from_millis(250));
+        let now = store.collection_info("bench")?;
+        if now.indexed_vectors != info.indexed_vectors {
+            last_change = Instant::now();
+            indexed_seconds = started.elapsed().as_secs_f64();
+        }
+        info = now;
+    }
+    eprintln!("searching ...");
+    for query in queries.iter().take(50) {
+        store.search("bench", search_request(query, ef, None))?;
+    }
+    let mut latencies = Vec::with_capacity(queries.len());
+    let mut recall_sum = 0.0;
+    for (query, truth) in queries.iter().zip(truth) {
+        let started = Instant::now();
+        let hits = store.search("bench", search_request(query, ef, None))?;
+        latencies.push(started.elapsed());
+        recall_sum += recall(&ids(&hits), truth);
+    }
+    latencies.sort();
+    let qps = queries_per_second(store.as_ref(), queries, ef, 2)?;
+    store.delete_collection("bench")?;
+    Ok(StoreFigures {
+        name: name.to_owned(),
+        points_per_second: vectors.len() as f64 / upserting.as_secs_f64(),
+        indexed_seconds,
+        indexed_vectors: info.indexed_vectors,
+        p50_ms: percentile(&latencies, 0.5),
+        p95_ms: percentile(&latencies, 0.95),
+        recall: recall_sum / queries.len() as f64,
+        qps,
+    })
+}
+
+/// The same workload on the embedded store and on each `--store`, printed side by side.
+fn compare(args: &BenchStoreArgs) -> anyhow::Result<()> {
+    let ef = args.ef.iter().copied().max().unwrap_or(64).min(64);
+    let mut rng = Rng(42);
+    eprintln!(
+        "generating {} clustered {}-d vectors ...",
+        args.points, args.dim
+    );
+    let topics = Topics::new(args.dim, &mut rng);
+    let vectors = topics.sample(args.points, &mut rng);
+    let queries = topics.sample(args.queries, &mut rng);
+    eprintln!("exact search (recall's ground truth) ...");
+    let truth: Vec<Vec<u64>> = queries
+        .iter()
+        .map(|query| exact_top(&vectors, query, |_| true))
+        .collect();
+    let temporary = tempfile::tempdir()?;
+    let mut rows = Vec::new();
+    {
+        let embedded: Arc<dyn VectorStore> = Arc::new(EmbeddedStore::open(
+            &temporary.path().join("data"),
+            OpenOptions::default(),
+        )?);
+        rows.push(measure(
+            "embedded", &embedded, args, &vectors, &queries, &truth, ef,
+        )?);
+    }
+    for location in &args.stores {
+        let store: Arc<dyn VectorStore> = Arc::new(
+            QdrantStore::open(location, std::env::var("MNEMO_QDRANT_API_KEY").ok())
+                .with_context(|| format!("cannot use the store {location}"))?,
+        );
+        rows.push(measure(
+            location, &store, args, &vectors, &queries, &truth, ef,
+        )?);
+    }
+    println!(
+        "store bench, side by side: {} points × {} dims, clustered, cosine; {} queries, ef {ef}, 2 search threads for QPS",
+        args.points, args.dim, args.queries
+    );
+    let width = rows.iter().map(|r| r.name.len()).max().unwrap_or(5);
+    println!(
+        "  {:<width$} {:>12} {:>14} {:>9} {:>9} {:>8} {:>10}",
+        "store", "upsert pt/s", "indexed after", "p50 ms", "p95 ms", "QPS", "recall@10"
+    );
+    for row in &rows {
+        println!(
+            "  {:<width$} {:>12.0} {:>12.1} s {:>9.3} {:>9.3} {:>8.0} {:>10.4}",
+            row.name,
+            row.points_per_second,
+            row.indexed_seconds,
+            row.p50_ms,
+            row.p95_ms,
+            row.qps,
+            row.recall
+        );
+    }
+    for row in &rows {
+        if row.indexed_vectors < args.points {
+            println!(
+                "  note: {} had {} of {} vectors in HNSW when searched",
+                row.name, row.indexed_vectors, args.points
+            );
+        }
+    }
+    Ok(())
+}
+
+pub fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
+    if let Some(dir) = &args.reopen_only {
+        return reopen_only(dir, args.dim, args.queries);
+    }
+    if !args.stores.is_empty() {
+        return compare(&args);
+    }
+    let temporary = tempfile::tempdir()?;
+    let dir = args
+        .dir
+        .clone()
+        .unwrap_or_else(|| temporary.path().join("data"));
+    let mut rng = Rng(42);
+    eprintln!(
+        "generating {} clustered {}-d vectors ...",
+        args.points, args.dim
+    );
+    let topics = Topics::new(args.dim, &mut rng);
+    let vectors = topics.sample(args.points, &mut rng);
+    let queries = topics.sample(args.queries, &mut rng);
+    let rss = |when: &str| eprintln!("  RSS {when}: {} MiB", rss_kib("VmRSS:") / 1024);
+    rss("with the vectors generated");
+
+    let store = EmbeddedStore::open(&dir, OpenOptions::default())?;
+    let upserting = load(&store, args.dim, &vectors)?;
     let upsert_seconds = upserting.as_secs_f64();
     rss("after upserting");
     eprintln!("building the index ...");
@@ -383,28 +565,7 @@ pub fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
         .map_or(64, |row| row.0);
 
     let threads = 2;
-    let started = Instant::now();
-    std::thread::scope(|scope| -> anyhow::Result<()> {
-        let workers: Vec<_> = (0..threads)
-            .map(|t| {
-                let store = Arc::clone(&store);
-                let queries = &queries;
-                scope.spawn(move || -> anyhow::Result<()> {
-                    for query in queries.iter().skip(t).step_by(threads) {
-                        store.search("bench", search_request(query, chosen, None))?;
-                    }
-                    Ok(())
-                })
-            })
-            .collect();
-        for worker in workers {
-            worker
-                .join()
-                .map_err(|_| anyhow::anyhow!("a search thread panicked"))??;
-        }
-        Ok(())
-    })?;
-    let qps = queries.len() as f64 / started.elapsed().as_secs_f64();
+    let qps = queries_per_second(store.as_ref(), &queries, chosen, threads)?;
 
     let mut filtered = Vec::new();
     for ((field, modulus), truths) in selective.iter().zip(&filtered_truth) {

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use qdrant_client::qdrant::{
     self as grpc, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
@@ -37,6 +37,9 @@ use crate::{
     PointSelector, Record, ScoredPoint, ScrollPage, ScrollRequest, SearchRequest, SnapshotInfo,
     UpsertSummary, VectorSelection, VectorStore,
 };
+
+/// How long `optimize` waits for the server's optimizers.
+const OPTIMIZE_WAIT: Duration = Duration::from_secs(1800);
 
 /// The k of reciprocal rank fusion, as in the embedded backend and Qdrant's default.
 const RRF_K: u32 = 60;
@@ -737,10 +740,34 @@ impl VectorStore for QdrantStore {
         Ok(())
     }
 
-    /// Qdrant's optimizers index new segments by themselves.
+    /// Qdrant's optimizers index new segments by themselves: this waits until they are done
+    /// (the collection is green twice in a row, since they start a moment after a write).
     fn optimize(&self, collection: &str) -> Result<bool> {
-        self.collection_config(collection)?;
-        Ok(false)
+        let deadline = Instant::now() + OPTIMIZE_WAIT;
+        let mut waited = false;
+        let mut greens = 0;
+        while greens < 2 {
+            let info = self.fetch_info(collection)?;
+            if info.status == grpc::CollectionStatus::Green as i32 {
+                greens += 1;
+            } else {
+                greens = 0;
+                waited = true;
+            }
+            if Instant::now() >= deadline {
+                return Err(StoreError::Remote {
+                    node: self.node_names(),
+                    operation: "optimize",
+                    collection: collection.to_owned(),
+                    message: format!(
+                        "still optimizing after {} s; searches work meanwhile",
+                        OPTIMIZE_WAIT.as_secs()
+                    ),
+                });
+            }
+            std::thread::sleep(Duration::from_millis(200));
+        }
+        Ok(waited)
     }
 
     fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo> {
