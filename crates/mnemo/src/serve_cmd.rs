@@ -67,9 +67,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 {
                     eprintln!("warning: the CLI will not find this server: {err}");
                 }
-                println!("store: {}", store_args.describe());
                 // Tests and scripts read this line to learn the port.
                 println!("listening on http://{address}");
+                println!("store: {}", store_args.describe());
                 if open {
                     println!("no API keys: every request is allowed (loopback only)");
                 }
