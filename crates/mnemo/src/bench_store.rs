@@ -379,9 +379,8 @@ fn measure(
     })
 }
 
-/// The same workload on the embedded store and on each `--store`, printed side by side.
-fn compare(args: &BenchStoreArgs) -> anyhow::Result<()> {
-    let ef = args.ef.iter().copied().max().unwrap_or(64).min(64);
+/// The stored vectors and the queries: clustered, the same in every run.
+fn workload(args: &BenchStoreArgs) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let mut rng = Rng(42);
     eprintln!(
         "generating {} clustered {}-d vectors ...",
@@ -390,6 +389,13 @@ fn compare(args: &BenchStoreArgs) -> anyhow::Result<()> {
     let topics = Topics::new(args.dim, &mut rng);
     let vectors = topics.sample(args.points, &mut rng);
     let queries = topics.sample(args.queries, &mut rng);
+    (vectors, queries)
+}
+
+/// The same workload on the embedded store and on each `--store`, printed side by side.
+fn compare(args: &BenchStoreArgs) -> anyhow::Result<()> {
+    let ef = args.ef.iter().copied().max().unwrap_or(64).min(64);
+    let (vectors, queries) = workload(args);
     eprintln!("exact search (recall's ground truth) ...");
     let truth: Vec<Vec<u64>> = queries
         .iter()
@@ -459,14 +465,7 @@ pub fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
         .dir
         .clone()
         .unwrap_or_else(|| temporary.path().join("data"));
-    let mut rng = Rng(42);
-    eprintln!(
-        "generating {} clustered {}-d vectors ...",
-        args.points, args.dim
-    );
-    let topics = Topics::new(args.dim, &mut rng);
-    let vectors = topics.sample(args.points, &mut rng);
-    let queries = topics.sample(args.queries, &mut rng);
+    let (vectors, queries) = workload(&args);
     let rss = |when: &str| eprintln!("  RSS {when}: {} MiB", rss_kib("VmRSS:") / 1024);
     rss("with the vectors generated");
 
