@@ -84,6 +84,15 @@ pub enum StoreError {
         id: PointId,
         found: &'static str,
     },
+    #[error(
+        "point {index} (id {id}): payload key `{key}` begins with `{prefix}`, which this store keeps for its own fields"
+    )]
+    ReservedPayloadKey {
+        index: usize,
+        id: crate::PointId,
+        key: String,
+        prefix: &'static str,
+    },
     #[error("query {index}: {reason}")]
     BadQuery { index: usize, reason: String },
     #[error("invalid filter: {0}")]

@@ -29,6 +29,10 @@ const BODIES: &[(&str, Body)] = &[
     ),
     ("filters", filters_mean_the_same),
     ("snapshots", snapshots_are_taken_listed_and_deleted),
+    (
+        "keyword idf",
+        keyword_scores_weigh_terms_by_their_frequency_in_the_whole_collection,
+    ),
 ];
 
 fn run_all(backend: &str, make: &dyn Fn() -> Box<dyn VectorStore>) {
@@ -47,15 +51,28 @@ fn embedded_backend() {
     });
 }
 
+/// Three shards on the one node: what a cluster spreads over its nodes, and where a shard's
+/// own statistics (Qdrant's IDF) would differ from the collection's.
 #[test]
 fn qdrant_single_node() {
     let Some(qdrant) = Qdrant::single() else {
         return;
     };
-    let location = qdrant.nodes[0].location();
+    let location = format!("{}?shards=3", qdrant.nodes[0].location());
+    let reopen = location.clone();
     run_all("qdrant", &move || {
-        Box::new(QdrantStore::open(&location, None).unwrap())
+        Box::new(QdrantStore::open(&reopen, None).unwrap())
     });
+    // The terms field the store writes beside a sparse vector is its own: a user's payload
+    // may not set it.
+    let store = QdrantStore::open(&location, None).unwrap();
+    let mut sneaky = point(3);
+    sneaky.payload = json!({"__mnemo_terms_bm25": [1, 2]});
+    let refused = store.upsert("words", vec![sneaky]).unwrap_err();
+    assert!(
+        matches!(refused, StoreError::ReservedPayloadKey { index: 0, .. }),
+        "{refused}"
+    );
 }
 
 const DIM: usize = 8;
@@ -526,4 +543,79 @@ fn snapshots_are_taken_listed_and_deleted(make: &dyn Fn() -> Box<dyn VectorStore
         store.create_snapshot("no_such_collection"),
         Err(StoreError::UnknownCollection(_))
     ));
+}
+
+/// BM25's IDF over the whole collection, as the embedded engine computes it, whatever shard a
+/// point lands in: the scores are the formula's, to the float.
+fn keyword_scores_weigh_terms_by_their_frequency_in_the_whole_collection(
+    make: &dyn Fn() -> Box<dyn VectorStore>,
+) {
+    let store = make();
+    store.create_collection("words", &config()).unwrap();
+    // Term 7 is in every third point, term 8 in every tenth: 60 points, all with term 1.
+    let points: Vec<Point> = (0..60_u64)
+        .map(|id| {
+            let mut terms = vec![1_u32];
+            if id % 3 == 0 {
+                terms.push(7);
+            }
+            if id % 10 == 0 {
+                terms.push(8);
+            }
+            let mut p = Point::dense(id, "dense", vector(id), serde_json::Map::new());
+            let values = terms.iter().map(|&t| 0.5 + t as f32 / 10.0).collect();
+            p.vectors.insert(
+                "bm25".into(),
+                Vector::Sparse(SparseVector {
+                    indices: terms,
+                    values,
+                }),
+            );
+            p
+        })
+        .collect();
+    store.upsert("words", points).unwrap();
+    let idf = |df: f32| ((60.0 - df + 0.5) / (df + 0.5) + 1.0_f32).ln();
+    let hits = store
+        .search(
+            "words",
+            SearchRequest::new(
+                NearestQuery {
+                    using: "bm25".into(),
+                    vector: Vector::Sparse(SparseVector {
+                        indices: vec![7, 8],
+                        values: vec![1.0, 2.0],
+                    }),
+                },
+                30,
+            ),
+        )
+        .unwrap();
+    // 20 points with term 7, 6 with term 8, 2 of them with both.
+    assert_eq!(hits.len(), 24, "{hits:?}");
+    for hit in &hits {
+        let PointId::Num(id) = hit.id else {
+            panic!("{hit:?}")
+        };
+        let mut expected = 0.0;
+        if id % 3 == 0 {
+            expected += 1.0 * idf(20.0) * 1.2;
+        }
+        if id % 10 == 0 {
+            expected += 2.0 * idf(6.0) * 1.3;
+        }
+        assert!(
+            (hit.score - expected).abs() < 1e-4 * expected,
+            "point {id}: score {} where the whole collection's IDF gives {expected}",
+            hit.score
+        );
+        assert!(hit.payload.is_empty(), "{:?}", hit.payload);
+    }
+    let info = store.collection_info("words").unwrap();
+    assert!(info.config.sparse_vectors["bm25"].idf);
+    assert!(
+        info.payload_indexes.is_empty(),
+        "{:?}",
+        info.payload_indexes
+    );
 }

@@ -2,7 +2,7 @@
 //! a filter means the same on the server as in the embedded engine (which reads the same
 //! shape from JSON).
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 
 use qdrant_client::qdrant::{
     self as grpc, point_id::PointIdOptions, vector_output, vectors_config, vectors_output,
@@ -84,30 +84,42 @@ pub(crate) fn vectors_config(config: &CollectionConfig) -> Result<Option<grpc::V
     }))
 }
 
+/// The sparse vectors of a new collection. None carries Qdrant's `idf` modifier: Qdrant weighs
+/// a term by its frequency in each shard, so a collection of several shards would rank the
+/// same documents differently depending on where their ids land. mnemo weighs the query by
+/// the frequency in the whole collection instead (see [`terms_field`]).
 pub(crate) fn sparse_vectors_config(config: &CollectionConfig) -> Option<grpc::SparseVectorConfig> {
     (!config.sparse_vectors.is_empty()).then(|| grpc::SparseVectorConfig {
         map: config
             .sparse_vectors
-            .iter()
-            .map(|(name, p)| {
-                let modifier = p.idf.then_some(grpc::Modifier::Idf as i32);
-                (
-                    name.clone(),
-                    grpc::SparseVectorParams {
-                        modifier,
-                        ..Default::default()
-                    },
-                )
-            })
+            .keys()
+            .map(|name| (name.clone(), grpc::SparseVectorParams::default()))
             .collect(),
     })
 }
 
-/// A collection's config as the server reports it.
-pub(crate) fn our_config(params: Option<grpc::CollectionParams>) -> CollectionConfig {
+/// Payload keys that begin so are mnemo's own on a Qdrant collection; users' payloads may not
+/// hold them, and reads never return them.
+pub(crate) const RESERVED_PREFIX: &str = "__mnemo_";
+
+/// The payload field that lists the terms of a point's sparse vector `vector`, indexed as
+/// integers: counting the points that match a term gives its document frequency over the
+/// whole collection, whatever its shards. Its index also marks the vector as weighed by IDF.
+pub(crate) fn terms_field(vector: &str) -> String {
+    format!("{RESERVED_PREFIX}terms_{vector}")
+}
+
+/// A collection's config as the server reports it, and the sparse vectors whose queries mnemo
+/// weighs by IDF itself (those that have a [`terms_field`] index). A sparse vector with
+/// Qdrant's own modifier (a collection made by another tool) is weighed by Qdrant.
+pub(crate) fn our_config(
+    params: Option<grpc::CollectionParams>,
+    indexed_fields: &[&str],
+) -> (CollectionConfig, BTreeSet<String>) {
     let mut config = CollectionConfig::default();
+    let mut weighed_here = BTreeSet::new();
     let Some(params) = params else {
-        return config;
+        return (config, weighed_here);
     };
     let ours = |p: &grpc::VectorParams| {
         our_distance(p.distance).map(|distance| VectorParams {
@@ -132,13 +144,18 @@ pub(crate) fn our_config(params: Option<grpc::CollectionParams>) -> CollectionCo
     }
     if let Some(sparse) = params.sparse_vectors_config {
         for (name, p) in sparse.map {
-            let idf = p.modifier == Some(grpc::Modifier::Idf as i32);
+            let native = p.modifier == Some(grpc::Modifier::Idf as i32);
+            let here = indexed_fields.contains(&terms_field(&name).as_str());
+            if here {
+                weighed_here.insert(name.clone());
+            }
+            let idf = native || here;
             config
                 .sparse_vectors
                 .insert(name, SparseVectorParams { idf });
         }
     }
-    config
+    (config, weighed_here)
 }
 
 pub(crate) fn field_type(field_type: FieldType) -> grpc::FieldType {
@@ -166,8 +183,18 @@ fn vector(vector: Vector) -> grpc::Vector {
     }
 }
 
-/// A point that has passed `prepare_batch`: its payload is an object or null.
-pub(crate) fn point(point: Point) -> grpc::PointStruct {
+/// A point that has passed `prepare_batch`: its payload is an object or null. The terms of its
+/// sparse vectors named in `weighed_here` go into their [`terms_field`].
+pub(crate) fn point(point: Point, weighed_here: &BTreeSet<String>) -> grpc::PointStruct {
+    let terms: Vec<(String, Value)> = weighed_here
+        .iter()
+        .filter_map(|name| match point.vectors.get(name) {
+            Some(Vector::Sparse(sparse)) => {
+                Some((terms_field(name), Value::from(sparse.indices.clone())))
+            }
+            _ => None,
+        })
+        .collect();
     let unnamed_only = point.vectors.len() == 1 && point.vectors.contains_key("");
     let vectors = if unnamed_only {
         let values = point.vectors.into_values().next().map(vector);
@@ -185,10 +212,12 @@ pub(crate) fn point(point: Point) -> grpc::PointStruct {
             })),
         })
     };
-    let payload = match point.payload {
-        Value::Object(map) => qdrant_client::Payload::from(map).into(),
-        _ => HashMap::new(),
+    let mut payload = match point.payload {
+        Value::Object(map) => map,
+        _ => Map::new(),
     };
+    payload.extend(terms);
+    let payload = qdrant_client::Payload::from(payload).into();
     grpc::PointStruct {
         id: Some(point_id(point.id)),
         payload,
@@ -226,6 +255,7 @@ pub(crate) fn our_vectors(vectors: Option<grpc::VectorsOutput>) -> BTreeMap<Stri
 pub(crate) fn our_payload(payload: HashMap<String, grpc::Value>) -> Map<String, Value> {
     let mut entries: Vec<(String, Value)> = payload
         .into_iter()
+        .filter(|(key, _)| !key.starts_with(RESERVED_PREFIX))
         .map(|(key, value)| (key, Value::from(value)))
         .collect();
     entries.sort_by(|a, b| a.0.cmp(&b.0));
@@ -402,7 +432,14 @@ mod tests {
             sparse_vectors_config: sparse_vectors_config(&named),
             ..Default::default()
         };
-        assert_eq!(our_config(Some(params)), named);
+        // The IDF of `bm25` is mnemo's (no modifier on the server): its terms index says so.
+        let terms = terms_field("bm25");
+        let (config, weighed_here) = our_config(Some(params.clone()), &[terms.as_str()]);
+        assert_eq!(config, named);
+        assert_eq!(weighed_here, BTreeSet::from(["bm25".to_owned()]));
+        let (config, weighed_here) = our_config(Some(params), &[]);
+        assert!(!config.sparse_vectors["bm25"].idf);
+        assert!(weighed_here.is_empty());
         let mixed = single.with_vector("x", 2, Distance::Dot);
         assert!(vectors_config(&mixed).is_err());
     }
@@ -412,11 +449,30 @@ mod tests {
         let mut payload = Map::new();
         payload.insert("b".into(), Value::from(1.5));
         payload.insert("a".into(), serde_json::json!({"x": [1, "two", null, true]}));
-        let message = point(Point::dense(7u64, "v", vec![0.25, -1.0], payload.clone()));
+        let message = point(
+            Point::dense(7u64, "v", vec![0.25, -1.0], payload.clone()),
+            &BTreeSet::new(),
+        );
         assert_eq!(our_point_id(message.id.clone()).unwrap(), PointId::Num(7));
         let back = our_payload(message.payload);
         assert_eq!(back, payload);
         assert_eq!(back.keys().collect::<Vec<_>>(), ["a", "b"]);
+
+        // A sparse vector weighed here sends its terms along; reading the point hides them.
+        let mut sparse = Point::dense(8u64, "v", vec![1.0, 0.0], payload.clone());
+        sparse.vectors.insert(
+            "bm25".into(),
+            Vector::Sparse(SparseVector {
+                indices: vec![3, 90],
+                values: vec![0.5, 1.0],
+            }),
+        );
+        let message = point(sparse, &BTreeSet::from(["bm25".to_owned()]));
+        assert_eq!(
+            Value::from(message.payload[&terms_field("bm25")].clone()),
+            serde_json::json!([3, 90])
+        );
+        assert_eq!(our_payload(message.payload), payload);
     }
 
     #[test]

@@ -11,7 +11,7 @@ mod convert;
 mod location;
 mod resilience;
 
-use std::collections::{BTreeMap, HashMap};
+use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
@@ -61,7 +61,15 @@ pub struct QdrantStore {
     runtime: Option<tokio::runtime::Runtime>,
     /// Collection configs, so a batch is checked without a round trip. Forgotten when the
     /// server says the collection is gone.
-    configs: RwLock<HashMap<String, CollectionConfig>>,
+    configs: RwLock<HashMap<String, Known>>,
+}
+
+/// What the store knows of a collection.
+#[derive(Clone)]
+struct Known {
+    config: CollectionConfig,
+    /// The sparse vectors whose queries this store weighs by IDF over the whole collection.
+    weighed_here: Arc<BTreeSet<String>>,
 }
 
 /// How one failed attempt is handled.
@@ -258,7 +266,7 @@ impl QdrantStore {
         })
     }
 
-    fn cached_config(&self, collection: &str) -> Option<CollectionConfig> {
+    fn cached(&self, collection: &str) -> Option<Known> {
         self.configs
             .read()
             .unwrap_or_else(|e| e.into_inner())
@@ -266,11 +274,11 @@ impl QdrantStore {
             .cloned()
     }
 
-    fn remember(&self, collection: &str, config: &CollectionConfig) {
+    fn remember(&self, collection: &str, known: Known) {
         self.configs
             .write()
             .unwrap_or_else(|e| e.into_inner())
-            .insert(collection.to_owned(), config.clone());
+            .insert(collection.to_owned(), known);
     }
 
     fn forget(&self, collection: &str) {
@@ -280,12 +288,110 @@ impl QdrantStore {
             .remove(collection);
     }
 
+    /// The collection's config, from the cache or the server.
+    fn known(&self, collection: &str) -> Result<Known> {
+        if let Some(known) = self.cached(collection) {
+            return Ok(known);
+        }
+        let info = self.fetch_info(collection)?;
+        Ok(self.learn(collection, &info))
+    }
+
+    fn learn(&self, collection: &str, info: &grpc::CollectionInfo) -> Known {
+        let indexed: Vec<&str> = info.payload_schema.keys().map(String::as_str).collect();
+        let (config, weighed_here) =
+            convert::our_config(info.config.clone().and_then(|c| c.params), &indexed);
+        let known = Known {
+            config,
+            weighed_here: Arc::new(weighed_here),
+        };
+        self.remember(collection, known.clone());
+        known
+    }
+
+    /// The sparse queries of `queries` on vectors weighed here, weighed by each term's inverse
+    /// document frequency over the whole collection, with the formula of Qdrant's `idf`
+    /// modifier (so both backends score alike): `ln((n - df + 0.5) / (df + 0.5) + 1)`, where
+    /// `n` counts the points that have the vector and `df` those whose vector has the term.
+    fn weigh_by_idf<'a>(
+        &self,
+        collection: &str,
+        known: &Known,
+        queries: impl IntoIterator<Item = &'a mut crate::NearestQuery>,
+    ) -> Result<()> {
+        for query in queries {
+            let crate::Vector::Sparse(sparse) = &mut query.vector else {
+                continue;
+            };
+            if !known.weighed_here.contains(&query.using) || sparse.indices.is_empty() {
+                continue;
+            }
+            let field = convert::terms_field(&query.using);
+            let terms = sparse.indices.clone();
+            let name = collection.to_owned();
+            // One count for `n` and one per term, sent together.
+            let counts = self.call("count terms", collection, move |client| {
+                let mut filters = vec![grpc::Filter::must_not([grpc::Condition::is_empty(
+                    field.clone(),
+                )])];
+                filters.extend(terms.iter().map(|&term| {
+                    grpc::Filter::must([grpc::Condition::matches(field.clone(), i64::from(term))])
+                }));
+                let name = name.clone();
+                async move {
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for (position, filter) in filters.into_iter().enumerate() {
+                        let client = client.clone();
+                        let request = CountPointsBuilder::new(name.clone())
+                            .filter(filter)
+                            .exact(true)
+                            .build();
+                        tasks.spawn(async move {
+                            let answer = client.count(request).await?;
+                            Ok::<_, QdrantError>((position, answer.result.map_or(0, |r| r.count)))
+                        });
+                    }
+                    let mut counts = vec![0_u64; tasks.len()];
+                    while let Some(joined) = tasks.join_next().await {
+                        let (position, count) = joined.map_err(|e| {
+                            QdrantError::ConversionError(format!("a count task failed: {e}"))
+                        })??;
+                        counts[position] = count;
+                    }
+                    Ok(counts)
+                }
+            });
+            let counts = self.checked(collection, counts)?;
+            let n = counts[0] as f32;
+            for (weight, &df) in sparse.values.iter_mut().zip(&counts[1..]) {
+                let df = df as f32;
+                *weight *= ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
+            }
+        }
+        Ok(())
+    }
+
     /// Forgets the cached config when the server says the collection does not exist.
     fn checked<T>(&self, collection: &str, result: Result<T>) -> Result<T> {
         if matches!(result, Err(StoreError::UnknownCollection(_))) {
             self.forget(collection);
         }
         result
+    }
+
+    fn field_index(&self, collection: &str, field: &str, field_type: FieldType) -> Result<()> {
+        let request = CreateFieldIndexCollectionBuilder::new(
+            collection,
+            field,
+            convert::field_type(field_type),
+        )
+        .wait(true)
+        .build();
+        let outcome = self.call("create payload index", collection, move |client| {
+            let request = request.clone();
+            async move { client.create_field_index(request).await }
+        });
+        self.checked(collection, outcome).map(|_| ())
     }
 
     fn fetch_info(&self, name: &str) -> Result<grpc::CollectionInfo> {
@@ -427,7 +533,28 @@ impl VectorStore for QdrantStore {
         if !outcome? {
             return Err(StoreError::CollectionExists(name.to_owned()));
         }
-        self.remember(name, config);
+        // The terms index of each sparse vector weighed by IDF; without it the collection
+        // would not be what was asked, so it goes again if one cannot be made.
+        let weighed_here: BTreeSet<String> = config
+            .sparse_vectors
+            .iter()
+            .filter(|(_, p)| p.idf)
+            .map(|(name, _)| name.clone())
+            .collect();
+        for vector in &weighed_here {
+            let made = self.field_index(name, &convert::terms_field(vector), FieldType::Integer);
+            if let Err(err) = made {
+                let _ = self.delete_collection(name);
+                return Err(err);
+            }
+        }
+        self.remember(
+            name,
+            Known {
+                config: config.clone(),
+                weighed_here: Arc::new(weighed_here),
+            },
+        );
         Ok(())
     }
 
@@ -459,19 +586,12 @@ impl VectorStore for QdrantStore {
     }
 
     fn collection_config(&self, name: &str) -> Result<CollectionConfig> {
-        if let Some(config) = self.cached_config(name) {
-            return Ok(config);
-        }
-        let info = self.fetch_info(name)?;
-        let config = convert::our_config(info.config.and_then(|c| c.params));
-        self.remember(name, &config);
-        Ok(config)
+        self.known(name).map(|known| known.config)
     }
 
     fn collection_info(&self, name: &str) -> Result<CollectionInfo> {
         let info = self.fetch_info(name)?;
-        let config = convert::our_config(info.config.and_then(|c| c.params));
-        self.remember(name, &config);
+        let config = self.learn(name, &info).config;
         Ok(CollectionInfo {
             name: name.to_owned(),
             config,
@@ -481,14 +601,29 @@ impl VectorStore for QdrantStore {
             payload_indexes: info
                 .payload_schema
                 .into_iter()
+                .filter(|(key, _)| !key.starts_with(convert::RESERVED_PREFIX))
                 .map(|(key, schema)| (key, convert::payload_type_name(schema.data_type)))
                 .collect::<BTreeMap<_, _>>(),
         })
     }
 
     fn upsert(&self, collection: &str, points: Vec<crate::Point>) -> Result<UpsertSummary> {
-        let config = self.collection_config(collection)?;
-        let (points, duplicates_replaced) = prepare_batch(&config, points)?;
+        let known = self.known(collection)?;
+        let (points, duplicates_replaced) = prepare_batch(&known.config, points)?;
+        for (index, point) in points.iter().enumerate() {
+            if let Some(key) = point.payload.as_object().and_then(|payload| {
+                payload
+                    .keys()
+                    .find(|key| key.starts_with(convert::RESERVED_PREFIX))
+            }) {
+                return Err(StoreError::ReservedPayloadKey {
+                    index,
+                    id: point.id,
+                    key: key.clone(),
+                    prefix: convert::RESERVED_PREFIX,
+                });
+            }
+        }
         let written = points.len();
         if written == 0 {
             return Ok(UpsertSummary {
@@ -500,7 +635,10 @@ impl VectorStore for QdrantStore {
         // same points again, never copies of them.
         let request = UpsertPointsBuilder::new(
             collection,
-            points.into_iter().map(convert::point).collect::<Vec<_>>(),
+            points
+                .into_iter()
+                .map(|point| convert::point(point, &known.weighed_here))
+                .collect::<Vec<_>>(),
         )
         .wait(true)
         .build();
@@ -621,13 +759,21 @@ impl VectorStore for QdrantStore {
     fn search_batch(
         &self,
         collection: &str,
-        requests: Vec<SearchRequest>,
+        mut requests: Vec<SearchRequest>,
     ) -> Result<Vec<Vec<ScoredPoint>>> {
-        let config = self.collection_config(collection)?;
-        let mut queries = Vec::with_capacity(requests.len());
+        let known = self.known(collection)?;
+        let config = &known.config;
         for (index, request) in requests.iter().enumerate() {
-            check_query(&config, index, &request.query)?;
-            check_vector_selection(&config, &request.with_vectors)?;
+            check_query(config, index, &request.query)?;
+            check_vector_selection(config, &request.with_vectors)?;
+        }
+        self.weigh_by_idf(
+            collection,
+            &known,
+            requests.iter_mut().map(|r| &mut r.query),
+        )?;
+        let mut queries = Vec::with_capacity(requests.len());
+        for request in &requests {
             let mut params = SearchParamsBuilder::default().exact(request.exact);
             if let Some(ef) = request.ef {
                 params = params.hnsw_ef(ef as u64);
@@ -664,15 +810,26 @@ impl VectorStore for QdrantStore {
             .collect()
     }
 
-    fn search_fused(&self, collection: &str, request: FusionRequest) -> Result<Vec<ScoredPoint>> {
-        let config = self.collection_config(collection)?;
+    fn search_fused(
+        &self,
+        collection: &str,
+        mut request: FusionRequest,
+    ) -> Result<Vec<ScoredPoint>> {
+        let known = self.known(collection)?;
+        for (index, source) in request.sources.iter().enumerate() {
+            check_query(&known.config, index, &source.query)?;
+        }
+        self.weigh_by_idf(
+            collection,
+            &known,
+            request.sources.iter_mut().map(|s| &mut s.query),
+        )?;
         let filter = convert::filter_opt(request.filter.as_ref())?;
         let mut builder = QueryPointsBuilder::new(collection)
             .limit(request.limit as u64)
             .with_payload(convert::with_payload(&request.with_payload));
         let mut weights = Vec::with_capacity(request.sources.len());
         for (index, source) in request.sources.iter().enumerate() {
-            check_query(&config, index, &source.query)?;
             if !(source.weight.is_finite() && source.weight > 0.0) {
                 return Err(StoreError::BadQuery {
                     index,
@@ -713,18 +870,13 @@ impl VectorStore for QdrantStore {
         field: &str,
         field_type: FieldType,
     ) -> Result<()> {
-        let request = CreateFieldIndexCollectionBuilder::new(
-            collection,
-            field,
-            convert::field_type(field_type),
-        )
-        .wait(true)
-        .build();
-        let outcome = self.call("create payload index", collection, move |client| {
-            let request = request.clone();
-            async move { client.create_field_index(request).await }
-        });
-        self.checked(collection, outcome).map(|_| ())
+        if field.starts_with(convert::RESERVED_PREFIX) {
+            return Err(StoreError::BadFilter(format!(
+                "payload field `{field}` begins with `{}`, which this store keeps for its own fields",
+                convert::RESERVED_PREFIX
+            )));
+        }
+        self.field_index(collection, field, field_type)
     }
 
     fn node_metrics(&self) -> Vec<NodeMetrics> {
