@@ -125,9 +125,14 @@ fn the_corpus_answers_its_own_titles_and_identifiers() {
         ),
     ];
     for (label, start) in qdrant_runs {
+        let starting = std::time::Instant::now();
         let Some((_qdrant, location)) = start() else {
             return;
         };
+        println!(
+            "{label}: started in {:.1} s",
+            starting.elapsed().as_secs_f64()
+        );
         let remote = Arc::new(QdrantStore::open(&location, None).unwrap());
         let started = std::time::Instant::now();
         let copied = migrate(
@@ -149,6 +154,7 @@ fn the_corpus_answers_its_own_titles_and_identifiers() {
             copied[0].sampled
         );
         let on_qdrant = common::engine_on(remote, &embedder);
+        let started = std::time::Instant::now();
         let warm = on_qdrant
             .index(std::slice::from_ref(&corpus), &options, &Quiet)
             .unwrap();
@@ -158,6 +164,10 @@ fn the_corpus_answers_its_own_titles_and_identifiers() {
             "{label}"
         );
         assert_eq!(warm.unchanged, cold.tasks, "{label}");
+        println!(
+            "{label}: warm re-index {:.1} s",
+            started.elapsed().as_secs_f64()
+        );
         check_answers(&on_qdrant, &corpus, label);
     }
 }
@@ -168,6 +178,7 @@ type StartQdrant = Box<dyn Fn() -> Option<(Qdrant, String)>>;
 /// Titles, numbers and file names found; similar and filtered search; duplicates.
 fn check_answers(engine: &mnemo_engine::Engine, corpus: &std::path::Path, label: &str) {
     println!("--- {label}");
+    let started = std::time::Instant::now();
     // Every task with a title, by id.
     let mut tasks: Vec<serde_json::Map<String, Value>> = Vec::new();
     let mut request = ScrollRequest::new(2048);
@@ -257,8 +268,10 @@ fn check_answers(engine: &mnemo_engine::Engine, corpus: &std::path::Path, label:
         .count();
     println!(
         "exact titles, {sample_size} random tasks ({shared_titles} share their title with another task): \
-         dense top-3 {dense_hits}/{sample_size} (this very task {dense_exact}/{sample_size}), hybrid rank 1 {hybrid_hits}/{sample_size} (this very task {hybrid_exact}/{sample_size})"
+         dense top-3 {dense_hits}/{sample_size} (this very task {dense_exact}/{sample_size}), hybrid rank 1 {hybrid_hits}/{sample_size} (this very task {hybrid_exact}/{sample_size}); {:.1} s",
+        started.elapsed().as_secs_f64()
     );
+    let started = std::time::Instant::now();
     assert!(misses.is_empty(), "missed:\n{}", misses.join("\n"));
 
     // Task numbers, found by keywords at rank 1 in hybrid mode.
@@ -286,7 +299,6 @@ fn check_answers(engine: &mnemo_engine::Engine, corpus: &std::path::Path, label:
             ));
         }
     }
-    // File names: a task of that file at rank 1.
     // File names: every file that holds a task, a task of that file at rank 1.
     let files: std::collections::BTreeSet<String> = tasks
         .iter()
@@ -312,9 +324,11 @@ fn check_answers(engine: &mnemo_engine::Engine, corpus: &std::path::Path, label:
         }
     }
     println!(
-        "identifiers, hybrid rank 1: task numbers {number_hits}/{number_sample}, file names {file_hits}/{}",
-        files.len()
+        "identifiers, hybrid rank 1: task numbers {number_hits}/{number_sample}, file names {file_hits}/{}; {:.1} s",
+        files.len(),
+        started.elapsed().as_secs_f64()
     );
+    let started = std::time::Instant::now();
     assert!(misses.is_empty(), "missed:\n{}", misses.join("\n"));
 
     // Similar: never the task itself; filtered search honours the filter.
@@ -358,10 +372,11 @@ fn check_answers(engine: &mnemo_engine::Engine, corpus: &std::path::Path, label:
     let filter = parse_filter(&format!("dirs=\"{}\"", folder.display())).unwrap();
     let clusters = engine.duplicates("tasks", 0.95, 10, &filter).unwrap();
     println!(
-        "duplicates ≥ 0.95 in {}: {} clusters, largest {}",
+        "duplicates ≥ 0.95 in {}: {} clusters, largest {}; similar, filtered and duplicates {:.1} s",
         folder.display(),
         clusters.len(),
-        clusters.first().map_or(0, |c| c.members.len())
+        clusters.first().map_or(0, |c| c.members.len()),
+        started.elapsed().as_secs_f64()
     );
     assert!(!clusters.is_empty());
     assert!(
