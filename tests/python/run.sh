@@ -8,6 +8,8 @@
 #   MNEMO_BIN        the binary to serve (default target/release/mnemo)
 #   MNEMO_API_VENV   the venv the pinned clients go into (default ~/.cache/mnemo/api-test-venv)
 #   FUZZ_EXAMPLES    cases per operation (default 25)
+#
+# `run.sh --install-only` only makes the venv: `make test` does that while Rust builds.
 set -euo pipefail
 here=$(cd "$(dirname "$0")" && pwd)
 root=$(cd "$here/../.." && pwd)
@@ -34,6 +36,7 @@ if [[ ! -x "$venv/bin/python" || "$(cat "$stamp" 2>/dev/null)" != "$want" ]]; th
   fi
   echo "$want" > "$stamp"
 fi
+[[ "${1:-}" == --install-only ]] && exit 0
 
 work=$(mktemp -d)
 server_pid=

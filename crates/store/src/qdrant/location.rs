@@ -84,7 +84,20 @@ impl QdrantOptions {
                 "replication" => options.replication_factor = Some(number()?),
                 "write_consistency" => options.write_consistency_factor = Some(number()?),
                 "timeout_ms" => options.policy.timeout = Duration::from_millis(number()?.into()),
-                "retries" => options.policy.max_attempts = number()? + 1,
+                // 0 is a fair wish here (fail at the first error): attempts are retries + 1.
+                "retries" => {
+                    let retries =
+                        value
+                            .parse::<u32>()
+                            .ok()
+                            .filter(|n| *n < 100)
+                            .ok_or_else(|| {
+                                bad(format!(
+                                    "`retries` must be an integer from 0 to 99, not `{value}`"
+                                ))
+                            })?;
+                    options.policy.max_attempts = retries + 1;
+                }
                 other => {
                     return Err(bad(format!(
                         "unknown setting `{other}` (known: shards, replication, write_consistency, timeout_ms, retries)"
@@ -126,6 +139,8 @@ mod tests {
             (Some(3), Some(2), Some(1))
         );
         assert_eq!(three.policy.timeout, Duration::from_millis(500));
+        let no_retry = QdrantOptions::from_url("qdrant://h:1?retries=0").unwrap();
+        assert_eq!(no_retry.policy.max_attempts, 1);
     }
 
     #[test]
@@ -136,6 +151,7 @@ mod tests {
             ("ftp://host:1", "unknown scheme"),
             ("qdrant://h:1?shards=0", "positive integer"),
             ("qdrant://h:1?colour=red", "unknown setting `colour`"),
+            ("qdrant://h:1?retries=-1", "from 0 to 99"),
         ] {
             let message = QdrantOptions::from_url(location).unwrap_err().to_string();
             assert!(message.contains(expected), "{location}: {message}");

@@ -13,6 +13,7 @@ mod resilience;
 
 use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
+use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -40,6 +41,9 @@ use crate::{
 
 /// How long `optimize` waits for the server's optimizers.
 const OPTIMIZE_WAIT: Duration = Duration::from_secs(1800);
+
+/// Why `restore_snapshot` is refused here, in the words of `StoreError::Unsupported`.
+const RESTORE_ON_QDRANT: &str = "restoring snapshots: on a Qdrant server, restore with Qdrant's own recover API (PUT /collections/NAME/snapshots/recover); create, list and delete work";
 
 /// The k of reciprocal rank fusion, as in the embedded backend and Qdrant's default.
 const RRF_K: u32 = 60;
@@ -248,6 +252,27 @@ impl QdrantStore {
         self.block(work)
     }
 
+    /// Sends `request` with the retry policy (a copy of it per attempt), forgetting the cached
+    /// config when the server says the collection is gone.
+    fn send<R, T, F, Fut>(
+        &self,
+        operation: &'static str,
+        collection: &str,
+        request: R,
+        send: F,
+    ) -> Result<T>
+    where
+        R: Clone + Send + 'static,
+        T: Send + 'static,
+        F: Fn(Qdrant, R) -> Fut + Send + 'static,
+        Fut: Future<Output = Result<T, QdrantError>> + Send + 'static,
+    {
+        let outcome = self.call(operation, collection, move |client| {
+            send(client, request.clone())
+        });
+        self.checked(collection, outcome)
+    }
+
     fn block<T: Send + 'static>(
         &self,
         work: impl Future<Output = Result<T>> + Send + 'static,
@@ -319,52 +344,84 @@ impl QdrantStore {
         known: &Known,
         queries: impl IntoIterator<Item = &'a mut crate::NearestQuery>,
     ) -> Result<()> {
-        for query in queries {
-            let crate::Vector::Sparse(sparse) = &mut query.vector else {
-                continue;
-            };
-            if !known.weighed_here.contains(&query.using) || sparse.indices.is_empty() {
-                continue;
-            }
-            let field = convert::terms_field(&query.using);
-            let terms = sparse.indices.clone();
-            let name = collection.to_owned();
-            // One count for `n` and one per term, sent together.
-            let counts = self.call("count terms", collection, move |client| {
-                let mut filters = vec![grpc::Filter::must_not([grpc::Condition::is_empty(
-                    field.clone(),
-                )])];
-                filters.extend(terms.iter().map(|&term| {
-                    grpc::Filter::must([grpc::Condition::matches(field.clone(), i64::from(term))])
-                }));
-                let name = name.clone();
-                async move {
-                    let mut tasks = tokio::task::JoinSet::new();
-                    for (position, filter) in filters.into_iter().enumerate() {
-                        let client = client.clone();
-                        let request = CountPointsBuilder::new(name.clone())
-                            .filter(filter)
-                            .exact(true)
-                            .build();
-                        tasks.spawn(async move {
-                            let answer = client.count(request).await?;
-                            Ok::<_, QdrantError>((position, answer.result.map_or(0, |r| r.count)))
-                        });
-                    }
-                    let mut counts = vec![0_u64; tasks.len()];
-                    while let Some(joined) = tasks.join_next().await {
-                        let (position, count) = joined.map_err(|e| {
-                            QdrantError::ConversionError(format!("a count task failed: {e}"))
-                        })??;
-                        counts[position] = count;
-                    }
-                    Ok(counts)
+        let mut sparse_queries: Vec<(&str, &mut crate::SparseVector)> = queries
+            .into_iter()
+            .filter_map(|query| match &mut query.vector {
+                crate::Vector::Sparse(sparse) if known.weighed_here.contains(&query.using) => {
+                    Some((query.using.as_str(), sparse))
                 }
-            });
-            let counts = self.checked(collection, counts)?;
-            let n = counts[0] as f32;
-            for (weight, &df) in sparse.values.iter_mut().zip(&counts[1..]) {
-                let df = df as f32;
+                _ => None,
+            })
+            .collect();
+        // Every (vector, term) of the batch counted once, and each vector's `n`, sent together.
+        let mut wanted: BTreeSet<(String, Option<u32>)> = BTreeSet::new();
+        for (vector, sparse) in &sparse_queries {
+            wanted.insert(((*vector).to_owned(), None));
+            wanted.extend(
+                sparse
+                    .indices
+                    .iter()
+                    .map(|&t| ((*vector).to_owned(), Some(t))),
+            );
+        }
+        if wanted.is_empty() {
+            return Ok(());
+        }
+        let wanted: Vec<(String, Option<u32>)> = wanted.into_iter().collect();
+        let filters: Vec<grpc::Filter> = wanted
+            .iter()
+            .map(|(vector, term)| {
+                let field = convert::terms_field(vector);
+                match term {
+                    None => grpc::Filter::must_not([grpc::Condition::is_empty(field)]),
+                    Some(term) => {
+                        grpc::Filter::must([grpc::Condition::matches(field, i64::from(*term))])
+                    }
+                }
+            })
+            .collect();
+        let name = collection.to_owned();
+        let counts = self.call("count terms", collection, move |client| {
+            let filters = filters.clone();
+            let name = name.clone();
+            async move {
+                let mut tasks = tokio::task::JoinSet::new();
+                for (position, filter) in filters.into_iter().enumerate() {
+                    let client = client.clone();
+                    let request = CountPointsBuilder::new(name.clone())
+                        .filter(filter)
+                        .exact(true)
+                        .build();
+                    tasks.spawn(async move {
+                        let answer = client.count(request).await?;
+                        Ok::<_, QdrantError>((position, answer.result.map_or(0, |r| r.count)))
+                    });
+                }
+                let mut counts = vec![0_u64; tasks.len()];
+                while let Some(joined) = tasks.join_next().await {
+                    let (position, count) = joined.map_err(|e| {
+                        QdrantError::ConversionError(format!("a count task failed: {e}"))
+                    })??;
+                    counts[position] = count;
+                }
+                Ok(counts)
+            }
+        });
+        let counts: HashMap<&(String, Option<u32>), f32> = wanted
+            .iter()
+            .zip(self.checked(collection, counts)?)
+            .map(|(key, count)| (key, count as f32))
+            .collect();
+        let count = |vector: &str, term: Option<u32>| {
+            counts
+                .get(&(vector.to_owned(), term))
+                .copied()
+                .unwrap_or(0.0)
+        };
+        for (vector, sparse) in &mut sparse_queries {
+            let n = count(vector, None);
+            for (weight, &term) in sparse.values.iter_mut().zip(&sparse.indices) {
+                let df = count(vector, Some(term));
                 *weight *= ((n - df + 0.5) / (df + 0.5) + 1.0).ln();
             }
         }
@@ -387,22 +444,25 @@ impl QdrantStore {
         )
         .wait(true)
         .build();
-        let outcome = self.call("create payload index", collection, move |client| {
-            let request = request.clone();
-            async move { client.create_field_index(request).await }
-        });
-        self.checked(collection, outcome).map(|_| ())
+        self.send(
+            "create payload index",
+            collection,
+            request,
+            |client, request| async move { client.create_field_index(request).await },
+        )
+        .map(|_| ())
     }
 
     fn fetch_info(&self, name: &str) -> Result<grpc::CollectionInfo> {
         let request = grpc::GetCollectionInfoRequest {
             collection_name: name.to_owned(),
         };
-        let info = self.call("collection info", name, move |client| {
-            let request = request.clone();
-            async move { client.collection_info(request).await }
-        });
-        let info = self.checked(name, info)?;
+        let info = self.send(
+            "collection info",
+            name,
+            request,
+            |client, request| async move { client.collection_info(request).await },
+        )?;
         info.result.ok_or_else(|| StoreError::Remote {
             node: self.node_names(),
             operation: "collection info",
@@ -642,12 +702,12 @@ impl VectorStore for QdrantStore {
         )
         .wait(true)
         .build();
-        let request = Arc::new(request);
-        let outcome = self.call("upsert", collection, move |client| {
-            let request = Arc::clone(&request);
-            async move { client.upsert_points((*request).clone()).await }
-        });
-        self.checked(collection, outcome)?;
+        self.send(
+            "upsert",
+            collection,
+            request,
+            |client, request| async move { client.upsert_points(request).await },
+        )?;
         Ok(UpsertSummary {
             written,
             duplicates_replaced,
@@ -667,11 +727,13 @@ impl VectorStore for QdrantStore {
             .points(selector)
             .wait(true)
             .build();
-        let outcome = self.call("delete", collection, move |client| {
-            let request = request.clone();
-            async move { client.delete_points(request).await }
-        });
-        self.checked(collection, outcome).map(|_| ())
+        self.send(
+            "delete",
+            collection,
+            request,
+            |client, request| async move { client.delete_points(request).await },
+        )
+        .map(|_| ())
     }
 
     fn get(
@@ -696,11 +758,9 @@ impl VectorStore for QdrantStore {
         .with_payload(convert::with_payload(&with_payload))
         .with_vectors(convert::with_vectors(&with_vectors))
         .build();
-        let outcome = self.call("get", collection, move |client| {
-            let request = request.clone();
-            async move { client.get_points(request).await }
-        });
-        let answer = self.checked(collection, outcome)?;
+        let answer = self.send("get", collection, request, |client, request| async move {
+            client.get_points(request).await
+        })?;
         let mut by_id = HashMap::with_capacity(answer.result.len());
         for point in answer.result {
             let record = convert::record(point)?;
@@ -715,11 +775,9 @@ impl VectorStore for QdrantStore {
             builder = builder.filter(filter);
         }
         let request = builder.build();
-        let outcome = self.call("count", collection, move |client| {
-            let request = request.clone();
-            async move { client.count(request).await }
-        });
-        let answer = self.checked(collection, outcome)?;
+        let answer = self.send("count", collection, request, |client, request| async move {
+            client.count(request).await
+        })?;
         Ok(answer.result.map_or(0, |r| r.count as usize))
     }
 
@@ -738,11 +796,12 @@ impl VectorStore for QdrantStore {
             builder = builder.offset(convert::point_id(offset));
         }
         let message = builder.build();
-        let outcome = self.call("scroll", collection, move |client| {
-            let message = message.clone();
-            async move { client.scroll(message).await }
-        });
-        let answer = self.checked(collection, outcome)?;
+        let answer = self.send(
+            "scroll",
+            collection,
+            message,
+            |client, message| async move { client.scroll(message).await },
+        )?;
         Ok(ScrollPage {
             points: answer
                 .result
@@ -798,11 +857,12 @@ impl VectorStore for QdrantStore {
             return Ok(Vec::new());
         }
         let request = QueryBatchPointsBuilder::new(collection, queries).build();
-        let outcome = self.call("search", collection, move |client| {
-            let request = request.clone();
-            async move { client.query_batch(request).await }
-        });
-        let answer = self.checked(collection, outcome)?;
+        let answer = self.send(
+            "search",
+            collection,
+            request,
+            |client, request| async move { client.query_batch(request).await },
+        )?;
         answer
             .result
             .into_iter()
@@ -856,11 +916,12 @@ impl VectorStore for QdrantStore {
             builder = builder.filter(filter);
         }
         let message = builder.build();
-        let outcome = self.call("search", collection, move |client| {
-            let message = message.clone();
-            async move { client.query(message).await }
-        });
-        let answer = self.checked(collection, outcome)?;
+        let answer = self.send(
+            "search",
+            collection,
+            message,
+            |client, message| async move { client.query(message).await },
+        )?;
         answer.result.into_iter().map(convert::scored).collect()
     }
 
@@ -925,11 +986,12 @@ impl VectorStore for QdrantStore {
     fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo> {
         let points = self.count(collection, None)?;
         let name = collection.to_owned();
-        let outcome = self.call("create snapshot", collection, move |client| {
-            let name = name.clone();
-            async move { client.create_snapshot(name).await }
-        });
-        let answer = self.checked(collection, outcome)?;
+        let answer = self.send(
+            "create snapshot",
+            collection,
+            name,
+            |client, name| async move { client.create_snapshot(name).await },
+        )?;
         let description = answer
             .snapshot_description
             .ok_or_else(|| StoreError::Remote {
@@ -943,11 +1005,12 @@ impl VectorStore for QdrantStore {
 
     fn list_snapshots(&self, collection: &str) -> Result<Vec<SnapshotInfo>> {
         let name = collection.to_owned();
-        let outcome = self.call("list snapshots", collection, move |client| {
-            let name = name.clone();
-            async move { client.list_snapshots(name).await }
-        });
-        let answer = self.checked(collection, outcome)?;
+        let answer = self.send(
+            "list snapshots",
+            collection,
+            name,
+            |client, name| async move { client.list_snapshots(name).await },
+        )?;
         let mut snapshots: Vec<SnapshotInfo> = answer
             .snapshot_descriptions
             .into_iter()
@@ -955,6 +1018,22 @@ impl VectorStore for QdrantStore {
             .collect();
         snapshots.sort_by(|a, b| a.created.cmp(&b.created).then(a.name.cmp(&b.name)));
         Ok(snapshots)
+    }
+
+    // A server's snapshots live on its nodes (one node's shards each, in a cluster) and are
+    // restored with Qdrant's own recover API, which the gRPC client does not carry.
+    fn snapshot_file(&self, _collection: &str, _name: &str) -> Result<(PathBuf, SnapshotInfo)> {
+        Err(StoreError::Unsupported(
+            "downloading snapshots (they stay on the Qdrant nodes; use Qdrant's snapshot API)",
+        ))
+    }
+
+    fn restore_snapshot(&self, _collection: &str, _name: &str) -> Result<SnapshotInfo> {
+        Err(StoreError::Unsupported(RESTORE_ON_QDRANT))
+    }
+
+    fn restore_snapshot_file(&self, _collection: &str, _archive: &Path) -> Result<SnapshotInfo> {
+        Err(StoreError::Unsupported(RESTORE_ON_QDRANT))
     }
 
     fn delete_snapshot(&self, collection: &str, name: &str) -> Result<bool> {
@@ -966,11 +1045,13 @@ impl VectorStore for QdrantStore {
             return Ok(false);
         }
         let request = DeleteSnapshotRequestBuilder::new(collection, name).build();
-        let outcome = self.call("delete snapshot", collection, move |client| {
-            let request = request.clone();
-            async move { client.delete_snapshot(request).await }
-        });
-        self.checked(collection, outcome).map(|_| true)
+        self.send(
+            "delete snapshot",
+            collection,
+            request,
+            |client, request| async move { client.delete_snapshot(request).await },
+        )
+        .map(|_| true)
     }
 }
 
