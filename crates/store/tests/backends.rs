@@ -611,6 +611,43 @@ fn keyword_scores_weigh_terms_by_their_frequency_in_the_whole_collection(
         );
         assert!(hit.payload.is_empty(), "{:?}", hit.payload);
     }
+    // 30 more points, all with term 7: the next query weighs by the new counts at once.
+    let more: Vec<Point> = (60..90_u64)
+        .map(|id| {
+            let mut p = Point::dense(id, "dense", vector(id), serde_json::Map::new());
+            p.vectors.insert(
+                "bm25".into(),
+                Vector::Sparse(SparseVector {
+                    indices: vec![7],
+                    values: vec![1.2],
+                }),
+            );
+            p
+        })
+        .collect();
+    store.upsert("words", more).unwrap();
+    let idf = |df: f32| ((90.0 - df + 0.5) / (df + 0.5) + 1.0_f32).ln();
+    let hits = store
+        .search(
+            "words",
+            SearchRequest::new(
+                NearestQuery {
+                    using: "bm25".into(),
+                    vector: Vector::Sparse(SparseVector {
+                        indices: vec![7],
+                        values: vec![1.0],
+                    }),
+                },
+                1,
+            ),
+        )
+        .unwrap();
+    let expected = idf(50.0) * 1.2;
+    assert!(
+        (hits[0].score - expected).abs() < 1e-4 * expected,
+        "after the write: score {} where the collection's IDF gives {expected}",
+        hits[0].score
+    );
     let info = store.collection_info("words").unwrap();
     assert!(info.config.sparse_vectors["bm25"].idf);
     assert!(

@@ -15,7 +15,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap};
 use std::future::Future;
 use std::path::{Path, PathBuf};
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::sync::{Arc, RwLock};
+use std::sync::{Arc, Mutex, RwLock};
 use std::time::{Duration, Instant};
 
 use qdrant_client::qdrant::{
@@ -45,6 +45,14 @@ const OPTIMIZE_WAIT: Duration = Duration::from_secs(1800);
 /// Why `restore_snapshot` is refused here, in the words of `StoreError::Unsupported`.
 const RESTORE_ON_QDRANT: &str = "restoring snapshots: on a Qdrant server, restore with Qdrant's own recover API (PUT /collections/NAME/snapshots/recover); create, list and delete work";
 
+/// How long the counts behind a term's IDF (points that have the sparse vector: 6 ms at 30k
+/// points; points that have the term: up to 2 ms for a common one) are reused. This store's
+/// own writes forget them at once; other clients' writes are seen within this time.
+const TERM_COUNTS_TTL: Duration = Duration::from_secs(2);
+
+/// Beyond this many remembered counts, the stale ones are dropped.
+const TERM_COUNTS_KEPT: usize = 50_000;
+
 /// The k of reciprocal rank fusion, as in the embedded backend and Qdrant's default.
 const RRF_K: u32 = 60;
 
@@ -66,7 +74,13 @@ pub struct QdrantStore {
     /// Collection configs, so a batch is checked without a round trip. Forgotten when the
     /// server says the collection is gone.
     configs: RwLock<HashMap<String, Known>>,
+    /// Recent counts for IDF: (collection, sparse vector, term or `None` for the vector itself)
+    /// → when counted, how many points have it.
+    term_counts: Mutex<HashMap<TermKey, (Instant, u64)>>,
 }
+
+/// A collection, one of its sparse vectors, and one term of it (`None`: the vector itself).
+type TermKey = (String, String, Option<u32>);
 
 /// What the store knows of a collection.
 #[derive(Clone)]
@@ -134,6 +148,7 @@ impl QdrantStore {
             options,
             runtime: Some(runtime),
             configs: RwLock::new(HashMap::new()),
+            term_counts: Mutex::new(HashMap::new()),
         })
     }
 
@@ -311,6 +326,14 @@ impl QdrantStore {
             .write()
             .unwrap_or_else(|e| e.into_inner())
             .remove(collection);
+        self.forget_counts(collection);
+    }
+
+    fn forget_counts(&self, collection: &str) {
+        self.term_counts
+            .lock()
+            .unwrap_or_else(|e| e.into_inner())
+            .retain(|(name, _, _), _| name != collection);
     }
 
     /// The collection's config, from the cache or the server.
@@ -353,68 +376,87 @@ impl QdrantStore {
                 _ => None,
             })
             .collect();
-        // Every (vector, term) of the batch counted once, and each vector's `n`, sent together.
-        let mut wanted: BTreeSet<(String, Option<u32>)> = BTreeSet::new();
-        for (vector, sparse) in &sparse_queries {
-            wanted.insert(((*vector).to_owned(), None));
-            wanted.extend(
-                sparse
-                    .indices
-                    .iter()
-                    .map(|&t| ((*vector).to_owned(), Some(t))),
-            );
-        }
-        if wanted.is_empty() {
-            return Ok(());
-        }
-        let wanted: Vec<(String, Option<u32>)> = wanted.into_iter().collect();
-        let filters: Vec<grpc::Filter> = wanted
-            .iter()
-            .map(|(vector, term)| {
-                let field = convert::terms_field(vector);
-                match term {
-                    None => grpc::Filter::must_not([grpc::Condition::is_empty(field)]),
-                    Some(term) => {
-                        grpc::Filter::must([grpc::Condition::matches(field, i64::from(*term))])
+        // Every (vector, term) of the batch and each vector's `n`, unless counted a moment ago,
+        // counted once, sent together.
+        let mut counted: HashMap<TermKey, f32> = HashMap::new();
+        let mut wanted: BTreeSet<TermKey> = BTreeSet::new();
+        {
+            let recent = self.term_counts.lock().unwrap_or_else(|e| e.into_inner());
+            for (vector, sparse) in &sparse_queries {
+                let keys = std::iter::once(None)
+                    .chain(sparse.indices.iter().copied().map(Some))
+                    .map(|term| (collection.to_owned(), (*vector).to_owned(), term));
+                for key in keys {
+                    match recent.get(&key) {
+                        Some(&(when, count)) if when.elapsed() < TERM_COUNTS_TTL => {
+                            counted.insert(key, count as f32);
+                        }
+                        _ => {
+                            wanted.insert(key);
+                        }
                     }
                 }
-            })
-            .collect();
-        let name = collection.to_owned();
-        let counts = self.call("count terms", collection, move |client| {
-            let filters = filters.clone();
-            let name = name.clone();
-            async move {
-                let mut tasks = tokio::task::JoinSet::new();
-                for (position, filter) in filters.into_iter().enumerate() {
-                    let client = client.clone();
-                    let request = CountPointsBuilder::new(name.clone())
-                        .filter(filter)
-                        .exact(true)
-                        .build();
-                    tasks.spawn(async move {
-                        let answer = client.count(request).await?;
-                        Ok::<_, QdrantError>((position, answer.result.map_or(0, |r| r.count)))
-                    });
-                }
-                let mut counts = vec![0_u64; tasks.len()];
-                while let Some(joined) = tasks.join_next().await {
-                    let (position, count) = joined.map_err(|e| {
-                        QdrantError::ConversionError(format!("a count task failed: {e}"))
-                    })??;
-                    counts[position] = count;
-                }
-                Ok(counts)
             }
-        });
-        let counts: HashMap<&(String, Option<u32>), f32> = wanted
-            .iter()
-            .zip(self.checked(collection, counts)?)
-            .map(|(key, count)| (key, count as f32))
-            .collect();
+        }
+        let wanted: Vec<TermKey> = wanted.into_iter().collect();
+        let counts = if wanted.is_empty() {
+            Vec::new()
+        } else {
+            let filters: Vec<grpc::Filter> = wanted
+                .iter()
+                .map(|(_, vector, term)| {
+                    let field = convert::terms_field(vector);
+                    match term {
+                        None => grpc::Filter::must_not([grpc::Condition::is_empty(field)]),
+                        Some(term) => {
+                            grpc::Filter::must([grpc::Condition::matches(field, i64::from(*term))])
+                        }
+                    }
+                })
+                .collect();
+            let name = collection.to_owned();
+            let counts = self.call("count terms", collection, move |client| {
+                let filters = filters.clone();
+                let name = name.clone();
+                async move {
+                    let mut tasks = tokio::task::JoinSet::new();
+                    for (position, filter) in filters.into_iter().enumerate() {
+                        let client = client.clone();
+                        let request = CountPointsBuilder::new(name.clone())
+                            .filter(filter)
+                            .exact(true)
+                            .build();
+                        tasks.spawn(async move {
+                            let answer = client.count(request).await?;
+                            Ok::<_, QdrantError>((position, answer.result.map_or(0, |r| r.count)))
+                        });
+                    }
+                    let mut counts = vec![0_u64; tasks.len()];
+                    while let Some(joined) = tasks.join_next().await {
+                        let (position, count) = joined.map_err(|e| {
+                            QdrantError::ConversionError(format!("a count task failed: {e}"))
+                        })??;
+                        counts[position] = count;
+                    }
+                    Ok(counts)
+                }
+            });
+            self.checked(collection, counts)?
+        };
+        {
+            let mut recent = self.term_counts.lock().unwrap_or_else(|e| e.into_inner());
+            if recent.len() > TERM_COUNTS_KEPT {
+                recent.retain(|_, (counted, _)| counted.elapsed() < TERM_COUNTS_TTL);
+            }
+            let now = Instant::now();
+            for (key, count) in wanted.into_iter().zip(counts) {
+                recent.insert(key.clone(), (now, count));
+                counted.insert(key, count as f32);
+            }
+        }
         let count = |vector: &str, term: Option<u32>| {
-            counts
-                .get(&(vector.to_owned(), term))
+            counted
+                .get(&(collection.to_owned(), vector.to_owned(), term))
                 .copied()
                 .unwrap_or(0.0)
         };
@@ -708,6 +750,7 @@ impl VectorStore for QdrantStore {
             request,
             |client, request| async move { client.upsert_points(request).await },
         )?;
+        self.forget_counts(collection);
         Ok(UpsertSummary {
             written,
             duplicates_replaced,
@@ -732,8 +775,9 @@ impl VectorStore for QdrantStore {
             collection,
             request,
             |client, request| async move { client.delete_points(request).await },
-        )
-        .map(|_| ())
+        )?;
+        self.forget_counts(collection);
+        Ok(())
     }
 
     fn get(
