@@ -711,7 +711,7 @@ impl VectorStore for QdrantStore {
 
     fn upsert(&self, collection: &str, points: Vec<crate::Point>) -> Result<UpsertSummary> {
         let known = self.known(collection)?;
-        let (points, duplicates_replaced) = prepare_batch(&known.config, points)?;
+        // Before the batch is checked and deduplicated, so the index is the caller's.
         for (index, point) in points.iter().enumerate() {
             if let Some(key) = point.payload.as_object().and_then(|payload| {
                 payload
@@ -726,6 +726,7 @@ impl VectorStore for QdrantStore {
                 });
             }
         }
+        let (points, duplicates_replaced) = prepare_batch(&known.config, points)?;
         let written = points.len();
         if written == 0 {
             return Ok(UpsertSummary {
@@ -922,6 +923,12 @@ impl VectorStore for QdrantStore {
         let known = self.known(collection)?;
         for (index, source) in request.sources.iter().enumerate() {
             check_query(&known.config, index, &source.query)?;
+            if !(source.weight.is_finite() && source.weight > 0.0) {
+                return Err(StoreError::BadQuery {
+                    index,
+                    reason: format!("weight {} is not positive", source.weight),
+                });
+            }
         }
         self.weigh_by_idf(
             collection,
@@ -933,13 +940,7 @@ impl VectorStore for QdrantStore {
             .limit(request.limit as u64)
             .with_payload(convert::with_payload(&request.with_payload));
         let mut weights = Vec::with_capacity(request.sources.len());
-        for (index, source) in request.sources.iter().enumerate() {
-            if !(source.weight.is_finite() && source.weight > 0.0) {
-                return Err(StoreError::BadQuery {
-                    index,
-                    reason: format!("weight {} is not positive", source.weight),
-                });
-            }
+        for source in &request.sources {
             weights.push(source.weight);
             let mut prefetch = PrefetchQueryBuilder::default()
                 .query(convert::query_vector(&source.query.vector))
