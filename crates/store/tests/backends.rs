@@ -562,35 +562,13 @@ fn keyword_scores_weigh_terms_by_their_frequency_in_the_whole_collection(
             if id % 10 == 0 {
                 terms.push(8);
             }
-            let mut p = Point::dense(id, "dense", vector(id), serde_json::Map::new());
             let values = terms.iter().map(|&t| 0.5 + t as f32 / 10.0).collect();
-            p.vectors.insert(
-                "bm25".into(),
-                Vector::Sparse(SparseVector {
-                    indices: terms,
-                    values,
-                }),
-            );
-            p
+            keyword_point(id, terms, values)
         })
         .collect();
     store.upsert("words", points).unwrap();
-    let idf = |df: f32| ((60.0 - df + 0.5) / (df + 0.5) + 1.0_f32).ln();
-    let hits = store
-        .search(
-            "words",
-            SearchRequest::new(
-                NearestQuery {
-                    using: "bm25".into(),
-                    vector: Vector::Sparse(SparseVector {
-                        indices: vec![7, 8],
-                        values: vec![1.0, 2.0],
-                    }),
-                },
-                30,
-            ),
-        )
-        .unwrap();
+    let idf = |df: f32| idf_of(60.0, df);
+    let hits = keyword_search(store.as_ref(), vec![7, 8], vec![1.0, 2.0], 30);
     // 20 points with term 7, 6 with term 8, 2 of them with both.
     assert_eq!(hits.len(), 24, "{hits:?}");
     for hit in &hits {
@@ -613,36 +591,11 @@ fn keyword_scores_weigh_terms_by_their_frequency_in_the_whole_collection(
     }
     // 30 more points, all with term 7: the next query weighs by the new counts at once.
     let more: Vec<Point> = (60..90_u64)
-        .map(|id| {
-            let mut p = Point::dense(id, "dense", vector(id), serde_json::Map::new());
-            p.vectors.insert(
-                "bm25".into(),
-                Vector::Sparse(SparseVector {
-                    indices: vec![7],
-                    values: vec![1.2],
-                }),
-            );
-            p
-        })
+        .map(|id| keyword_point(id, vec![7], vec![1.2]))
         .collect();
     store.upsert("words", more).unwrap();
-    let idf = |df: f32| ((90.0 - df + 0.5) / (df + 0.5) + 1.0_f32).ln();
-    let hits = store
-        .search(
-            "words",
-            SearchRequest::new(
-                NearestQuery {
-                    using: "bm25".into(),
-                    vector: Vector::Sparse(SparseVector {
-                        indices: vec![7],
-                        values: vec![1.0],
-                    }),
-                },
-                1,
-            ),
-        )
-        .unwrap();
-    let expected = idf(50.0) * 1.2;
+    let hits = keyword_search(store.as_ref(), vec![7], vec![1.0], 1);
+    let expected = idf_of(90.0, 50.0) * 1.2;
     assert!(
         (hits[0].score - expected).abs() < 1e-4 * expected,
         "after the write: score {} where the collection's IDF gives {expected}",
@@ -655,4 +608,40 @@ fn keyword_scores_weigh_terms_by_their_frequency_in_the_whole_collection(
         "{:?}",
         info.payload_indexes
     );
+}
+
+/// Qdrant's and the embedded engine's IDF of a term in `df` of `n` points.
+fn idf_of(n: f32, df: f32) -> f32 {
+    ((n - df + 0.5) / (df + 0.5) + 1.0).ln()
+}
+
+/// A point of the `words` collection: its dense vector and the keyword vector given.
+fn keyword_point(id: u64, indices: Vec<u32>, values: Vec<f32>) -> Point {
+    let mut p = Point::dense(id, "dense", vector(id), serde_json::Map::new());
+    p.vectors.insert(
+        "bm25".into(),
+        Vector::Sparse(SparseVector { indices, values }),
+    );
+    p
+}
+
+/// The `limit` best points of `words` for a keyword query.
+fn keyword_search(
+    store: &dyn VectorStore,
+    indices: Vec<u32>,
+    values: Vec<f32>,
+    limit: usize,
+) -> Vec<mnemo_store::ScoredPoint> {
+    store
+        .search(
+            "words",
+            SearchRequest::new(
+                NearestQuery {
+                    using: "bm25".into(),
+                    vector: Vector::Sparse(SparseVector { indices, values }),
+                },
+                limit,
+            ),
+        )
+        .unwrap()
 }
