@@ -55,6 +55,26 @@ fn ids(store: &EmbeddedStore, collection: &str) -> Vec<u64> {
     }
 }
 
+/// Bytes the file system holds for the files under `dir`, and the files' total length.
+#[cfg(unix)]
+fn disk_use(dir: &std::path::Path) -> (u64, u64) {
+    use std::os::unix::fs::MetadataExt;
+    let (mut held, mut length) = (0, 0);
+    for entry in std::fs::read_dir(dir).expect("read dir") {
+        let entry = entry.expect("entry");
+        let meta = entry.metadata().expect("metadata");
+        if meta.is_dir() {
+            let (h, l) = disk_use(&entry.path());
+            held += h;
+            length += l;
+        } else {
+            held += meta.blocks() * 512;
+            length += meta.len();
+        }
+    }
+    (held, length)
+}
+
 #[test]
 fn snapshots_under_writes_restore_prefixes() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -116,6 +136,17 @@ fn snapshots_under_writes_restore_prefixes() {
             "snapshot {i}: {count} points, acknowledged {before} before and {after} after"
         );
         assert_eq!(info.points as u64, count, "snapshot {i}'s manifest count");
+        // The live collection has had every batch since, so it holds at least as much; a
+        // restore that wrote the engine's preallocated space out in full would hold more.
+        #[cfg(unix)]
+        {
+            let (held, length) = disk_use(&dir.path().join("collections").join(&target));
+            let (live_held, _) = disk_use(&dir.path().join("collections/live"));
+            assert!(
+                held <= live_held,
+                "restored {i}: {held} bytes on disk (of {length} bytes of files), the live collection {live_held}"
+            );
+        }
         let sample = store
             .get(
                 &target,
@@ -176,6 +207,21 @@ fn damaged_snapshots_are_refused_and_change_nothing() {
     std::fs::write(&checksum, &saved).expect("write");
     store.restore_snapshot("c", &info.name).expect("restore");
     assert_eq!(store.count("c", None).expect("count"), 200);
+    // The engine sizes its files far ahead (a few hundred MB for these 200 points); the
+    // snapshot and the restored collection cost the disk what the points take.
+    assert!(
+        info.size < 1 << 20,
+        "a snapshot of 200 points: {} bytes",
+        info.size
+    );
+    #[cfg(unix)]
+    {
+        let (held, length) = disk_use(&dir.path().join("collections/c"));
+        assert!(
+            held < length / 4,
+            "restored: {held} bytes on disk for {length} bytes of files"
+        );
+    }
     // The restored collection takes writes and survives a reopen.
     store.upsert("c", vec![point(999)]).expect("upsert");
     drop(store);
