@@ -1,37 +1,14 @@
 //! `mnemo index`, `search`, `similar` and `dupes` as a user runs them: the real binary, the
 //! real model, a data directory on disk.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use common::{json_lines, mnemo, stderr, stdout};
 use serde_json::Value;
 
 const PLAN: &str = "# Plan v1\n\n## Phase 1: Cache\n\n- [ ] **1.1** Écrire le client HTTP P1\n- [ ] **1.2** Ajouter le cache LRU pour les requêtes\n- [x] **1.3** Mesurer le taux de succès du cache\n\n## Phase 2\n\n- [ ] **2.1** Documenter l'API REST\n";
 const COPY: &str =
     "# Plan v2\n\n- [ ] Ajouter le cache LRU pour les requêtes\n- [ ] Préparer la démo\n";
-
-fn mnemo(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mnemo"))
-        .args(args)
-        .env("MNEMO_DATA_DIR", data)
-        .output()
-        .expect("run mnemo")
-}
-
-fn stdout(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn stderr(output: &Output) -> String {
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
-
-fn lines(output: &Output) -> Vec<Value> {
-    stdout(output)
-        .lines()
-        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
-        .collect()
-}
 
 #[test]
 fn index_then_ask() {
@@ -63,7 +40,7 @@ fn index_then_ask() {
         ],
     );
     assert!(search.status.success(), "{}", stderr(&search));
-    let hits = lines(&search);
+    let hits = json_lines(&search);
     assert_eq!(hits.len(), 3);
     for field in [
         "score",
@@ -107,12 +84,12 @@ fn index_then_ask() {
             "search", "1.3", "--mode", "hybrid", "--json", "--limit", "1",
         ],
     );
-    assert_eq!(lines(&hybrid)[0]["number"], "1.3");
+    assert_eq!(json_lines(&hybrid)[0]["number"], "1.3");
     let by_name = mnemo(
         data.path(),
         &["search", "copy.md", "--mode", "keyword", "--json"],
     );
-    let by_name = lines(&by_name);
+    let by_name = json_lines(&by_name);
     assert!(!by_name.is_empty());
     assert!(
         by_name
@@ -125,8 +102,8 @@ fn index_then_ask() {
         data.path(),
         &["search", "cache", "--filter", "status=done", "--json"],
     );
-    assert!(lines(&done).iter().all(|h| h["status"] == "done"));
-    assert_eq!(lines(&done).len(), 1);
+    assert!(json_lines(&done).iter().all(|h| h["status"] == "done"));
+    assert_eq!(json_lines(&done).len(), 1);
 
     let similar = mnemo(
         data.path(),
@@ -140,13 +117,13 @@ fn index_then_ask() {
     );
     assert!(similar.status.success(), "{}", stderr(&similar));
     assert!(
-        lines(&similar)
+        json_lines(&similar)
             .iter()
             .all(|h| h["task_id"] != hits[0]["task_id"])
     );
 
     let dupes = mnemo(data.path(), &["dupes", "--threshold", "0.99", "--json"]);
-    let clusters = lines(&dupes);
+    let clusters = json_lines(&dupes);
     assert_eq!(
         clusters.len(),
         1,
@@ -229,5 +206,9 @@ fn mistakes_are_named_and_change_nothing() {
     );
     drop(holder);
     let search = mnemo(data.path(), &["search", "cache", "--json"]);
-    assert_eq!(lines(&search).len(), 4, "everything indexed is still there");
+    assert_eq!(
+        json_lines(&search).len(),
+        4,
+        "everything indexed is still there"
+    );
 }

@@ -2,31 +2,15 @@
 //! embedded store, a running server's errors name the node, and `mnemo migrate-store` copies
 //! collections there and back without changing a bit.
 
-use std::path::Path;
-use std::process::{Command, Output};
+mod common;
 
+use std::path::Path;
+
+use common::{mnemo, ok};
 use mnemo_testkit::Qdrant;
 use serde_json::Value;
 
 const PLAN: &str = "# Plan\n\n## Phase 1: Cache\n\n- [ ] **1.1** Écrire le client HTTP P1\n- [ ] **1.2** Ajouter le cache LRU pour les requêtes\n- [x] **1.3** Mesurer le taux de succès du cache\n\n## Phase 2\n\n- [ ] **2.1** Documenter l'API REST\n- [ ] **2.2** Préparer la démo de la recherche\n";
-
-fn mnemo(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mnemo"))
-        .args(args)
-        .env("MNEMO_DATA_DIR", data)
-        .env_remove("MNEMO_STORE")
-        .output()
-        .expect("run mnemo")
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "{}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
 
 /// An export's points, by line, as JSON (key order aside).
 fn exported(data: &Path, collection: &str, file: &Path) -> Vec<Value> {

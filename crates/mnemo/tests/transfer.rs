@@ -4,37 +4,13 @@
 //! are written by Python itself in tests/python/test_import.py.
 
 use std::fmt::Write as _;
-use std::path::{Path, PathBuf};
-use std::process::{Command, Output};
+mod common;
 
+use std::path::PathBuf;
+use std::process::Output;
+
+use common::{failed, mnemo, ok};
 use serde_json::{Value, json};
-
-fn mnemo(data: &Path, args: &[&str]) -> Output {
-    Command::new(env!("CARGO_BIN_EXE_mnemo"))
-        .args(args)
-        .env("MNEMO_DATA_DIR", data)
-        .current_dir(data.parent().unwrap_or(data))
-        .output()
-        .expect("run mnemo")
-}
-
-fn ok(output: Output) -> String {
-    assert!(
-        output.status.success(),
-        "mnemo failed: {}",
-        String::from_utf8_lossy(&output.stderr)
-    );
-    String::from_utf8_lossy(&output.stdout).into_owned()
-}
-
-fn failed(output: Output) -> String {
-    assert!(
-        !output.status.success(),
-        "mnemo should have failed: {}",
-        String::from_utf8_lossy(&output.stdout)
-    );
-    String::from_utf8_lossy(&output.stderr).into_owned()
-}
 
 /// Values that print with few digits but are not exact in binary.
 fn vector(seed: usize, dim: usize) -> Vec<f32> {

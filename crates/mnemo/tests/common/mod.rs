@@ -1,0 +1,53 @@
+//! Running the binary as a user does, shared by the tests that give it a data directory.
+// Each test binary compiles this module and uses only some of it.
+#![allow(dead_code)]
+
+use std::path::Path;
+use std::process::{Command, Output};
+
+use serde_json::Value;
+
+/// `mnemo ARGS` on the data directory `data`, from the folder that holds it (where files
+/// named relatively, such as an import's report, land). `MNEMO_STORE` is cleared: a
+/// developer's own setting must not send the tests to a server.
+pub fn mnemo(data: &Path, args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_mnemo"))
+        .args(args)
+        .env("MNEMO_DATA_DIR", data)
+        .env_remove("MNEMO_STORE")
+        .current_dir(data.parent().unwrap_or(data))
+        .output()
+        .expect("run mnemo")
+}
+
+pub fn stdout(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stdout).into_owned()
+}
+
+pub fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+/// The standard output of a run that must have succeeded.
+pub fn ok(output: Output) -> String {
+    assert!(output.status.success(), "mnemo failed: {}", stderr(&output));
+    stdout(&output)
+}
+
+/// The standard error of a run that must have failed.
+pub fn failed(output: Output) -> String {
+    assert!(
+        !output.status.success(),
+        "mnemo should have failed: {}",
+        stdout(&output)
+    );
+    stderr(&output)
+}
+
+/// Standard output read as JSON Lines.
+pub fn json_lines(output: &Output) -> Vec<Value> {
+    stdout(output)
+        .lines()
+        .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
+        .collect()
+}
