@@ -228,6 +228,33 @@ pub fn pack(
     points: usize,
     layout_version: u64,
 ) -> Result<SnapshotInfo> {
+    let partial = archive.with_extension("snapshot.partial");
+    let packed = pack_to(
+        staged,
+        archive,
+        &partial,
+        collection,
+        created,
+        points,
+        layout_version,
+    );
+    if packed.is_err() {
+        // A full disk is the likeliest cause: what was written must not stay to fill it.
+        let _ = fs::remove_file(&partial);
+        let _ = fs::remove_file(checksum_path(archive));
+    }
+    packed
+}
+
+fn pack_to(
+    staged: &Path,
+    archive: &Path,
+    partial: &Path,
+    collection: &str,
+    created: &str,
+    points: usize,
+    layout_version: u64,
+) -> Result<SnapshotInfo> {
     let mut relative = Vec::new();
     files_under(staged, staged, &mut relative)?;
     let mut files = Vec::with_capacity(relative.len());
@@ -247,20 +274,19 @@ pub fn pack(
         points,
         files,
     };
-    let partial = archive.with_extension("snapshot.partial");
-    let file = File::create(&partial).map_err(|e| StoreError::io(&partial, e))?;
+    let file = File::create(partial).map_err(|e| StoreError::io(partial, e))?;
     let hashing = Hashing {
         inner: BufWriter::with_capacity(1 << 20, file),
         hasher: blake3::Hasher::new(),
     };
     let mut compressed = zstd::stream::write::Encoder::new(hashing, ZSTD_LEVEL)
-        .map_err(|e| StoreError::io(&partial, e))?;
+        .map_err(|e| StoreError::io(partial, e))?;
     {
         let mut tar = tar::Builder::new(&mut compressed);
         tar.mode(tar::HeaderMode::Deterministic);
         let manifest_bytes =
             serde_json::to_vec_pretty(&manifest).map_err(|e| StoreError::Corrupt {
-                path: partial.clone(),
+                path: partial.to_owned(),
                 reason: e.to_string(),
             })?;
         let mut header = tar::Header::new_gnu();
@@ -268,26 +294,26 @@ pub fn pack(
         header.set_mode(0o644);
         header.set_cksum();
         tar.append_data(&mut header, MANIFEST, manifest_bytes.as_slice())
-            .map_err(|e| StoreError::io(&partial, e))?;
+            .map_err(|e| StoreError::io(partial, e))?;
         for path in &relative {
             tar.append_path_with_name(staged.join(path), path)
-                .map_err(|e| StoreError::io(&partial, e))?;
+                .map_err(|e| StoreError::io(partial, e))?;
         }
-        tar.finish().map_err(|e| StoreError::io(&partial, e))?;
+        tar.finish().map_err(|e| StoreError::io(partial, e))?;
     }
     let mut out = compressed
         .finish()
-        .map_err(|e| StoreError::io(&partial, e))?;
-    out.flush().map_err(|e| StoreError::io(&partial, e))?;
+        .map_err(|e| StoreError::io(partial, e))?;
+    out.flush().map_err(|e| StoreError::io(partial, e))?;
     let checksum = out.hasher.finalize().to_hex().to_string();
     let file = out
         .inner
         .into_inner()
-        .map_err(|e| StoreError::io(&partial, e.into_error()))?;
-    file.sync_all().map_err(|e| StoreError::io(&partial, e))?;
+        .map_err(|e| StoreError::io(partial, e.into_error()))?;
+    file.sync_all().map_err(|e| StoreError::io(partial, e))?;
     let size = file
         .metadata()
-        .map_err(|e| StoreError::io(&partial, e))?
+        .map_err(|e| StoreError::io(partial, e))?
         .len();
     let name = archive
         .file_name()
@@ -296,7 +322,7 @@ pub fn pack(
     let checksum_path = checksum_path(archive);
     fs::write(&checksum_path, format!("{checksum}  {name}\n"))
         .map_err(|e| StoreError::io(&checksum_path, e))?;
-    fs::rename(&partial, archive).map_err(|e| StoreError::io(archive, e))?;
+    fs::rename(partial, archive).map_err(|e| StoreError::io(archive, e))?;
     Ok(SnapshotInfo {
         name: snapshot_name(archive),
         collection: collection.to_owned(),
@@ -575,6 +601,21 @@ mod tests {
                 "{bytes_held} bytes held"
             );
         }
+    }
+
+    #[test]
+    fn a_failed_pack_leaves_no_partial_archive() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let staged = dir.path().join("staged");
+        fs::create_dir_all(&staged).expect("mkdir");
+        fs::write(staged.join("collection.json"), b"{}").expect("write");
+        let archive = dir.path().join("c-1.snapshot");
+        // The checksum file cannot be written: the pack fails after the archive was.
+        fs::create_dir(checksum_path(&archive)).expect("mkdir");
+        let err = pack(&staged, &archive, "c", "2026-01-01T00:00:00Z", 0, 7).unwrap_err();
+        assert!(matches!(err, StoreError::Io { .. }), "{err}");
+        assert!(!archive.with_extension("snapshot.partial").exists());
+        assert!(!archive.exists());
     }
 
     #[test]
