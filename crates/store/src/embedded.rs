@@ -55,6 +55,10 @@ const COLLECTIONS_DIR: &str = "collections";
 const COLLECTION_FILE: &str = "collection.json";
 const SHARD_DIR: &str = "shard";
 const SNAPSHOTS_DIR: &str = "snapshots";
+/// `.NAME.replaced`: a collection a restore moved aside.
+const REPLACED_SUFFIX: &str = ".replaced";
+/// `.SNAPSHOT.staging`: the copy a snapshot packs.
+const STAGED_SUFFIX: &str = ".staging";
 /// Qdrant's default: ranks deep in a list still count, but little.
 const RRF_K: usize = 60;
 
@@ -156,6 +160,8 @@ impl EmbeddedStore {
         check_layout(root)?;
         let collections_dir = root.join(COLLECTIONS_DIR);
         fs::create_dir_all(&collections_dir).map_err(|e| StoreError::io(&collections_dir, e))?;
+        put_back_interrupted_restores(&collections_dir)?;
+        drop_interrupted_snapshots(&root.join(SNAPSHOTS_DIR))?;
         let mut collections = BTreeMap::new();
         let entries =
             fs::read_dir(&collections_dir).map_err(|e| StoreError::io(&collections_dir, e))?;
@@ -333,6 +339,61 @@ fn write_json_atomically(path: &Path, value: &impl Serialize) -> Result<()> {
     written.map_err(|e| StoreError::io(&tmp, e))?;
     fs::rename(&tmp, path).map_err(|e| StoreError::io(path, e))?;
     sync_dir(path.parent().unwrap_or(Path::new(".")))
+}
+
+/// A restore moves the collection aside (`.NAME.replaced`), then the restored one into place,
+/// and acknowledges only after both. Killed between the two, it leaves no `NAME`: the
+/// collection that was there comes back, with everything it had acknowledged. Killed after
+/// both, the aside copy is dropped. (Run under the data directory's lock, before loading.)
+fn put_back_interrupted_restores(collections_dir: &Path) -> Result<()> {
+    let entries = fs::read_dir(collections_dir).map_err(|e| StoreError::io(collections_dir, e))?;
+    for entry in entries {
+        let entry = entry.map_err(|e| StoreError::io(collections_dir, e))?;
+        let file_name = entry.file_name().to_string_lossy().into_owned();
+        let Some(name) = file_name
+            .strip_prefix('.')
+            .and_then(|rest| rest.strip_suffix(REPLACED_SUFFIX))
+        else {
+            continue;
+        };
+        let aside = entry.path();
+        let dir = collections_dir.join(name);
+        if dir.exists() {
+            fs::remove_dir_all(&aside).map_err(|e| StoreError::io(&aside, e))?;
+        } else {
+            fs::rename(&aside, &dir).map_err(|e| StoreError::io(&dir, e))?;
+            sync_dir(collections_dir)?;
+        }
+    }
+    Ok(())
+}
+
+/// A snapshot killed while it was taken leaves its staged copy and its partial archive; no
+/// snapshot is being taken while the data directory's lock is being taken, so both go.
+fn drop_interrupted_snapshots(snapshots_dir: &Path) -> Result<()> {
+    let collections = match fs::read_dir(snapshots_dir) {
+        Ok(entries) => entries,
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(()),
+        Err(e) => return Err(StoreError::io(snapshots_dir, e)),
+    };
+    for collection in collections {
+        let collection = collection.map_err(|e| StoreError::io(snapshots_dir, e))?;
+        if !collection.file_type().is_ok_and(|t| t.is_dir()) {
+            continue;
+        }
+        let dir = collection.path();
+        for entry in fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io(&dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if name.starts_with('.') && name.ends_with(STAGED_SUFFIX) {
+                fs::remove_dir_all(&path).map_err(|e| StoreError::io(&path, e))?;
+            } else if name.ends_with(snapshot::PARTIAL_SUFFIX) {
+                fs::remove_file(&path).map_err(|e| StoreError::io(&path, e))?;
+            }
+        }
+    }
+    Ok(())
 }
 
 fn sync_dir(dir: &Path) -> Result<()> {
@@ -917,7 +978,7 @@ impl EmbeddedStore {
             n += 1;
             snapshot_name = format!("{name}-{stamp}-{n}");
         }
-        let staged = dir.join(format!(".{snapshot_name}.staging"));
+        let staged = dir.join(format!(".{snapshot_name}{STAGED_SUFFIX}"));
         if staged.exists() {
             fs::remove_dir_all(&staged).map_err(|e| StoreError::io(&staged, e))?;
         }
@@ -975,7 +1036,7 @@ impl EmbeddedStore {
             });
         }
         let dir = collections_dir.join(name);
-        let replaced = collections_dir.join(format!(".{name}.replaced"));
+        let replaced = collections_dir.join(format!(".{name}{REPLACED_SUFFIX}"));
         let mut collections = write(&self.collections);
         let old = collections.remove(name);
         if let Some(old) = &old {
@@ -997,8 +1058,12 @@ impl EmbeddedStore {
                 Ok(info)
             }
             Err(err) => {
-                // Put the collection that was there back.
-                let _ = fs::remove_dir_all(&dir);
+                // Put the collection that was there back. The failed one is moved out of the
+                // way whole first: a kill in the middle never leaves half of it under the name
+                // (which would make the next open drop the collection moved aside).
+                if fs::rename(&dir, &staging).is_ok() {
+                    let _ = fs::remove_dir_all(&staging);
+                }
                 if old.is_some() {
                     drop(old);
                     fs::rename(&replaced, &dir).map_err(|e| StoreError::io(&dir, e))?;

@@ -27,6 +27,8 @@ use crate::error::{Result, StoreError};
 
 pub const SNAPSHOT_EXTENSION: &str = "snapshot";
 const CHECKSUM_EXTENSION: &str = "blake3";
+/// An archive being written: `NAME.snapshot.partial`, renamed to `NAME.snapshot` when whole.
+pub const PARTIAL_SUFFIX: &str = ".snapshot.partial";
 const MANIFEST: &str = "manifest.json";
 /// 2: the tar is zstd-compressed. 1: a plain tar; still read.
 const SNAPSHOT_FORMAT: u32 = 2;
@@ -228,7 +230,7 @@ pub fn pack(
     points: usize,
     layout_version: u64,
 ) -> Result<SnapshotInfo> {
-    let partial = archive.with_extension("snapshot.partial");
+    let partial = archive.with_extension(&PARTIAL_SUFFIX[1..]);
     let packed = pack_to(
         staged,
         archive,

@@ -244,3 +244,54 @@ fn damaged_snapshots_are_refused_and_change_nothing() {
     );
     assert!(store.list_snapshots("c").expect("list").is_empty());
 }
+
+#[test]
+fn a_restore_or_a_snapshot_killed_midway_loses_nothing() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = open(dir.path());
+    store
+        .create_collection("c", &CollectionConfig::single(DIM, Distance::Cosine))
+        .expect("create");
+    store
+        .upsert("c", (0..100).map(point).collect())
+        .expect("upsert");
+    drop(store);
+
+    // What a restore killed between its two renames leaves: the collection moved aside and
+    // the restored copy not yet in its place.
+    let collections = dir.path().join("collections");
+    std::fs::rename(collections.join("c"), collections.join(".c.replaced")).expect("rename");
+    std::fs::create_dir(collections.join(".c.restoring")).expect("mkdir");
+    std::fs::write(collections.join(".c.restoring/collection.json"), b"{").expect("write");
+    // What a snapshot killed while it packed leaves.
+    let snapshots = dir.path().join("snapshots/c");
+    std::fs::create_dir_all(snapshots.join(".c-20260101T000000.000Z.staging/shard"))
+        .expect("mkdir");
+    std::fs::write(
+        snapshots.join("c-20260101T000000.000Z.snapshot.partial"),
+        b"tar",
+    )
+    .expect("write");
+
+    let store = open(dir.path());
+    assert_eq!(
+        store.count("c", None).expect("count"),
+        100,
+        "the collection is back"
+    );
+    assert!(store.list_snapshots("c").expect("list").is_empty());
+    let left: Vec<_> = [collections.clone(), snapshots.clone()]
+        .iter()
+        .flat_map(|d| std::fs::read_dir(d).expect("read dir"))
+        .map(|e| e.expect("entry").file_name().to_string_lossy().into_owned())
+        .filter(|name| name.starts_with('.') || name.ends_with(".partial"))
+        .collect();
+    assert!(left.is_empty(), "left behind: {left:?}");
+    drop(store);
+
+    // Killed after both renames: the copy moved aside goes, the restored collection stays.
+    std::fs::create_dir(collections.join(".c.replaced")).expect("mkdir");
+    let store = open(dir.path());
+    assert_eq!(store.count("c", None).expect("count"), 100);
+    assert!(!collections.join(".c.replaced").exists());
+}
