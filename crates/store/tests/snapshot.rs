@@ -75,6 +75,16 @@ fn disk_use(dir: &std::path::Path) -> (u64, u64) {
     (held, length)
 }
 
+/// A store in `dir` with the collection `c` holding the points `ids`.
+fn store_with_c(dir: &std::path::Path, ids: std::ops::Range<u64>) -> EmbeddedStore {
+    let store = open(dir);
+    store
+        .create_collection("c", &CollectionConfig::single(DIM, Distance::Cosine))
+        .expect("create");
+    store.upsert("c", ids.map(point).collect()).expect("upsert");
+    store
+}
+
 #[test]
 fn snapshots_under_writes_restore_prefixes() {
     let dir = tempfile::tempdir().expect("temp dir");
@@ -164,13 +174,7 @@ fn snapshots_under_writes_restore_prefixes() {
 #[test]
 fn damaged_snapshots_are_refused_and_change_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = open(dir.path());
-    store
-        .create_collection("c", &CollectionConfig::single(DIM, Distance::Cosine))
-        .expect("create");
-    store
-        .upsert("c", (0..200).map(point).collect())
-        .expect("upsert");
+    let store = store_with_c(dir.path(), 0..200);
     let info = store.create_snapshot("c").expect("snapshot");
     store
         .upsert("c", (200..300).map(point).collect())
@@ -248,13 +252,7 @@ fn damaged_snapshots_are_refused_and_change_nothing() {
 #[test]
 fn a_restore_or_a_snapshot_killed_midway_loses_nothing() {
     let dir = tempfile::tempdir().expect("temp dir");
-    let store = open(dir.path());
-    store
-        .create_collection("c", &CollectionConfig::single(DIM, Distance::Cosine))
-        .expect("create");
-    store
-        .upsert("c", (0..100).map(point).collect())
-        .expect("upsert");
+    let store = store_with_c(dir.path(), 0..100);
     drop(store);
 
     // What a restore killed between its two renames leaves: the collection moved aside and
