@@ -2,6 +2,7 @@
 SHELL := /bin/bash
 CARGO ?= cargo
 MNEMO := target/release/mnemo
+BENCH := target/release/mnemo-bench
 
 .PHONY: demo test api-clients model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-store-qdrant bench-index bench-http bench-import
 
@@ -69,7 +70,7 @@ bench-crash:
 
 # The embedded store: 100k clustered 384-d vectors; search latency and recall against exact search.
 bench-store: build
-	$(MNEMO) bench store
+	$(BENCH) store
 
 # The same workload on the embedded store, a Qdrant node and a 3-node cluster, side by side.
 bench-store-qdrant: build
@@ -77,7 +78,7 @@ bench-store-qdrant: build
 
 # Indexing the shared corpus: parse / embed / store split beside the model alone, then warm.
 bench-index: model build
-	$(MNEMO) bench index ../shared/corpus
+	$(BENCH) index ../shared/corpus
 
 # The REST API against the library in the same run: vector search at 100k points, text search.
 bench-http: model build
@@ -85,4 +86,4 @@ bench-http: model build
 
 # A legacy task_vectors.json of 50 MB and 500 MB through mnemo import: MB/s, points/s, peak memory.
 bench-import: build
-	$(MNEMO) bench import
+	$(BENCH) import

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # mnemo's embedder against sentence-transformers on the same machine, the same texts, in one
 # sitting: the torch engine (the reference), the ONNX Runtime engine of the shared baseline
-# script, and `mnemo bench embed`. Prints one table with texts/s, the ratio to the faster
+# script, and `mnemo-bench embed`. Prints one table with texts/s, the ratio to the faster
 # baseline, and parity (min cosine of mnemo's vectors against torch's on every text).
 #
 #   LIMIT=3000 THREADS=2 BATCH=32 bench/embed-vs-sentence-transformers.sh
@@ -42,7 +42,7 @@ baseline() { # baseline ENGINE [extra args]
 baseline torch --out "$out/torch-vectors.jsonl"
 baseline onnx
 echo "running mnemo, load $(load) ..." >&2
-"$root/target/release/mnemo" bench embed --texts "$texts" --limit "$limit" --threads "$threads" --json > "$out/mnemo.json"
+"$root/target/release/mnemo-bench" embed --texts "$texts" --limit "$limit" --threads "$threads" --json > "$out/mnemo.json"
 echo "checking parity against torch's vectors ..." >&2
 "$venv/bin/python" -c '
 import json, sys

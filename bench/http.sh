@@ -6,4 +6,4 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 make --no-print-directory build >&2
-exec target/release/mnemo bench http "$@"
+exec target/release/mnemo-bench http "$@"

@@ -1,9 +1,9 @@
 #!/usr/bin/env python3
-"""The old stack's plan parser, as a baseline for `mnemo bench tasks`.
+"""The old stack's plan parser, as a baseline for `mnemo-bench tasks`.
 
 One regex per line, `- [ ] **1.2.3** text`, over every Markdown file under the paths:
 what the Python scripts did before mnemo. Prints one JSON object like
-`mnemo bench tasks --json` (median of timed runs after a warm-up).
+`mnemo-bench tasks --json` (median of timed runs after a warm-up).
 """
 import argparse
 import json

@@ -1,11 +1,11 @@
 #!/usr/bin/env bash
-# mnemo bench store on the embedded store, a Qdrant node and a 3-node Qdrant cluster (3 shards,
+# mnemo-bench store on the embedded store, a Qdrant node and a 3-node Qdrant cluster (3 shards,
 # 2 copies), side by side in one run. The servers are the shared test binary, on loopback.
-# Usage: bench/store-qdrant.sh [extra `mnemo bench store` arguments, e.g. --points 20000]
+# Usage: bench/store-qdrant.sh [extra `mnemo-bench store` arguments, e.g. --points 20000]
 set -euo pipefail
 root=$(cd "$(dirname "$0")/.." && pwd)
 shared=${MNEMO_SHARED_DIR:-$root/../shared}
-mnemo=${MNEMO_BIN:-$root/target/release/mnemo}
+mnemo_bench=${MNEMO_BENCH_BIN:-$root/target/release/mnemo-bench}
 work=$(mktemp -d)
 pids=()
 cleanup() { for pid in "${pids[@]}"; do kill -9 "$pid" 2>/dev/null || true; done; wait 2>/dev/null; rm -rf "$work"; }
@@ -52,4 +52,4 @@ for _ in $(seq 300); do
 done
 cluster="qdrant://$(IFS=,; echo "${hosts[*]}")?shards=3&replication=2"
 
-"$mnemo" bench store --store "qdrant://127.0.0.1:$single_grpc" --store "$cluster" "$@"
+"$mnemo_bench" store --store "qdrant://127.0.0.1:$single_grpc" --store "$cluster" "$@"

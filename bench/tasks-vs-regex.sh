@@ -11,8 +11,8 @@ repeat="${REPEAT:-10}"
 
 cargo build --release --quiet --manifest-path "$root/Cargo.toml" -p mnemo
 baseline="$(python3 "$here/parse-baseline.py" --repeat "$repeat" "${paths[@]}")"
-mnemo="$("$root/target/release/mnemo" bench tasks --json --repeat "$repeat" "${paths[@]}")"
-one_thread="$(RAYON_NUM_THREADS=1 "$root/target/release/mnemo" bench tasks --json --repeat "$repeat" "${paths[@]}")"
+mnemo="$("$root/target/release/mnemo-bench" tasks --json --repeat "$repeat" "${paths[@]}")"
+one_thread="$(RAYON_NUM_THREADS=1 "$root/target/release/mnemo-bench" tasks --json --repeat "$repeat" "${paths[@]}")"
 
 python3 - "$baseline" "$mnemo" "$one_thread" <<'PY'
 import json, sys

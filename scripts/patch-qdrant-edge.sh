@@ -39,11 +39,19 @@ fi
 rm -f "$CONFIG"
 
 cargo_home="${CARGO_HOME:-$HOME/.cargo}"
-find_crate() { find "$cargo_home/registry/cache" -name "$CRATE-$VERSION.crate" 2>/dev/null | head -1; }
+# Cargo's registry cache does not exist before Cargo's first fetch: an empty answer then, not
+# a failed pipeline (which `set -e` would turn into a silent exit).
+find_crate() {
+  [[ -d "$cargo_home/registry/cache" ]] || return 0
+  find "$cargo_home/registry/cache" -name "$CRATE-$VERSION.crate" 2>/dev/null | head -1 || true
+}
 archive=$(find_crate)
 if [[ -z "$archive" ]]; then
   echo "fetching dependencies (to get $CRATE $VERSION into Cargo's cache) ..."
-  cargo fetch --quiet
+  if ! cargo fetch --quiet; then
+    echo "error: cargo fetch failed: Cargo's package registry must be reachable to fetch $CRATE $VERSION and the other dependencies" >&2
+    exit 1
+  fi
   archive=$(find_crate)
 fi
 [[ -n "$archive" ]] || { echo "error: $CRATE-$VERSION.crate is not in $cargo_home/registry/cache after cargo fetch" >&2; exit 1; }

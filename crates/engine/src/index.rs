@@ -20,7 +20,7 @@ use mnemo_store::{
     CollectionConfig, Condition, Distance, FieldType, Filter, MatchValue, PayloadSelection, Point,
     PointId, PointSelector, ScrollRequest, Vector, VectorSelection, VectorStore,
 };
-use mnemo_text::{Document, ParseOptions, parse_file};
+use mnemo_text::{Document, ParseOptions};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
@@ -648,15 +648,9 @@ fn read_files(files: &[&Located], summary: &mut IndexSummary) -> Vec<ReadFile> {
     // The parser's default word-piece estimate over-counts, so passages stay within the
     // model's window; the exact tokenizer would cost four times the parse.
     let options = ParseOptions::default();
-    let results: Vec<_> = files
-        .par_iter()
-        .map(|file| {
-            (
-                file,
-                parse_file(&file.source.path, &file.source.source, &options),
-            )
-        })
-        .collect();
+    let parsed =
+        crate::sources::parse_in_parallel(files.par_iter().map(|file| &file.source), &options);
+    let results: Vec<_> = files.iter().zip(parsed).collect();
     let mut documents = Vec::with_capacity(results.len());
     for (file, result) in results {
         match (result, &file.file_hash) {
@@ -785,15 +779,20 @@ fn wanted(
     }
 }
 
+/// The text the model embeds for a task: its title, and its body below it when it has one.
+pub fn task_embed_text(task: &mnemo_text::Task) -> String {
+    if task.body.is_empty() {
+        task.title.clone()
+    } else {
+        format!("{}\n{}", task.title, task.body)
+    }
+}
+
 fn wanted_tasks(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
     let mut all = Vec::new();
     for file in files {
         for task in &file.document.tasks {
-            let mut embed_text = if task.body.is_empty() {
-                task.title.clone()
-            } else {
-                format!("{}\n{}", task.title, task.body)
-            };
+            let mut embed_text = task_embed_text(task);
             // A query made of a task's title must find it, yet a long body moves the task's
             // vector away from its title: such a task also gets a vector of its title alone.
             let title = (embed_text != task.title && !task.title.trim().is_empty())

@@ -3,39 +3,47 @@
 //! - [`Engine::index`]: Markdown → tasks and passages → vectors → store, incrementally
 //!   ([`index`] explains how unchanged text is never embedded twice).
 //! - [`Engine::search`] (dense or hybrid), [`Engine::similar`], [`Engine::duplicates`].
+//! - [`Engine::query`]: one search as every door receives it (text or vector, any
+//!   collection, paged); [`check_limit`] and [`MAX_RESULTS`] bound it.
 //! - [`parse_filter`]: the small filter language of `--filter`.
+//! - [`access`]: who may do what to which collection ([`Principal::authorize`]), for every door.
+//! - [`JobQueue`] (`Engine::jobs`): background index jobs, one writer at a time, for every
+//!   door that starts them; [`resolve_under_roots`] keeps them in the folders allowed.
 //!
 //! Collections made by the engine hold two vectors per point: `dense` (the model's, cosine)
 //! and `bm25` (keyword weights, scored with IDF by the store), and the payload of
 //! `mnemo tasks --json` plus `kind`, `model`, `indexed_at` and bookkeeping fields.
 
+pub mod access;
 mod bm25;
 mod cache;
 mod filter_expr;
 mod index;
+mod jobs;
 mod listing;
 mod payload;
+mod query;
 mod search;
 mod sources;
-pub mod transfer;
 
 use std::sync::Arc;
 use std::time::Duration;
 
+pub use access::{API_KEY_ENV, AccessError, ApiKey, KeyRing, Principal, Scope};
 pub use cache::{CacheStats, QueryCache};
 pub use filter_expr::{FilterError, parse_filter};
-pub use index::{IndexOptions, IndexProgress, IndexSummary, Quiet};
+pub use index::{IndexOptions, IndexProgress, IndexSummary, Quiet, task_embed_text};
+pub use jobs::{Job, JobQueue, JobState, resolve_under_roots};
 pub use listing::{TaskPage, TaskQuery};
 use mnemo_embed::Embedder;
-pub use mnemo_store::VectorStore;
+pub use mnemo_store::{DENSE_VECTOR, VectorStore};
 pub use payload::{passage_json, task_json};
+pub use query::{MAX_RESULTS, QueryRequest, check_limit};
 pub use search::{DuplicateCluster, SearchMode, SearchOptions};
-pub use sources::{Skipped, SourceFile, collect_sources};
+pub use sources::{Skipped, SourceFile, collect_sources, parse_in_parallel, parse_sources};
 
 pub const TASKS_COLLECTION: &str = "tasks";
 pub const PASSAGES_COLLECTION: &str = "passages";
-/// The model's vector in engine collections.
-pub const DENSE_VECTOR: &str = "dense";
 /// The model's vector of a task's title alone, in engine collections, for the tasks whose
 /// `dense` vector embeds a body too.
 pub const TITLE_VECTOR: &str = "title";
@@ -43,6 +51,14 @@ pub const TITLE_VECTOR: &str = "title";
 pub(crate) const FILE_KEY_FIELD: &str = "file_key";
 /// The BM25 keyword vector in engine collections.
 pub const KEYWORD_VECTOR: &str = "bm25";
+
+/// Whether `config` is laid out as the engine's task and passage collections (`mnemo index`
+/// made it): the model's `dense` and `title` vectors and the `bm25` keyword vector.
+pub fn is_engine_layout(config: &mnemo_store::CollectionConfig) -> bool {
+    config.vectors.contains_key(DENSE_VECTOR)
+        && config.vectors.contains_key(TITLE_VECTOR)
+        && config.sparse_vectors.contains_key(KEYWORD_VECTOR)
+}
 
 #[derive(Debug, thiserror::Error)]
 pub enum EngineError {
@@ -58,6 +74,22 @@ pub enum EngineError {
     IncompatibleCollection { name: String, reason: String },
     #[error("the {0} thread stopped unexpectedly")]
     WorkerPanicked(&'static str),
+    #[error("cannot start the indexing thread: {0}")]
+    JobThread(std::io::Error),
+    /// The request does not say what to search.
+    #[error("{0}")]
+    MalformedQuery(String),
+    /// The request says it, but it cannot be done (out of range, options that conflict).
+    #[error("{0}")]
+    InvalidQuery(String),
+    #[error("`{path}` is not under a folder this server may index")]
+    OutsideIndexRoots { path: String },
+    #[error("this server indexes nothing: its configuration lists no `index_roots`")]
+    NoIndexRoots,
+    #[error("`{path}` cannot be read: {reason}")]
+    UnreadablePath { path: String, reason: String },
+    #[error(transparent)]
+    Access(#[from] AccessError),
 }
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
@@ -68,6 +100,7 @@ pub struct Engine {
     embedder: Arc<Embedder>,
     model_id: String,
     query_cache: QueryCache,
+    jobs: JobQueue,
 }
 
 impl Engine {
@@ -79,6 +112,7 @@ impl Engine {
             embedder,
             model_id: model_id.to_owned(),
             query_cache: QueryCache::new(1024, Duration::from_secs(600)),
+            jobs: JobQueue::default(),
         }
     }
 
@@ -100,5 +134,10 @@ impl Engine {
 
     pub fn query_cache(&self) -> &QueryCache {
         &self.query_cache
+    }
+
+    /// The background index jobs of this engine's service.
+    pub fn jobs(&self) -> &JobQueue {
+        &self.jobs
     }
 }

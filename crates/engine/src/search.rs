@@ -26,6 +26,29 @@ pub enum SearchMode {
     Keyword,
 }
 
+impl SearchMode {
+    pub const ALL: [SearchMode; 3] = [Self::Dense, Self::Hybrid, Self::Keyword];
+
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Dense => "dense",
+            Self::Hybrid => "hybrid",
+            Self::Keyword => "keyword",
+        }
+    }
+}
+
+impl std::str::FromStr for SearchMode {
+    type Err = String;
+
+    fn from_str(name: &str) -> std::result::Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|mode| mode.name() == name)
+            .ok_or_else(|| format!("unknown mode `{name}`: use dense, hybrid or keyword"))
+    }
+}
+
 #[derive(Debug, Clone)]
 pub struct SearchOptions {
     pub collection: String,
@@ -57,7 +80,7 @@ pub struct DuplicateCluster {
 }
 
 /// HNSW beam width of the engine's searches: recall@10 0.9998 at 100k points in
-/// `mnemo bench store` (32 gives 0.996 in 60 % of the time).
+/// `mnemo-bench store` (32 gives 0.996 in 60 % of the time).
 const SEARCH_EF: usize = 64;
 
 /// How many candidates each list contributes to a hybrid fusion, per result asked.

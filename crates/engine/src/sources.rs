@@ -2,6 +2,9 @@
 
 use std::path::{Path, PathBuf};
 
+use mnemo_text::{Document, ParseOptions, TextError, parse_file};
+use rayon::prelude::*;
+
 /// A Markdown file to read: where it is, and the name its ids are built from (the path
 /// relative to the folder given, so ids survive moving the folder).
 #[derive(Debug, Clone)]
@@ -74,4 +77,31 @@ fn is_markdown(path: &Path) -> bool {
     path.extension()
         .and_then(|ext| ext.to_str())
         .is_some_and(|ext| ext.eq_ignore_ascii_case("md") || ext.eq_ignore_ascii_case("markdown"))
+}
+
+/// Reads and parses `files` in parallel; one result per file, in the order of `files`.
+pub fn parse_in_parallel<'a>(
+    files: impl IntoParallelIterator<Item = &'a SourceFile>,
+    options: &ParseOptions<'_>,
+) -> Vec<Result<Document, TextError>> {
+    files
+        .into_par_iter()
+        .map(|file| parse_file(&file.path, &file.source, options))
+        .collect()
+}
+
+/// [`parse_in_parallel`], the files that could not be read set apart with their reasons.
+pub fn parse_sources(
+    files: &[SourceFile],
+    options: &ParseOptions<'_>,
+) -> (Vec<(PathBuf, Document)>, Skipped) {
+    let mut documents = Vec::with_capacity(files.len());
+    let mut skipped = Vec::new();
+    for (file, result) in files.iter().zip(parse_in_parallel(files, options)) {
+        match result {
+            Ok(document) => documents.push((file.path.clone(), document)),
+            Err(err) => skipped.push(err.to_string()),
+        }
+    }
+    (documents, Skipped(skipped))
 }

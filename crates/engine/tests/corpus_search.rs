@@ -9,10 +9,10 @@ use std::path::PathBuf;
 
 use std::sync::Arc;
 
-use mnemo_engine::transfer::{MigrateOptions, NoProgress, migrate};
 use mnemo_engine::{IndexOptions, Quiet, SearchMode, SearchOptions, parse_filter};
 use mnemo_store::{EmbeddedStore, OpenOptions, PayloadSelection, QdrantStore, ScrollRequest};
 use mnemo_testkit::Qdrant;
+use mnemo_transfer::{MigrateOptions, NoProgress, migrate};
 use serde_json::Value;
 
 fn shared_dir() -> PathBuf {

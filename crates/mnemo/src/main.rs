@@ -1,24 +1,23 @@
 //! `mnemo`: the command line. It parses arguments, calls the library crates, and prints;
-//! the work itself lives in the crates (`mnemo-embed`, ...).
+//! the work itself lives in the crates (`mnemo-engine`, ...).
+//!
+//! - `commands/`: one module per command: its arguments, its call, its printing.
+//! - `args.rs` (the library half, shared with `mnemo-bench`): where the model and the store
+//!   are, and opening them.
+//! - `backend.rs`: the engine over the opened store, or the server holding the data directory.
+//! - `client.rs`: the client of a running `mnemo serve` (imports no command).
+//! - `output.rs`, `progress.rs`: how answers and long work are shown.
 
-mod bench;
-mod bench_http;
-mod bench_import;
-mod bench_store;
-mod embed_cmd;
-mod memory_cmd;
-mod nearest;
-mod remote;
-mod serve_cmd;
-mod tasks_cmd;
-mod transfer_cmd;
+mod backend;
+mod client;
+mod commands;
+mod output;
+mod progress;
 
-use std::path::PathBuf;
 use std::process::ExitCode;
 
-use anyhow::Context;
-use clap::{Args, Parser, Subcommand};
-use mnemo_embed::{Backend, Embedder, EmbedderOptions, default_model_dir};
+use clap::{Parser, Subcommand};
+use commands::{embed, index, nearest, search, serve, snapshot, tasks, transfer};
 
 #[derive(Parser)]
 #[command(
@@ -35,87 +34,45 @@ struct Cli {
 enum Command {
     /// Embed texts: JSON Lines `{"text": ...}` in (stdin or --input), the same objects out
     /// with an `embedding` field added, in the same order.
-    Embed(embed_cmd::EmbedArgs),
+    Embed(embed::EmbedArgs),
     /// For each line of text, print the most similar other lines by cosine.
     Nearest(nearest::NearestArgs),
     /// List the tasks of Markdown plans (files or folders). Exit status 3: some paths
     /// were skipped (each named on stderr); the others were still listed.
-    Tasks(tasks_cmd::TasksArgs),
+    Tasks(tasks::TasksArgs),
     /// Index Markdown plans (files or folders) into the store: tasks and prose passages,
     /// embedded and keyword-indexed. Re-running embeds only what changed. Exit status 3: some
     /// paths were skipped (each named on stderr).
-    Index(memory_cmd::IndexArgs),
+    Index(index::IndexArgs),
     /// Search the index by meaning (with --mode hybrid, meaning and keywords; --mode keyword).
-    Search(memory_cmd::SearchArgs),
+    Search(search::SearchArgs),
     /// The tasks nearest to a task, itself excluded.
-    Similar(memory_cmd::SimilarArgs),
+    Similar(search::SimilarArgs),
     /// Clusters of near-duplicate tasks across files, largest first.
-    Dupes(memory_cmd::DupesArgs),
+    Dupes(search::DupesArgs),
     /// Serve the REST API (collections, points, search, OpenAI-compatible embeddings) on
     /// the same data directory and model. SIGTERM or Ctrl-C: requests in flight finish, the
     /// store is flushed.
-    Serve(serve_cmd::ServeArgs),
+    Serve(serve::ServeArgs),
     /// Import vectors into a collection: the old scripts' task_vectors.json, JSON lists and
     /// JSON Lines, Qdrant's points, .npy + payloads, pickles. Every record is checked before
     /// anything is written.
-    Import(transfer_cmd::ImportArgs),
+    Import(transfer::ImportArgs),
     /// Export a collection, losslessly: JSON Lines (mnemo), .npy + JSON Lines, or Qdrant's JSON.
-    Export(transfer_cmd::ExportArgs),
+    Export(transfer::ExportArgs),
     /// Copy collections between stores (the embedded store and a Qdrant server or cluster,
     /// either way), then check the counts and a sample of points bit for bit.
-    MigrateStore(transfer_cmd::MigrateArgs),
+    MigrateStore(transfer::MigrateArgs),
     /// Snapshots of a collection: create, list, restore, delete.
     Snapshot {
         #[command(subcommand)]
-        command: transfer_cmd::SnapshotCommand,
+        command: snapshot::SnapshotCommand,
     },
     /// API keys for `mnemo serve`.
     Key {
         #[command(subcommand)]
-        command: serve_cmd::KeyCommand,
+        command: serve::KeyCommand,
     },
-    /// Measure speed.
-    Bench {
-        #[command(subcommand)]
-        what: bench::BenchCommand,
-    },
-}
-
-/// How to find and run the model; shared by every command that embeds.
-#[derive(Args, Clone)]
-pub struct ModelArgs {
-    /// The sentence-transformers model folder [default: ~/.cache/mnemo/models/all-MiniLM-L6-v2]
-    #[arg(long, env = "MNEMO_MODEL_DIR")]
-    model_dir: Option<PathBuf>,
-    /// Where the encoder runs: auto, cpu, candle-cpu, cuda, cuda:N
-    #[arg(long, default_value = "auto")]
-    device: Backend,
-    /// Worker threads (0: one per core)
-    #[arg(long, env = "MNEMO_THREADS", default_value_t = 0)]
-    threads: usize,
-}
-
-impl ModelArgs {
-    pub(crate) fn load(
-        &self,
-        max_batch_texts: Option<usize>,
-        max_batch_tokens: Option<usize>,
-    ) -> anyhow::Result<Embedder> {
-        let dir = self.model_dir.clone().unwrap_or_else(default_model_dir);
-        let mut options = EmbedderOptions {
-            backend: self.device,
-            threads: self.threads,
-            ..EmbedderOptions::default()
-        };
-        if let Some(n) = max_batch_texts {
-            options.max_batch_texts = n;
-        }
-        if let Some(n) = max_batch_tokens {
-            options.max_batch_tokens = n;
-        }
-        Embedder::load(&dir, options)
-            .with_context(|| format!("cannot load the model from {}", dir.display()))
-    }
 }
 
 /// Exit status when some inputs could not be read but the others were processed.
@@ -124,36 +81,31 @@ const SOME_PATHS_SKIPPED: u8 = 3;
 fn main() -> ExitCode {
     let cli = Cli::parse();
     let result = match cli.command {
-        Command::Embed(args) => embed_cmd::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Embed(args) => embed::run(args).map(|()| ExitCode::SUCCESS),
         Command::Nearest(args) => nearest::run(args).map(|()| ExitCode::SUCCESS),
-        Command::Tasks(args) => tasks_cmd::run(args).map(|complete| {
+        Command::Tasks(args) => tasks::run(args).map(|complete| {
             if complete {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(SOME_PATHS_SKIPPED)
             }
         }),
-        Command::Index(args) => memory_cmd::index(args).map(|complete| {
+        Command::Index(args) => index::run(args).map(|complete| {
             if complete {
                 ExitCode::SUCCESS
             } else {
                 ExitCode::from(SOME_PATHS_SKIPPED)
             }
         }),
-        Command::Search(args) => memory_cmd::search(args).map(|()| ExitCode::SUCCESS),
-        Command::Similar(args) => memory_cmd::similar(args).map(|()| ExitCode::SUCCESS),
-        Command::Dupes(args) => memory_cmd::dupes(args).map(|()| ExitCode::SUCCESS),
-        Command::Serve(args) => serve_cmd::serve(args).map(|()| ExitCode::SUCCESS),
-        Command::Import(args) => transfer_cmd::import(args).map(|()| ExitCode::SUCCESS),
-        Command::Export(args) => transfer_cmd::export(args).map(|()| ExitCode::SUCCESS),
-        Command::MigrateStore(args) => {
-            transfer_cmd::migrate_store(args).map(|()| ExitCode::SUCCESS)
-        }
-        Command::Snapshot { command } => {
-            transfer_cmd::snapshot(command).map(|()| ExitCode::SUCCESS)
-        }
-        Command::Key { command } => serve_cmd::key(command).map(|()| ExitCode::SUCCESS),
-        Command::Bench { what } => bench::run(what).map(|()| ExitCode::SUCCESS),
+        Command::Search(args) => search::search(args).map(|()| ExitCode::SUCCESS),
+        Command::Similar(args) => search::similar(args).map(|()| ExitCode::SUCCESS),
+        Command::Dupes(args) => search::dupes(args).map(|()| ExitCode::SUCCESS),
+        Command::Serve(args) => serve::serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Import(args) => transfer::import(args).map(|()| ExitCode::SUCCESS),
+        Command::Export(args) => transfer::export(args).map(|()| ExitCode::SUCCESS),
+        Command::MigrateStore(args) => transfer::migrate_store(args).map(|()| ExitCode::SUCCESS),
+        Command::Snapshot { command } => snapshot::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Key { command } => serve::key(command).map(|()| ExitCode::SUCCESS),
     };
     match result {
         Ok(code) => code,

@@ -1,5 +1,10 @@
 //! `mnemo serve` as clients meet it: the real binary on a free loopback port, the real model
 //! and store, a real HTTP client.
+//!
+//! Two settings serve `scripts/compare-behaviour.sh --rest`, which runs these tests against
+//! two builds and compares their answers: `MNEMO_BIN` runs another mnemo binary than this
+//! build's, and `MNEMO_RECORD_ANSWERS=FILE` appends every answer `call` gets to FILE (what
+//! differs from run to run blanked: times, durations, ports, temporary paths, snapshot names).
 
 use std::io::{BufRead, BufReader};
 use std::path::Path;
@@ -9,6 +14,87 @@ use reqwest::StatusCode;
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
+/// This build's mnemo, or the one `MNEMO_BIN` names.
+fn mnemo_bin() -> std::path::PathBuf {
+    std::env::var_os("MNEMO_BIN")
+        .map(std::path::PathBuf::from)
+        .unwrap_or_else(|| env!("CARGO_BIN_EXE_mnemo").into())
+}
+
+/// Appends one answer to `MNEMO_RECORD_ANSWERS`, if set.
+fn record(method: &reqwest::Method, url: &str, status: StatusCode, body: &Value) {
+    let Some(file) = std::env::var_os("MNEMO_RECORD_ANSWERS") else {
+        return;
+    };
+    let path = url.find("/api/").or_else(|| {
+        url.rfind(":")
+            .and_then(|colon| url[colon..].find('/').map(|slash| colon + slash))
+    });
+    let path = path.map_or(url, |start| &url[start..]);
+    let line = format!(
+        "{method} {} {status} {}\n",
+        blank_volatile(path),
+        blank_volatile(&steady(body).to_string())
+    );
+    use std::io::Write;
+    let mut out = std::fs::OpenOptions::new()
+        .create(true)
+        .append(true)
+        .open(file)
+        .expect("the answers file opens");
+    out.write_all(line.as_bytes())
+        .expect("the answer is recorded");
+}
+
+/// `body` with the values that differ between two runs of the same build blanked.
+fn steady(body: &Value) -> Value {
+    match body {
+        Value::Object(map) => Value::Object(
+            map.iter()
+                .map(|(key, value)| {
+                    let volatile = key.ends_with("_seconds")
+                        || key.ends_with("_at")
+                        || ["created", "checksum", "size", "name"].contains(&key.as_str())
+                            && value.is_string() | value.is_number();
+                    let value = if volatile {
+                        Value::from("<varies>")
+                    } else {
+                        steady(value)
+                    };
+                    (key.clone(), value)
+                })
+                .collect(),
+        ),
+        Value::Array(items) => Value::Array(items.iter().map(steady).collect()),
+        other => other.clone(),
+    }
+}
+
+/// Temporary folders and snapshot names (which hold the time) in a text, blanked.
+fn blank_volatile(text: &str) -> String {
+    let mut out = String::with_capacity(text.len());
+    let mut rest = text;
+    while let Some(start) = rest.find("/.tmp") {
+        out.push_str(&rest[..start]);
+        out.push_str("/<tmp>");
+        let tail = &rest[start + 5..];
+        let end = tail
+            .find(|c: char| !c.is_ascii_alphanumeric())
+            .unwrap_or(tail.len());
+        rest = &tail[end..];
+    }
+    out.push_str(rest);
+    match out.find("/snapshots/") {
+        Some(at) if !out[at + 11..].starts_with('<') => {
+            let name_end = out[at + 11..]
+                .find(['/', ' ', '"'])
+                .map_or(out.len(), |end| at + 11 + end);
+            format!("{}<snapshot>{}", &out[..at + 11], &out[name_end..])
+        }
+        _ => out,
+    }
+}
+
 struct Server {
     child: Child,
     base: String,
@@ -17,7 +103,7 @@ struct Server {
 
 impl Server {
     fn start(data: &Path, extra: &[&str]) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
+        let mut child = Command::new(mnemo_bin())
             .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
             .arg(data)
             .args(extra)
@@ -53,6 +139,19 @@ impl Drop for Server {
 }
 
 fn call(
+    client: &Client,
+    method: reqwest::Method,
+    url: &str,
+    key: Option<&str>,
+    body: Option<Value>,
+) -> (StatusCode, Value) {
+    let (status, value) = call_unrecorded(client, method.clone(), url, key, body);
+    record(&method, url, status, &value);
+    (status, value)
+}
+
+/// `call` for answers whose number varies between runs (a job polled until it ends).
+fn call_unrecorded(
     client: &Client,
     method: reqwest::Method,
     url: &str,
@@ -463,7 +562,7 @@ fn keys_scopes_and_limits() {
 #[test]
 fn a_public_address_without_keys_is_refused() {
     let data = tempfile::tempdir().unwrap();
-    let output = Command::new(env!("CARGO_BIN_EXE_mnemo"))
+    let output = Command::new(mnemo_bin())
         .args(["serve", "--bind", "0.0.0.0:0", "--data-dir"])
         .arg(data.path())
         .env_remove("MNEMO_API_KEY")
@@ -481,9 +580,10 @@ fn a_public_address_without_keys_is_refused() {
 fn finished_job(client: &Client, url: &str) -> Value {
     let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
     loop {
-        let (status, job) = call(client, reqwest::Method::GET, url, None, None);
+        let (status, job) = call_unrecorded(client, reqwest::Method::GET, url, None, None);
         assert_eq!(status, StatusCode::OK, "{job}");
         if job["state"] == "succeeded" || job["state"] == "failed" {
+            record(&reqwest::Method::GET, url, status, &job);
             return job;
         }
         assert!(
@@ -652,7 +752,7 @@ fn index_jobs_task_listing_metrics_and_the_api_description() {
 }
 
 fn mnemo(args: &[&str], data: &Path) -> std::process::Output {
-    Command::new(env!("CARGO_BIN_EXE_mnemo"))
+    Command::new(mnemo_bin())
         .args(args)
         .arg("--data-dir")
         .arg(data)

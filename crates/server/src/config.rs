@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use crate::auth::{ApiKey, Scope};
+use mnemo_engine::{AccessError, ApiKey, Scope};
 
 pub const DEFAULT_BIND: &str = "127.0.0.1:6343";
 
@@ -139,6 +139,15 @@ impl ServerConfig {
             .into_iter()
             .map(|entry| {
                 ApiKey::from_hash(&entry.name, &entry.hash, entry.scopes, entry.collections)
+                    .map_err(|err| match err {
+                        AccessError::InvalidKey { name, message } => {
+                            ConfigError::Key { name, message }
+                        }
+                        other => ConfigError::Key {
+                            name: entry.name.clone(),
+                            message: other.to_string(),
+                        },
+                    })
             })
             .collect::<Result<Vec<_>, _>>()?;
         let (store, store_api_key) = match (file.store.as_deref(), file.qdrant) {

@@ -142,8 +142,34 @@ impl From<EngineError> for ApiError {
                 ApiError::new(ErrorCode::Unprocessable, err.to_string())
             }
             EngineError::Embed(embed) => embed.into(),
-            EngineError::WorkerPanicked(_) => ApiError::new(ErrorCode::Internal, err.to_string()),
+            EngineError::WorkerPanicked(_) | EngineError::JobThread(_) => {
+                ApiError::new(ErrorCode::Internal, err.to_string())
+            }
+            EngineError::MalformedQuery(_) => {
+                ApiError::new(ErrorCode::InvalidRequest, err.to_string())
+            }
+            EngineError::InvalidQuery(_) | EngineError::UnreadablePath { .. } => {
+                ApiError::new(ErrorCode::Unprocessable, err.to_string())
+            }
+            EngineError::OutsideIndexRoots { ref path } => {
+                let details = serde_json::json!({ "path": path });
+                ApiError::new(ErrorCode::Forbidden, err.to_string()).with_details(details)
+            }
+            EngineError::NoIndexRoots => ApiError::new(ErrorCode::Forbidden, err.to_string()),
+            EngineError::Access(access) => access.into(),
         }
+    }
+}
+
+/// A request without a known key is 401; a known key refused is 403.
+impl From<mnemo_engine::AccessError> for ApiError {
+    fn from(err: mnemo_engine::AccessError) -> Self {
+        let code = if err.is_unauthenticated() {
+            ErrorCode::Unauthorized
+        } else {
+            ErrorCode::Forbidden
+        };
+        ApiError::new(code, err.to_string())
     }
 }
 

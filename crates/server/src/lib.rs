@@ -15,7 +15,6 @@ use std::sync::Arc;
 use mnemo_engine::Engine;
 
 pub use api::{AppState, router};
-pub use auth::{ApiKey, Scope};
 pub use config::{ConfigError, DEFAULT_BIND, RateLimit, ServerConfig};
 pub use error::{ApiError, ErrorCode};
 

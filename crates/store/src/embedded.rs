@@ -23,11 +23,11 @@ use std::thread::JoinHandle;
 use std::time::Duration;
 
 use qdrant_edge::{
-    CountRequest, EdgeConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams, Fusion,
-    JsonPath, Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointInsertOperations,
-    PointOperations, Prefetch, QueryBatchRequest, QueryEnum, QueryRequest, RetrieveRequest,
-    ScoringQuery, SearchParams, UpdateOperation, VectorInternal, VectorPersisted,
-    VectorStructInternal, VectorStructPersisted, WithPayloadInterface, WithVector,
+    CountRequest, EdgeConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams, JsonPath,
+    Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointInsertOperations,
+    PointOperations, QueryBatchRequest, QueryEnum, QueryRequest, RetrieveRequest, ScoringQuery,
+    SearchParams, UpdateOperation, VectorInternal, VectorPersisted, VectorStructInternal,
+    VectorStructPersisted, WithPayloadInterface, WithVector,
 };
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
@@ -36,9 +36,9 @@ use crate::VectorStore;
 use crate::error::{Result, StoreError};
 use crate::filter::Filter;
 use crate::model::{
-    CollectionConfig, CollectionInfo, Distance, FieldType, FusionRequest, NearestQuery,
-    PayloadSelection, Point, PointId, PointSelector, Record, ScoredPoint, ScrollPage,
-    ScrollRequest, SearchRequest, SparseVector, UpsertSummary, Vector, VectorSelection,
+    CollectionConfig, CollectionInfo, Distance, FieldType, NearestQuery, PayloadSelection, Point,
+    PointId, PointSelector, Record, ScoredPoint, ScrollPage, ScrollRequest, SearchRequest,
+    SparseVector, UpsertSummary, Vector, VectorSelection,
 };
 use crate::snapshot::{
     self, SNAPSHOT_EXTENSION, SnapshotInfo, check_snapshot_name, checksum_path, copy_tree,
@@ -59,8 +59,6 @@ const SNAPSHOTS_DIR: &str = "snapshots";
 const REPLACED_SUFFIX: &str = ".replaced";
 /// `.SNAPSHOT.staging`: the copy a snapshot packs.
 const STAGED_SUFFIX: &str = ".staging";
-/// Qdrant's default: ranks deep in a list still count, but little.
-const RRF_K: usize = 60;
 
 #[derive(Debug, Clone)]
 pub struct OpenOptions {
@@ -806,49 +804,6 @@ impl VectorStore for EmbeddedStore {
             .into_iter()
             .map(|hits| hits.into_iter().map(scored).collect())
             .collect())
-    }
-
-    fn search_fused(
-        &self,
-        collection_name: &str,
-        request: FusionRequest,
-    ) -> Result<Vec<ScoredPoint>> {
-        let collection = self.collection(collection_name)?;
-        let filter = edge_filter_opt(request.filter.as_ref())?;
-        let mut query = QueryRequest::new(request.limit);
-        for (index, source) in request.sources.iter().enumerate() {
-            check_query(&collection.config, index, &source.query)?;
-            if !(source.weight.is_finite() && source.weight > 0.0) {
-                return Err(StoreError::BadQuery {
-                    index,
-                    reason: format!("weight {} is not positive", source.weight),
-                });
-            }
-            query.prefetches.push(Prefetch {
-                prefetches: Vec::new(),
-                query: Some(edge_query(&source.query)),
-                limit: source.limit,
-                params: None,
-                filter: filter.clone(),
-                score_threshold: None,
-            });
-        }
-        let weights = request
-            .sources
-            .iter()
-            .map(|s| qdrant_edge::external::ordered_float::OrderedFloat(s.weight))
-            .collect();
-        query.query = Some(ScoringQuery::Fusion(Fusion::Rrf {
-            k: RRF_K,
-            weights: Some(weights),
-        }));
-        query.filter = filter;
-        query.with_payload = edge_with_payload(&request.with_payload)?;
-        let hits = collection
-            .shard
-            .query(query)
-            .map_err(|e| backend(collection_name, "search", e))?;
-        Ok(hits.into_iter().map(scored).collect())
     }
 
     fn create_payload_index(

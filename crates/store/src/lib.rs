@@ -23,7 +23,7 @@ pub use filter::{
     Condition, FieldCondition, Filter, KeyRef, Match, MatchValue, NestedCondition, Range,
 };
 pub use model::{
-    CollectionConfig, CollectionInfo, Distance, FieldType, FusionRequest, FusionSource,
+    CollectionConfig, CollectionInfo, DENSE_VECTOR, DenseVectorChoice, Distance, FieldType,
     NearestQuery, PayloadSelection, Point, PointId, PointSelector, Record, ScoredPoint, ScrollPage,
     ScrollRequest, SearchRequest, SparseVector, SparseVectorParams, UpsertSummary, Vector,
     VectorParams, VectorSelection,
@@ -75,8 +75,6 @@ pub trait VectorStore: Send + Sync {
         collection: &str,
         requests: Vec<SearchRequest>,
     ) -> Result<Vec<Vec<ScoredPoint>>>;
-    /// Reciprocal rank fusion of several searches, computed by the engine.
-    fn search_fused(&self, collection: &str, request: FusionRequest) -> Result<Vec<ScoredPoint>>;
 
     /// Indexes a payload field so filters on it are fast. Idempotent.
     fn create_payload_index(

@@ -21,6 +21,61 @@ pub enum Distance {
     Manhattan,
 }
 
+impl Distance {
+    pub const ALL: [Distance; 4] = [Self::Cosine, Self::Dot, Self::Euclid, Self::Manhattan];
+
+    /// The name in Qdrant's API.
+    pub fn name(self) -> &'static str {
+        match self {
+            Self::Cosine => "Cosine",
+            Self::Dot => "Dot",
+            Self::Euclid => "Euclid",
+            Self::Manhattan => "Manhattan",
+        }
+    }
+}
+
+/// A distance by name, in any case (`cosine`, `Cosine`).
+impl std::str::FromStr for Distance {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        Self::ALL
+            .into_iter()
+            .find(|distance| distance.name().eq_ignore_ascii_case(name))
+            .ok_or_else(|| {
+                format!("unknown distance `{name}`: use cosine, dot, euclid or manhattan")
+            })
+    }
+}
+
+/// The conventional name of a collection's main dense vector when it has several: the one a
+/// request that names none means (mnemo's own collections use it).
+pub const DENSE_VECTOR: &str = "dense";
+
+/// Why a collection does not say which dense vector a request means.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum DenseVectorChoice {
+    /// The name asked is not one of the collection's dense vectors.
+    NoSuchVector { asked: String, names: String },
+    /// Several dense vectors (or none), none of them named `dense`, and none asked.
+    Ambiguous { count: usize, names: String },
+}
+
+impl DenseVectorChoice {
+    /// For people; `how_to_name` says how the caller names a vector (`name one with `using``).
+    pub fn message(&self, how_to_name: &str) -> String {
+        match self {
+            Self::NoSuchVector { asked, names } => {
+                format!("the collection has no dense vector `{asked}`; it has {names}")
+            }
+            Self::Ambiguous { names, .. } => {
+                format!("the collection has several dense vectors ({names}); {how_to_name}")
+            }
+        }
+    }
+}
+
 /// One dense vector of a collection.
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -64,6 +119,37 @@ impl CollectionConfig {
         self.sparse_vectors
             .insert(name.to_owned(), SparseVectorParams { idf });
         self
+    }
+
+    /// The dense vector a request means: the one it names, or the collection's only one, or
+    /// [`DENSE_VECTOR`].
+    pub fn dense_vector(&self, asked: Option<&str>) -> Result<&str, DenseVectorChoice> {
+        let names = || {
+            self.vectors
+                .keys()
+                .map(|name| format!("`{name}`"))
+                .collect::<Vec<_>>()
+                .join(", ")
+        };
+        if let Some(asked) = asked {
+            return match self.vectors.get_key_value(asked) {
+                Some((name, _)) => Ok(name),
+                None => Err(DenseVectorChoice::NoSuchVector {
+                    asked: asked.to_owned(),
+                    names: names(),
+                }),
+            };
+        }
+        if self.vectors.len() == 1 {
+            return Ok(self.vectors.keys().next().map_or("", String::as_str));
+        }
+        match self.vectors.get_key_value(DENSE_VECTOR) {
+            Some((name, _)) => Ok(name),
+            None => Err(DenseVectorChoice::Ambiguous {
+                count: self.vectors.len(),
+                names: names(),
+            }),
+        }
     }
 
     pub fn validate(&self) -> Result<(), StoreError> {
@@ -274,26 +360,6 @@ impl SearchRequest {
             exact: false,
         }
     }
-}
-
-/// Several searches whose ranked lists are merged by reciprocal rank fusion: each point scores
-/// the sum over the lists of 1 / (k + rank). Qdrant's `query` with prefetches and `fusion: rrf`.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FusionRequest {
-    pub sources: Vec<FusionSource>,
-    pub filter: Option<Filter>,
-    pub limit: usize,
-    pub with_payload: PayloadSelection,
-}
-
-/// One ranked list of a fusion.
-#[derive(Debug, Clone, PartialEq)]
-pub struct FusionSource {
-    pub query: NearestQuery,
-    /// How many candidates this list contributes.
-    pub limit: usize,
-    /// Multiplies this list's 1 / (k + rank) terms.
-    pub weight: f32,
 }
 
 /// A page of points in id order.

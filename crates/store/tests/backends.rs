@@ -3,10 +3,9 @@
 //! a message when there is none), so the trait's semantics cannot drift between them.
 
 use mnemo_store::{
-    CollectionConfig, Condition, Distance, EmbeddedStore, FieldType, Filter, FusionRequest,
-    FusionSource, NearestQuery, OpenOptions, PayloadSelection, Point, PointId, PointSelector,
-    QdrantStore, Range, ScrollRequest, SearchRequest, SparseVector, StoreError, Vector,
-    VectorSelection, VectorStore,
+    CollectionConfig, Condition, Distance, EmbeddedStore, FieldType, Filter, NearestQuery,
+    OpenOptions, PayloadSelection, Point, PointId, PointSelector, QdrantStore, Range,
+    ScrollRequest, SearchRequest, SparseVector, StoreError, Vector, VectorSelection, VectorStore,
 };
 use mnemo_testkit::Qdrant;
 use serde_json::json;
@@ -167,40 +166,6 @@ fn points_round_trip_and_survive_reopening(make: &dyn Fn() -> Box<dyn VectorStor
         assert_eq!(hits[0].id, PointId::Num(42));
         assert!(hits.iter().all(|h| h.payload["status"] == "open"));
         assert!((hits[0].score - 1.0).abs() < 1e-5);
-
-        let fused = store
-            .search_fused(
-                "tasks",
-                FusionRequest {
-                    sources: vec![
-                        FusionSource {
-                            query: nearest(vector(7)),
-                            limit: 20,
-                            weight: 1.0,
-                        },
-                        FusionSource {
-                            query: NearestQuery {
-                                using: "bm25".into(),
-                                vector: Vector::Sparse(SparseVector {
-                                    indices: vec![7],
-                                    values: vec![1.0],
-                                }),
-                            },
-                            limit: 20,
-                            weight: 1.0,
-                        },
-                    ],
-                    filter: None,
-                    limit: 3,
-                    with_payload: PayloadSelection::None,
-                },
-            )
-            .unwrap();
-        assert_eq!(
-            fused[0].id,
-            PointId::Num(7),
-            "found by both lists, it ranks first"
-        );
 
         store
             .delete(

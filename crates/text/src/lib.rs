@@ -62,6 +62,11 @@ impl Status {
             status.as_str() == name || (name == "canceled" && *status == Self::Cancelled)
         })
     }
+
+    /// Every status's name, separated by commas: what a message lists as expected.
+    pub fn names() -> String {
+        Self::ALL.map(Self::as_str).join(", ")
+    }
 }
 
 /// A checkbox list item.

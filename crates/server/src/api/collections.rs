@@ -10,8 +10,8 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiJson, Shared};
-use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use mnemo_engine::{Principal, Scope};
 
 #[derive(Serialize, ToSchema)]
 pub struct CollectionList {
@@ -30,9 +30,9 @@ pub struct CollectionSummary {
     responses((status = 200, body = CollectionList)))]
 pub(crate) async fn list(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
 ) -> ApiResult<Json<CollectionList>> {
-    caller.require(Scope::Read)?;
+    caller.authorize(Scope::Read, None)?;
     let collections = state
         .run(move |engine| {
             let mut out = Vec::new();
@@ -70,10 +70,10 @@ pub struct CollectionDetails {
     responses((status = 200, body = CollectionDetails)))]
 pub(crate) async fn info(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CollectionDetails>> {
-    caller.require_collection(Scope::Read, &name)?;
+    caller.authorize(Scope::Read, Some(&name))?;
     let info = state
         .run(move |engine| Ok(engine.store().collection_info(&name)?))
         .await?;
@@ -115,11 +115,11 @@ pub struct CollectionCreated {
     responses((status = 201, body = CollectionCreated)))]
 pub(crate) async fn create(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     body: Option<ApiJson<CreateCollection>>,
 ) -> ApiResult<(StatusCode, Json<CollectionCreated>)> {
-    caller.require_collection(Scope::Admin, &name)?;
+    caller.authorize(Scope::Admin, Some(&name))?;
     let body = body.map(|ApiJson(body)| body).unwrap_or_default();
     let vectors = match body.vectors {
         None => [(
@@ -162,10 +162,10 @@ pub struct CollectionDeleted {
     responses((status = 200, body = CollectionDeleted)))]
 pub(crate) async fn delete(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CollectionDeleted>> {
-    caller.require_collection(Scope::Admin, &name)?;
+    caller.authorize(Scope::Admin, Some(&name))?;
     let deleted = name.clone();
     let existed = state
         .run(move |engine| Ok(engine.store().delete_collection(&deleted)?))

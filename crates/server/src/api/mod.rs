@@ -20,17 +20,14 @@ use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
-use mnemo_engine::{DENSE_VECTOR, Engine};
+use mnemo_engine::{Engine, KeyRing};
 use mnemo_store::{CollectionConfig, PayloadSelection, VectorSelection};
 use serde_json::json;
 
-use crate::auth::{KeyRing, RateLimiter};
+use crate::auth::RateLimiter;
 use crate::config::ServerConfig;
 use crate::error::{ApiError, ApiResult, ErrorCode};
 use crate::metrics::Metrics;
-
-/// The most results one search may ask for.
-pub(crate) const MAX_LIMIT: usize = 10_000;
 
 pub struct AppState {
     pub engine: Arc<Engine>,
@@ -38,7 +35,6 @@ pub struct AppState {
     keys: KeyRing,
     limiter: RateLimiter,
     pub(crate) metrics: Metrics,
-    pub(crate) jobs: jobs::JobRegistry,
 }
 
 impl AppState {
@@ -49,7 +45,6 @@ impl AppState {
             limiter: RateLimiter::new(config.rate_limit),
             config,
             metrics: Metrics::new(),
-            jobs: jobs::JobRegistry::default(),
         }
     }
 
@@ -179,7 +174,7 @@ async fn guard(State(state): Shared, mut request: Request, next: Next) -> Respon
         .map(str::trim);
     let caller = match state.keys.identify(secret) {
         Ok(caller) => caller,
-        Err(err) => return err.into_response(),
+        Err(err) => return ApiError::from(err).into_response(),
     };
     if let Err(seconds) = state.limiter.take(caller.name()) {
         let mut err = ApiError::new(
@@ -317,44 +312,11 @@ pub(crate) fn selections(
     )
 }
 
-pub(crate) fn check_limit(limit: usize) -> ApiResult<()> {
-    if limit == 0 || limit > MAX_LIMIT {
-        return Err(unprocessable(format!(
-            "limit {limit} is out of range: 1 to {MAX_LIMIT}"
-        )));
-    }
-    Ok(())
-}
-
-/// The dense vector a request means: the one it names, or the collection's only one, or the
-/// engine's `dense`.
+/// The dense vector a request means: the one it names, or the collection's only one, or
+/// `dense`.
 pub(crate) fn vector_name(config: &CollectionConfig, using: Option<&str>) -> ApiResult<String> {
-    if let Some(name) = using {
-        if config.vectors.contains_key(name) {
-            return Ok(name.to_owned());
-        }
-        return Err(unprocessable(format!(
-            "the collection has no dense vector `{name}`; it has {}",
-            names_of(config)
-        )));
-    }
-    if config.vectors.len() == 1 {
-        return Ok(config.vectors.keys().next().cloned().unwrap_or_default());
-    }
-    if config.vectors.contains_key(DENSE_VECTOR) {
-        return Ok(DENSE_VECTOR.to_owned());
-    }
-    Err(unprocessable(format!(
-        "the collection has several dense vectors ({}); name one with `using`",
-        names_of(config)
-    )))
-}
-
-fn names_of(config: &CollectionConfig) -> String {
     config
-        .vectors
-        .keys()
-        .map(|name| format!("`{name}`"))
-        .collect::<Vec<_>>()
-        .join(", ")
+        .dense_vector(using)
+        .map(str::to_owned)
+        .map_err(|choice| unprocessable(choice.message("name one with `using`")))
 }

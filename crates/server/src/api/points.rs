@@ -9,9 +9,9 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{ApiJson, Shared, check_limit, default_true, selections, unprocessable, vector_name};
-use crate::auth::{Caller, Scope};
+use super::{ApiJson, Shared, default_true, selections, unprocessable, vector_name};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use mnemo_engine::{Principal, Scope};
 
 /// A point's vector: a list for the collection's one vector (or the one `using` names), or
 /// a map of names to dense lists or sparse `{"indices", "values"}`.
@@ -60,11 +60,11 @@ pub struct UpsertResult {
     responses((status = 200, body = UpsertResult)))]
 pub(crate) async fn upsert(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UpsertBody>,
 ) -> ApiResult<Json<UpsertResult>> {
-    caller.require_collection(Scope::Write, &name)?;
+    caller.authorize(Scope::Write, Some(&name))?;
     state.check_batch("points", body.points.len())?;
     let metrics = state.metrics.clone();
     let summary = state
@@ -155,11 +155,11 @@ pub struct PointList {
     responses((status = 200, body = PointList)))]
 pub(crate) async fn get(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<GetBody>,
 ) -> ApiResult<Json<PointList>> {
-    caller.require_collection(Scope::Read, &name)?;
+    caller.authorize(Scope::Read, Some(&name))?;
     state.check_batch("ids", body.ids.len())?;
     let points = state
         .run(move |engine| {
@@ -192,11 +192,11 @@ pub struct DeleteResult {
     responses((status = 200, body = DeleteResult)))]
 pub(crate) async fn delete(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<DeleteBody>,
 ) -> ApiResult<Json<DeleteResult>> {
-    caller.require_collection(Scope::Write, &name)?;
+    caller.authorize(Scope::Write, Some(&name))?;
     let selector = match (body.ids, body.filter) {
         (Some(ids), None) => {
             state.check_batch("ids", ids.len())?;
@@ -255,12 +255,12 @@ pub struct ScrollPage {
     responses((status = 200, body = ScrollPage)))]
 pub(crate) async fn scroll(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ScrollBody>,
 ) -> ApiResult<Json<ScrollPage>> {
-    caller.require_collection(Scope::Read, &name)?;
-    check_limit(body.limit)?;
+    caller.authorize(Scope::Read, Some(&name))?;
+    mnemo_engine::check_limit(body.limit)?;
     let page = state
         .run(move |engine| {
             let (with_payload, with_vectors) = selections(body.with_payload, body.with_vector);
@@ -298,11 +298,11 @@ pub struct CountResult {
     responses((status = 200, body = CountResult)))]
 pub(crate) async fn count(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     body: Option<ApiJson<CountBody>>,
 ) -> ApiResult<Json<CountResult>> {
-    caller.require_collection(Scope::Read, &name)?;
+    caller.authorize(Scope::Read, Some(&name))?;
     let body = body.map(|ApiJson(body)| body).unwrap_or_default();
     let count = state
         .run(move |engine| Ok(engine.store().count(&name, body.filter.as_ref())?))

@@ -7,22 +7,16 @@ use axum::extract::rejection::QueryRejection;
 use axum::extract::{Path, Query};
 use axum::{Extension, Json};
 use mnemo_engine::{
-    DENSE_VECTOR, DuplicateCluster, Engine, KEYWORD_VECTOR, SearchMode, SearchOptions,
-    TITLE_VECTOR, TaskQuery, parse_filter,
+    DuplicateCluster, Engine, QueryRequest, SearchMode, SearchOptions, TaskQuery, parse_filter,
 };
-use mnemo_store::{
-    CollectionConfig, Filter, NearestQuery, PointId, ScoredPoint, SearchRequest, Vector,
-};
+use mnemo_store::{Filter, PointId, ScoredPoint, Vector};
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value, json};
 use utoipa::{IntoParams, ToSchema};
 
-use super::{
-    ApiJson, MAX_LIMIT, Shared, check_limit, default_limit, default_true, selections,
-    unprocessable, vector_name,
-};
-use crate::auth::{Caller, Scope};
+use super::{ApiJson, Shared, default_limit, default_true, unprocessable};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use mnemo_engine::{Principal, Scope};
 
 /// Give `vector` or `text`. A text search of a collection made by `mnemo index` runs the
 /// engine's search (`mode` dense, hybrid or keyword); of any other collection, the text is
@@ -83,78 +77,25 @@ pub struct SearchResult {
     pub result: Vec<Hit>,
 }
 
-/// Whether `config` is laid out as the engine's task and passage collections.
-fn is_engine_collection(config: &CollectionConfig) -> bool {
-    config.vectors.contains_key(DENSE_VECTOR)
-        && config.vectors.contains_key(TITLE_VECTOR)
-        && config.sparse_vectors.contains_key(KEYWORD_VECTOR)
-}
-
 fn run_search(engine: &Engine, collection: &str, body: SearchBody) -> ApiResult<Vec<Hit>> {
-    check_limit(body.limit)?;
-    let wanted = body.limit.saturating_add(body.offset);
-    if wanted > MAX_LIMIT {
-        return Err(unprocessable(format!(
-            "offset + limit is {wanted}; at most {MAX_LIMIT}"
-        )));
-    }
-    let config = engine.store().collection_config(collection)?;
     let with_payload = body.with_payload;
-    let hits = match (&body.vector, &body.text) {
-        (Some(_), Some(_)) | (None, None) => {
-            return Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                "give either `vector` or `text`",
-            ));
-        }
-        (None, Some(text)) if is_engine_collection(&config) || body.mode != SearchMode::Dense => {
-            if body.with_vector || body.ef.is_some() || body.exact || body.using.is_some() {
-                return Err(unprocessable(
-                    "`with_vector`, `ef`, `exact` and `using` apply to vector searches; a text search of an indexed collection chooses them",
-                ));
-            }
-            let options = SearchOptions {
-                collection: collection.to_owned(),
-                limit: wanted,
-                filter: body.filter.clone().unwrap_or_default(),
-                mode: body.mode,
-                score_threshold: body.score_threshold,
-            };
-            let mut hits = engine.search(text, &options)?;
-            hits.drain(..body.offset.min(hits.len()));
-            hits
-        }
-        (vector, text) => {
-            if body.mode != SearchMode::Dense {
-                return Err(unprocessable(
-                    "hybrid and keyword modes need `text`, and a collection made by `mnemo index`",
-                ));
-            }
-            let vector = match (vector, text) {
-                (Some(vector), _) => vector.clone(),
-                (None, Some(text)) => engine.query_vector(text)?,
-                (None, None) => Vec::new(),
-            };
-            let using = vector_name(&config, body.using.as_deref())?;
-            let mut request = SearchRequest::new(
-                NearestQuery {
-                    using,
-                    vector: Vector::Dense(vector),
-                },
-                body.limit,
-            );
-            request.offset = body.offset;
-            request.filter = body.filter.clone();
-            request.score_threshold = body.score_threshold;
-            request.ef = body.ef;
-            request.exact = body.exact;
-            let (payload, vectors) = selections(with_payload, body.with_vector);
-            request.with_payload = payload;
-            request.with_vectors = vectors;
-            engine.store().search(collection, request)?
-        }
+    let request = QueryRequest {
+        collection: collection.to_owned(),
+        text: body.text,
+        vector: body.vector,
+        using: body.using,
+        filter: body.filter,
+        limit: body.limit,
+        offset: body.offset,
+        with_payload,
+        with_vector: body.with_vector,
+        score_threshold: body.score_threshold,
+        mode: body.mode,
+        ef: body.ef,
+        exact: body.exact,
     };
-    Ok(hits
+    Ok(engine
+        .query(&request)?
         .into_iter()
         .map(|hit| Hit::new(hit, with_payload))
         .collect())
@@ -167,11 +108,11 @@ fn run_search(engine: &Engine, collection: &str, body: SearchBody) -> ApiResult<
     responses((status = 200, body = SearchResult)))]
 pub(crate) async fn search(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<Json<SearchResult>> {
-    caller.require_collection(Scope::Read, &name)?;
+    caller.authorize(Scope::Read, Some(&name))?;
     let result = state
         .run(move |engine| run_search(engine, &name, body))
         .await?;
@@ -198,11 +139,11 @@ pub struct BatchResult {
     responses((status = 200, body = BatchResult)))]
 pub(crate) async fn batch(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> ApiResult<Json<BatchResult>> {
-    caller.require_collection(Scope::Read, &name)?;
+    caller.authorize(Scope::Read, Some(&name))?;
     state.check_batch("searches", body.searches.len())?;
     let results = state
         .run(move |engine| {
@@ -242,12 +183,12 @@ pub struct SimilarBody {
     responses((status = 200, body = SearchResult)))]
 pub(crate) async fn similar(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<SimilarBody>,
 ) -> ApiResult<Json<SearchResult>> {
-    caller.require_collection(Scope::Read, &name)?;
-    check_limit(body.limit)?;
+    caller.authorize(Scope::Read, Some(&name))?;
+    mnemo_engine::check_limit(body.limit)?;
     let hits = state
         .run(move |engine| {
             let options = SearchOptions {
@@ -310,11 +251,11 @@ pub struct DuplicatesResult {
     responses((status = 200, body = DuplicatesResult)))]
 pub(crate) async fn duplicates(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<DuplicatesBody>,
 ) -> ApiResult<Json<DuplicatesResult>> {
-    caller.require_collection(Scope::Read, &name)?;
+    caller.authorize(Scope::Read, Some(&name))?;
     if !(body.threshold > 0.0 && body.threshold <= 1.0) {
         return Err(unprocessable(format!(
             "threshold {} is out of range: above 0, at most 1",
@@ -327,7 +268,7 @@ pub(crate) async fn duplicates(
             body.neighbours
         )));
     }
-    check_limit(body.limit)?;
+    mnemo_engine::check_limit(body.limit)?;
     let mut clusters = state
         .run(move |engine| {
             let filter = body.filter.unwrap_or_default();
@@ -374,7 +315,7 @@ pub struct TaskList {
     responses((status = 200, body = TaskList)))]
 pub(crate) async fn tasks(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     query: Result<Query<TaskListing>, QueryRejection>,
 ) -> ApiResult<Json<TaskList>> {
     let Query(listing) =
@@ -383,7 +324,7 @@ pub(crate) async fn tasks(
         .collection
         .clone()
         .unwrap_or_else(|| mnemo_engine::TASKS_COLLECTION.to_owned());
-    caller.require_collection(Scope::Read, &collection)?;
+    caller.authorize(Scope::Read, Some(&collection))?;
     let query = task_query(collection, listing)?;
     let page = state
         .run(move |engine| Ok(engine.list_tasks(&query)?))
@@ -402,10 +343,9 @@ fn task_query(collection: String, listing: TaskListing) -> ApiResult<TaskQuery> 
             continue;
         }
         let status = mnemo_text::Status::parse(name).ok_or_else(|| {
-            let known: Vec<_> = mnemo_text::Status::ALL.iter().map(|s| s.as_str()).collect();
             unprocessable(format!(
                 "status: unknown `{name}`; expected one of {}",
-                known.join(", ")
+                mnemo_text::Status::names()
             ))
         })?;
         statuses.push(status);
@@ -425,7 +365,7 @@ fn task_query(collection: String, listing: TaskListing) -> ApiResult<TaskQuery> 
         _ => Filter::default(),
     };
     let limit = listing.limit.unwrap_or(100);
-    check_limit(limit)?;
+    mnemo_engine::check_limit(limit)?;
     let offset = listing
         .offset
         .filter(|offset| !offset.is_empty())

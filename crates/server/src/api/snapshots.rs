@@ -15,8 +15,8 @@ use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Shared;
-use crate::auth::{Caller, Scope};
 use crate::error::{ApiError, ApiResult, ErrorCode};
+use mnemo_engine::{Principal, Scope};
 
 #[derive(Serialize, ToSchema)]
 pub struct SnapshotList {
@@ -30,10 +30,10 @@ pub struct SnapshotList {
     responses((status = 200, body = SnapshotList)))]
 pub(crate) async fn list(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<SnapshotList>> {
-    caller.require_collection(Scope::Read, &name)?;
+    caller.authorize(Scope::Read, Some(&name))?;
     let snapshots = state
         .run(move |engine| Ok(engine.store().list_snapshots(&name)?))
         .await?;
@@ -47,10 +47,10 @@ pub(crate) async fn list(
     responses((status = 201, body = SnapshotInfo)))]
 pub(crate) async fn create(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<SnapshotInfo>)> {
-    caller.require_collection(Scope::Admin, &name)?;
+    caller.authorize(Scope::Admin, Some(&name))?;
     let info = state
         .run(move |engine| Ok(engine.store().create_snapshot(&name)?))
         .await?;
@@ -65,10 +65,10 @@ pub(crate) async fn create(
     responses((status = 200, body = SnapshotInfo)))]
 pub(crate) async fn restore(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path((name, snapshot)): Path<(String, String)>,
 ) -> ApiResult<Json<SnapshotInfo>> {
-    caller.require_collection(Scope::Admin, &name)?;
+    caller.authorize(Scope::Admin, Some(&name))?;
     let info = state
         .run(move |engine| Ok(engine.store().restore_snapshot(&name, &snapshot)?))
         .await?;
@@ -88,10 +88,10 @@ pub struct SnapshotDeleted {
     responses((status = 200, body = SnapshotDeleted)))]
 pub(crate) async fn delete(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path((name, snapshot)): Path<(String, String)>,
 ) -> ApiResult<Json<SnapshotDeleted>> {
-    caller.require_collection(Scope::Admin, &name)?;
+    caller.authorize(Scope::Admin, Some(&name))?;
     let deleted_name = snapshot.clone();
     let collection = name.clone();
     let existed = state
@@ -118,10 +118,10 @@ pub(crate) async fn delete(
                description = "The snapshot archive")))]
 pub(crate) async fn download(
     state: Shared,
-    Extension(caller): Extension<Caller>,
+    Extension(caller): Extension<Principal>,
     Path((name, snapshot)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    caller.require_collection(Scope::Read, &name)?;
+    caller.authorize(Scope::Read, Some(&name))?;
     let (path, info) = state
         .run(move |engine| Ok(engine.store().snapshot_file(&name, &snapshot)?))
         .await?;

@@ -21,8 +21,8 @@ use std::time::{Duration, Instant};
 use qdrant_client::qdrant::{
     self as grpc, CountPointsBuilder, CreateCollectionBuilder, CreateFieldIndexCollectionBuilder,
     DeletePointsBuilder, DeleteSnapshotRequestBuilder, GetPointsBuilder, PointsIdsList,
-    PrefetchQueryBuilder, QueryBatchPointsBuilder, QueryPointsBuilder, ScrollPointsBuilder,
-    SearchParamsBuilder, UpsertPointsBuilder, points_selector::PointsSelectorOneOf,
+    QueryBatchPointsBuilder, QueryPointsBuilder, ScrollPointsBuilder, SearchParamsBuilder,
+    UpsertPointsBuilder, points_selector::PointsSelectorOneOf,
 };
 use qdrant_client::{Qdrant, QdrantError};
 use tonic::Code;
@@ -34,9 +34,9 @@ use self::resilience::{Admission, Breaker};
 use crate::error::{Result, StoreError};
 use crate::validate::{check_collection_name, check_query, check_vector_selection, prepare_batch};
 use crate::{
-    CollectionConfig, CollectionInfo, FieldType, Filter, FusionRequest, PayloadSelection, PointId,
-    PointSelector, Record, ScoredPoint, ScrollPage, ScrollRequest, SearchRequest, SnapshotInfo,
-    UpsertSummary, VectorSelection, VectorStore,
+    CollectionConfig, CollectionInfo, FieldType, Filter, PayloadSelection, PointId, PointSelector,
+    Record, ScoredPoint, ScrollPage, ScrollRequest, SearchRequest, SnapshotInfo, UpsertSummary,
+    VectorSelection, VectorStore,
 };
 
 /// How long `optimize` waits for the server's optimizers.
@@ -52,9 +52,6 @@ const TERM_COUNTS_TTL: Duration = Duration::from_secs(2);
 
 /// Beyond this many remembered counts, the stale ones are dropped.
 const TERM_COUNTS_KEPT: usize = 50_000;
-
-/// The k of reciprocal rank fusion, as in the embedded backend and Qdrant's default.
-const RRF_K: u32 = 60;
 
 struct Node {
     /// `host:port`, as the user wrote it: what errors and metrics name.
@@ -913,61 +910,6 @@ impl VectorStore for QdrantStore {
             .into_iter()
             .map(|batch| batch.result.into_iter().map(convert::scored).collect())
             .collect()
-    }
-
-    fn search_fused(
-        &self,
-        collection: &str,
-        mut request: FusionRequest,
-    ) -> Result<Vec<ScoredPoint>> {
-        let known = self.known(collection)?;
-        for (index, source) in request.sources.iter().enumerate() {
-            check_query(&known.config, index, &source.query)?;
-            if !(source.weight.is_finite() && source.weight > 0.0) {
-                return Err(StoreError::BadQuery {
-                    index,
-                    reason: format!("weight {} is not positive", source.weight),
-                });
-            }
-        }
-        self.weigh_by_idf(
-            collection,
-            &known,
-            request.sources.iter_mut().map(|s| &mut s.query),
-        )?;
-        let filter = convert::filter_opt(request.filter.as_ref())?;
-        let mut builder = QueryPointsBuilder::new(collection)
-            .limit(request.limit as u64)
-            .with_payload(convert::with_payload(&request.with_payload));
-        let mut weights = Vec::with_capacity(request.sources.len());
-        for source in &request.sources {
-            weights.push(source.weight);
-            let mut prefetch = PrefetchQueryBuilder::default()
-                .query(convert::query_vector(&source.query.vector))
-                .using(source.query.using.clone())
-                .limit(source.limit as u64);
-            if let Some(filter) = &filter {
-                prefetch = prefetch.filter(filter.clone());
-            }
-            builder = builder.add_prefetch(prefetch);
-        }
-        builder = builder.query(grpc::Query {
-            variant: Some(grpc::query::Variant::Rrf(grpc::Rrf {
-                k: Some(RRF_K),
-                weights,
-            })),
-        });
-        if let Some(filter) = filter {
-            builder = builder.filter(filter);
-        }
-        let message = builder.build();
-        let answer = self.send(
-            "search",
-            collection,
-            message,
-            |client, message| async move { client.query(message).await },
-        )?;
-        answer.result.into_iter().map(convert::scored).collect()
     }
 
     fn create_payload_index(

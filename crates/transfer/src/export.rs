@@ -10,14 +10,13 @@ use std::path::{Path, PathBuf};
 use std::str::FromStr;
 use std::time::Instant;
 
-use mnemo_store::{
-    PayloadSelection, Record, ScrollRequest, StoreError, Vector, VectorSelection, VectorStore,
-};
+use mnemo_store::{PayloadSelection, Record, ScrollRequest, Vector, VectorSelection, VectorStore};
 use serde::Serialize;
 
-use super::import::ImportProgress;
-use super::npy::NpyWriter;
-use super::source::ExportHeader;
+use crate::TransferError;
+use crate::import::ImportProgress;
+use crate::npy::NpyWriter;
+use crate::source::ExportHeader;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -41,6 +40,17 @@ impl FromStr for ExportFormat {
     }
 }
 
+impl ExportFormat {
+    /// The extension of the file written when none is named.
+    pub fn extension(self) -> &'static str {
+        match self {
+            Self::Jsonl => "jsonl",
+            Self::Npy => "npy",
+            Self::Qdrant => "json",
+        }
+    }
+}
+
 #[derive(Debug, Clone, Serialize)]
 pub struct ExportSummary {
     pub collection: String,
@@ -49,28 +59,6 @@ pub struct ExportSummary {
     pub files: Vec<PathBuf>,
     pub bytes: u64,
     pub seconds: f64,
-}
-
-#[derive(Debug, thiserror::Error)]
-pub enum ExportError {
-    #[error(transparent)]
-    Store(#[from] StoreError),
-    #[error("cannot write {path}: {source}")]
-    Io {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-    #[error(
-        "collection `{collection}` has {count} dense vectors ({names}): a .npy file holds one; \
-         name it with --vector (the others go to the sidecar)"
-    )]
-    WhichVector {
-        collection: String,
-        count: usize,
-        names: String,
-    },
-    #[error("collection `{collection}` has no dense vector `{name}` to write as .npy")]
-    NoDenseVector { collection: String, name: String },
 }
 
 /// One point as exported, in Qdrant's shape (`vector` for Qdrant's file, `vectors` for
@@ -96,13 +84,13 @@ struct Staged {
 }
 
 impl Staged {
-    fn create(path: &Path) -> Result<(Self, File), ExportError> {
+    fn create(path: &Path) -> Result<(Self, File), TransferError> {
         let name = path
             .file_name()
             .map(|n| n.to_string_lossy().into_owned())
             .unwrap_or_default();
         let temporary = path.with_file_name(format!(".{name}.partial"));
-        let file = File::create(&temporary).map_err(|source| ExportError::Io {
+        let file = File::create(&temporary).map_err(|source| TransferError::WriteFile {
             path: temporary.clone(),
             source,
         })?;
@@ -115,10 +103,12 @@ impl Staged {
         ))
     }
 
-    fn commit(mut self) -> Result<PathBuf, ExportError> {
-        std::fs::rename(&self.temporary, &self.path).map_err(|source| ExportError::Io {
-            path: self.path.clone(),
-            source,
+    fn commit(mut self) -> Result<PathBuf, TransferError> {
+        std::fs::rename(&self.temporary, &self.path).map_err(|source| {
+            TransferError::WriteFile {
+                path: self.path.clone(),
+                source,
+            }
         })?;
         Ok(std::mem::take(&mut self.path))
     }
@@ -139,20 +129,20 @@ pub fn export_collection(
     output: &Path,
     npy_vector: Option<&str>,
     progress: &dyn ImportProgress,
-) -> Result<ExportSummary, ExportError> {
+) -> Result<ExportSummary, TransferError> {
     let started = Instant::now();
     let info = store.collection_info(collection)?;
     let config = info.config;
     progress.phase("exporting", info.points as u64);
     let io = |path: &Path| {
         let path = path.to_owned();
-        move |source| ExportError::Io { path, source }
+        move |source| TransferError::WriteFile { path, source }
     };
     let npy_name = match format {
         ExportFormat::Npy => Some(match npy_vector {
             Some(name) if config.vectors.contains_key(name) => name.to_owned(),
             Some(name) => {
-                return Err(ExportError::NoDenseVector {
+                return Err(TransferError::NoDenseVector {
                     collection: collection.to_owned(),
                     name: name.to_owned(),
                 });
@@ -160,11 +150,11 @@ pub fn export_collection(
             None if config.vectors.len() == 1 => {
                 config.vectors.keys().next().cloned().unwrap_or_default()
             }
-            None if config.vectors.contains_key(crate::DENSE_VECTOR) => {
-                crate::DENSE_VECTOR.to_owned()
+            None if config.vectors.contains_key(mnemo_store::DENSE_VECTOR) => {
+                mnemo_store::DENSE_VECTOR.to_owned()
             }
             None => {
-                return Err(ExportError::WhichVector {
+                return Err(TransferError::WhichVector {
                     collection: collection.to_owned(),
                     count: config.vectors.len(),
                     names: config

@@ -6,13 +6,11 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use mnemo_server::{ApiKey, Scope, ServerConfig};
+use mnemo_engine::{ApiKey, Scope};
+use mnemo_server::ServerConfig;
 
-use crate::ModelArgs;
-use crate::memory_cmd::{OpenedStore, StoreArgs, engine_over};
-
-/// A key given in the environment: admin over every collection, kept as its hash only.
-const KEY_ENV: &str = "MNEMO_API_KEY";
+use mnemo::args::{ModelArgs, OpenedStore, StoreArgs, engine_over};
+use mnemo_engine::API_KEY_ENV;
 
 #[derive(Args)]
 pub struct ServeArgs {
@@ -37,12 +35,15 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
-    if let Ok(secret) = std::env::var(KEY_ENV)
+    // A key given in the environment: admin over every collection, kept as its hash only.
+    if let Ok(secret) = std::env::var(API_KEY_ENV)
         && !secret.trim().is_empty()
     {
-        config
-            .keys
-            .push(ApiKey::from_secret(KEY_ENV, secret.trim(), Scope::Admin));
+        config.keys.push(ApiKey::from_secret(
+            API_KEY_ENV,
+            secret.trim(),
+            Scope::Admin,
+        ));
     }
     config.check()?;
     let store_args = args
@@ -114,7 +115,7 @@ pub enum KeyCommand {
         name: String,
         /// read, write, admin (each includes the ones before)
         #[arg(long, value_delimiter = ',', default_value = "read")]
-        scopes: Vec<String>,
+        scopes: Vec<Scope>,
         /// Only these collections [default: all]
         #[arg(long, value_delimiter = ',')]
         collections: Vec<String>,
@@ -128,12 +129,6 @@ pub fn key(command: KeyCommand) -> anyhow::Result<()> {
             scopes,
             collections,
         } => {
-            for scope in &scopes {
-                anyhow::ensure!(
-                    ["read", "write", "admin"].contains(&scope.as_str()),
-                    "unknown scope `{scope}`: use read, write or admin"
-                );
-            }
             let mut bytes = [0u8; 32];
             getrandom::fill(&mut bytes).context("cannot read random bytes")?;
             let secret = format!("mnemo_{}", hex(&bytes));
@@ -142,6 +137,7 @@ pub fn key(command: KeyCommand) -> anyhow::Result<()> {
             println!("[[keys]]");
             println!("name = {name:?}");
             println!("hash = {:?}", ApiKey::hash_of(&secret));
+            let scopes: Vec<&str> = scopes.iter().map(|scope| scope.name()).collect();
             println!("scopes = {scopes:?}");
             if !collections.is_empty() {
                 println!("collections = {collections:?}");

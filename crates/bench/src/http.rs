@@ -1,4 +1,4 @@
-//! `mnemo bench http`: the REST API under load on loopback beside the library doing the same
+//! `mnemo-bench http`: the REST API under load on loopback beside the library doing the same
 //! work in the same process and run — vector search at 100k points (QPS, p50, p99 for 1, 8
 //! and 64 concurrent clients), and text search beside the embedder's own single-query rate.
 
@@ -17,11 +17,13 @@ use mnemo_store::{
 };
 use serde_json::json;
 
-use crate::ModelArgs;
-use crate::bench_store::{Rng, Topics, percentile, search_request};
+use mnemo::args::ModelArgs;
+
+use crate::stats::{Rng, percentile_ms, thread_cpu_seconds};
+use crate::workload::{Topics, search_request};
 
 #[derive(Args)]
-pub struct BenchHttpArgs {
+pub struct HttpArgs {
     /// Points in the collection searched
     #[arg(long, default_value_t = 100_000)]
     points: usize,
@@ -76,8 +78,8 @@ impl Run {
         format!(
             "{:>8.0} {:>8.3} {:>8.3}",
             self.qps(),
-            percentile(&self.latencies, 0.50),
-            percentile(&self.latencies, 0.99)
+            percentile_ms(&self.latencies, 0.50),
+            percentile_ms(&self.latencies, 0.99)
         )
     }
 }
@@ -204,17 +206,7 @@ fn over_http(
     run
 }
 
-/// This thread's user + system CPU time; `None` off Linux.
-fn thread_cpu_seconds() -> Option<f64> {
-    let stat = std::fs::read_to_string("/proc/thread-self/stat").ok()?;
-    // Fields after the command name, which is in parentheses and may hold spaces.
-    let fields: Vec<&str> = stat.rsplit_once(')')?.1.split_whitespace().collect();
-    let ticks: f64 = fields.get(11)?.parse::<f64>().ok()? + fields.get(12)?.parse::<f64>().ok()?;
-    // USER_HZ is 100 on every Linux this runs on.
-    Some(ticks / 100.0)
-}
-
-fn read_texts(args: &BenchHttpArgs) -> anyhow::Result<Vec<String>> {
+fn read_texts(args: &HttpArgs) -> anyhow::Result<Vec<String>> {
     let path = args
         .texts
         .clone()
@@ -239,7 +231,7 @@ fn read_texts(args: &BenchHttpArgs) -> anyhow::Result<Vec<String>> {
     Ok(texts)
 }
 
-pub fn http(args: BenchHttpArgs) -> anyhow::Result<()> {
+pub fn run(args: HttpArgs) -> anyhow::Result<()> {
     let texts = read_texts(&args)?;
     let temporary = tempfile::tempdir()?;
     let dir = args
@@ -344,7 +336,7 @@ pub fn http(args: BenchHttpArgs) -> anyhow::Result<()> {
     }
 
     println!(
-        "mnemo bench http: {} points, {DIM}-d, ef {}, {} s per measurement, {} cores; the same {QUERIES} queries both ways",
+        "mnemo-bench http: {} points, {DIM}-d, ef {}, {} s per measurement, {} cores; the same {QUERIES} queries both ways",
         args.points,
         args.ef,
         args.seconds,

@@ -13,9 +13,10 @@ use mnemo_store::{CollectionConfig, Distance, Point, PointId, StoreError, Vector
 use serde::Serialize;
 use serde_json::Value;
 
-use super::record::{LEGACY_ID_FIELD, SourceRecord, SourceVector};
-use super::source::{FileHeader, ImportFormat, Located, Source, SourceError, detect};
-use crate::DENSE_VECTOR;
+use crate::TransferError;
+use crate::record::{LEGACY_ID_FIELD, SourceRecord, SourceVector};
+use crate::source::{FileHeader, ImportFormat, Located, Source, detect};
+use mnemo_store::DENSE_VECTOR;
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "lowercase")]
@@ -24,6 +25,18 @@ pub enum OnError {
     Stop,
     /// Bad records are left out (and listed in the report); the others are imported.
     Skip,
+}
+
+impl std::str::FromStr for OnError {
+    type Err = String;
+
+    fn from_str(name: &str) -> Result<Self, Self::Err> {
+        match name {
+            "stop" => Ok(Self::Stop),
+            "skip" => Ok(Self::Skip),
+            other => Err(format!("unknown `{other}`: use stop or skip")),
+        }
+    }
 }
 
 #[derive(Debug, Clone)]
@@ -128,67 +141,6 @@ pub struct ImportSummary {
     pub index_seconds: f64,
 }
 
-#[derive(Debug, thiserror::Error)]
-pub enum ImportError {
-    #[error(transparent)]
-    Source(#[from] SourceError),
-    #[error(
-        "{path}: {total} record(s) cannot be imported, so nothing was written \
-         (--on-error skip imports the others{report}):\n  {list}",
-        report = report.as_ref().map(|r| format!("; all are listed in {}", r.display())).unwrap_or_default(),
-        list = problems.iter().map(ToString::to_string).collect::<Vec<_>>().join("\n  ")
-    )]
-    Invalid {
-        path: PathBuf,
-        /// The first ones.
-        problems: Vec<Problem>,
-        total: usize,
-        report: Option<PathBuf>,
-    },
-    #[error(
-        "collection `{collection}` holds {expected}-d vectors{vector} but {path} holds {found}-d ones{model}: \
-         import into a new collection (--collection NAME), or embed the records' text with the \
-         local model instead of keeping their vectors (--reembed)",
-        vector = if vector.is_empty() { String::new() } else { format!(" in `{vector}`") },
-        model = model.as_ref().map(|m| format!(" (model {m})")).unwrap_or_default()
-    )]
-    DimensionMismatch {
-        path: PathBuf,
-        collection: String,
-        vector: String,
-        expected: usize,
-        found: usize,
-        model: Option<String>,
-    },
-    #[error("{path}: {message}")]
-    Unusable { path: PathBuf, message: String },
-    #[error(
-        "writing to collection `{collection}` failed after {landed} point(s) had landed \
-         (records before index {next_index}, less the skipped ones): {source}"
-    )]
-    Write {
-        collection: String,
-        landed: usize,
-        next_index: usize,
-        source: Box<StoreError>,
-    },
-    #[error(transparent)]
-    Store(Box<StoreError>),
-    #[error("embedding records for --reembed: {0}")]
-    Embed(#[from] mnemo_embed::EmbedError),
-    #[error("cannot write the report {path}: {source}")]
-    Report {
-        path: PathBuf,
-        source: std::io::Error,
-    },
-}
-
-impl From<StoreError> for ImportError {
-    fn from(error: StoreError) -> Self {
-        Self::Store(Box::new(error))
-    }
-}
-
 /// The local model, for `--reembed`.
 pub struct Reembed<'a> {
     pub embedder: &'a Embedder,
@@ -233,13 +185,13 @@ pub fn import_file(
     path: &Path,
     options: &ImportOptions,
     progress: &dyn ImportProgress,
-) -> Result<ImportSummary, ImportError> {
+) -> Result<ImportSummary, TransferError> {
     let format = match options.format {
         ImportFormat::Auto => detect(path)?,
         format => format,
     };
     if options.reembed && reembed.is_none() {
-        return Err(ImportError::Unusable {
+        return Err(TransferError::Unusable {
             path: path.to_owned(),
             message: "--reembed needs the model, which was not loaded".into(),
         });
@@ -264,7 +216,7 @@ pub fn import_file(
 
     let report = write_report(path, options, &survey.problems)?;
     if !survey.problems.is_empty() && options.on_error == OnError::Stop {
-        return Err(ImportError::Invalid {
+        return Err(TransferError::Invalid {
             path: path.to_owned(),
             total: survey.problems.len(),
             problems: survey.problems.iter().take(10).cloned().collect(),
@@ -359,7 +311,7 @@ fn survey(
     existing: Option<&CollectionConfig>,
     reembed: Option<&Reembed<'_>>,
     progress: &dyn ImportProgress,
-) -> Result<Survey, ImportError> {
+) -> Result<Survey, TransferError> {
     let mut source = Source::open(path, format, options.sidecar.as_deref())?;
     let mut seen: HashMap<PointId, (usize, Option<usize>)> = HashMap::new();
     let mut survey = Survey {
@@ -435,7 +387,7 @@ fn survey(
     progress.advance(survey.bytes - last_report, survey.records);
     survey.header = source.header().clone();
     if survey.records == 0 {
-        return Err(ImportError::Unusable {
+        return Err(TransferError::Unusable {
             path: path.to_owned(),
             message: "the file holds no records".into(),
         });
@@ -455,9 +407,9 @@ fn file_mismatch(
     path: &Path,
     options: &ImportOptions,
     header: &FileHeader,
-) -> Option<ImportError> {
+) -> Option<TransferError> {
     let (vector, expected, found) = fault.mismatch.clone()?;
-    (index == 0).then(|| ImportError::DimensionMismatch {
+    (index == 0).then(|| TransferError::DimensionMismatch {
         path: path.to_owned(),
         collection: options.collection.clone(),
         vector,
@@ -586,7 +538,7 @@ fn write_report(
     path: &Path,
     options: &ImportOptions,
     problems: &[Problem],
-) -> Result<Option<PathBuf>, ImportError> {
+) -> Result<Option<PathBuf>, TransferError> {
     if problems.is_empty() {
         return Ok(None);
     }
@@ -597,7 +549,7 @@ fn write_report(
             .unwrap_or_else(|| "import".into());
         PathBuf::from(format!("{name}.import-report.jsonl"))
     });
-    let failed = |source| ImportError::Report {
+    let failed = |source| TransferError::Report {
         path: report.clone(),
         source,
     };
@@ -620,13 +572,13 @@ fn write(
     survey: &Survey,
     reembed: Option<&Reembed<'_>>,
     progress: &dyn ImportProgress,
-) -> Result<(usize, usize), ImportError> {
+) -> Result<(usize, usize), TransferError> {
     let mut source = Source::open(path, format, options.sidecar.as_deref())?;
     let mut batch: Vec<(usize, SourceRecord)> = Vec::with_capacity(options.batch_size);
     let (mut landed, mut reembedded) = (0, 0);
     let mut last_report = 0u64;
     let header = &survey.header;
-    let mut flush = |batch: &mut Vec<(usize, SourceRecord)>| -> Result<(), ImportError> {
+    let mut flush = |batch: &mut Vec<(usize, SourceRecord)>| -> Result<(), TransferError> {
         let Some((first_index, _)) = batch.first() else {
             return Ok(());
         };
@@ -668,7 +620,7 @@ fn write(
                     .as_ref()
                     .map(|id| id.point_id())
                     .unwrap_or((PointId::Num(0), false));
-                if derived && let Some(super::record::SourceId::Text(text)) = &record.id {
+                if derived && let Some(crate::record::SourceId::Text(text)) = &record.id {
                     payload.insert(LEGACY_ID_FIELD.into(), Value::String(text.clone()));
                 }
                 match reembed {
@@ -697,7 +649,7 @@ fn write(
         let count = points.len();
         store
             .upsert(&options.collection, points)
-            .map_err(|source| ImportError::Write {
+            .map_err(|source| TransferError::Write {
                 collection: options.collection.clone(),
                 landed,
                 next_index: first_index,
@@ -715,7 +667,7 @@ fn write(
         }
         // The first pass accepted this record; the file changing between passes is the only
         // way it could fail now.
-        let record = record.map_err(|fault| ImportError::Unusable {
+        let record = record.map_err(|fault| TransferError::Unusable {
             path: path.to_owned(),
             message: format!(
                 "record {index} changed while it was imported ({}: {})",

@@ -209,7 +209,7 @@ impl<W: Write + Seek> NpyWriter<W> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
     use std::io::Cursor;
 
     #[test]

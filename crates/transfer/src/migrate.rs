@@ -11,50 +11,8 @@ use mnemo_store::{
 };
 use serde::Serialize;
 
-use super::import::ImportProgress;
-
-#[derive(Debug, thiserror::Error)]
-pub enum MigrateError {
-    #[error("reading `{collection}` from the source: {source}")]
-    Source {
-        collection: String,
-        #[source]
-        source: Box<StoreError>,
-    },
-    #[error("writing `{collection}` to the target ({copied} points copied so far): {source}")]
-    Target {
-        collection: String,
-        copied: usize,
-        #[source]
-        source: Box<StoreError>,
-    },
-    #[error(
-        "collection `{collection}` exists in the target with another config ({target}; the source has {source_config}): \
-         pass --replace to drop it and copy again"
-    )]
-    ConfigDiffers {
-        collection: String,
-        target: String,
-        source_config: String,
-    },
-    #[error(
-        "collection `{collection}`: the target counts {target} points, the source {source_count}; nothing was deleted from the source"
-    )]
-    CountMismatch {
-        collection: String,
-        source_count: usize,
-        target: usize,
-    },
-    #[error(
-        "collection `{collection}`: {mismatches} of {sampled} sampled points differ, first: {first}"
-    )]
-    SampleMismatch {
-        collection: String,
-        sampled: usize,
-        mismatches: usize,
-        first: String,
-    },
-}
+use crate::TransferError;
+use crate::import::ImportProgress;
 
 #[derive(Debug, Clone)]
 pub struct MigrateOptions {
@@ -102,11 +60,11 @@ pub fn migrate(
     target: &dyn VectorStore,
     options: &MigrateOptions,
     progress: &dyn ImportProgress,
-) -> Result<Vec<CollectionMigration>, MigrateError> {
+) -> Result<Vec<CollectionMigration>, TransferError> {
     let names = if options.collections.is_empty() {
         source
             .list_collections()
-            .map_err(|source| MigrateError::Source {
+            .map_err(|source| TransferError::MigrateSource {
                 collection: "*".into(),
                 source: Box::new(source),
             })?
@@ -125,13 +83,13 @@ fn migrate_one(
     name: &str,
     options: &MigrateOptions,
     progress: &dyn ImportProgress,
-) -> Result<CollectionMigration, MigrateError> {
+) -> Result<CollectionMigration, TransferError> {
     let started = Instant::now();
-    let from = |source_error| MigrateError::Source {
+    let from = |source_error| TransferError::MigrateSource {
         collection: name.to_owned(),
         source: Box::new(source_error),
     };
-    let to = |copied, source_error| MigrateError::Target {
+    let to = |copied, source_error| TransferError::MigrateTarget {
         collection: name.to_owned(),
         copied,
         source: Box::new(source_error),
@@ -146,7 +104,7 @@ fn migrate_one(
         Err(StoreError::CollectionExists(_)) => {
             let existing = target.collection_config(name).map_err(|e| to(0, e))?;
             if existing != info.config {
-                return Err(MigrateError::ConfigDiffers {
+                return Err(TransferError::ConfigDiffers {
                     collection: name.to_owned(),
                     target: config_text(&existing),
                     source_config: config_text(&info.config),
@@ -205,7 +163,7 @@ fn migrate_one(
     }
     let target_points = target.count(name, None).map_err(|e| to(copied, e))?;
     if target_points != points {
-        return Err(MigrateError::CountMismatch {
+        return Err(TransferError::CountMismatch {
             collection: name.to_owned(),
             source_count: points,
             target: target_points,
@@ -234,7 +192,7 @@ fn migrate_one(
         }
     }
     if let Some(first) = mismatches.first() {
-        return Err(MigrateError::SampleMismatch {
+        return Err(TransferError::SampleMismatch {
             collection: name.to_owned(),
             sampled: sample_ids.len(),
             mismatches: mismatches.len(),

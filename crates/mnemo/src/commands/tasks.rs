@@ -6,9 +6,8 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use globset::{Glob, GlobMatcher};
-use mnemo_engine::{Skipped, SourceFile, collect_sources, task_json};
-use mnemo_text::{Document, ParseOptions, Status, Task, parse_file};
-use rayon::prelude::*;
+use mnemo_engine::{Skipped, collect_sources, parse_sources, task_json};
+use mnemo_text::{Document, ParseOptions, Status, Task};
 
 #[derive(Args)]
 pub struct TasksArgs {
@@ -35,10 +34,9 @@ pub struct TasksArgs {
 
 fn parse_status(name: &str) -> Result<Status, String> {
     Status::parse(name).ok_or_else(|| {
-        let names: Vec<_> = Status::ALL.iter().map(|s| s.as_str()).collect();
         format!(
             "unknown status `{name}`: expected one of {}",
-            names.join(", ")
+            Status::names()
         )
     })
 }
@@ -47,31 +45,6 @@ fn parse_glob(pattern: &str) -> Result<GlobMatcher, String> {
     Glob::new(pattern)
         .map(|glob| glob.compile_matcher())
         .map_err(|err| err.to_string())
-}
-
-/// Reads every file in parallel; results in the order of `files`.
-pub fn parse_sources(
-    files: &[SourceFile],
-    options: &ParseOptions<'_>,
-) -> (Vec<(PathBuf, Document)>, Skipped) {
-    let results: Vec<_> = files
-        .par_iter()
-        .map(|file| {
-            (
-                file.path.clone(),
-                parse_file(&file.path, &file.source, options),
-            )
-        })
-        .collect();
-    let mut documents = Vec::with_capacity(results.len());
-    let mut skipped = Vec::new();
-    for (path, result) in results {
-        match result {
-            Ok(document) => documents.push((path, document)),
-            Err(err) => skipped.push(err.to_string()),
-        }
-    }
-    (documents, Skipped(skipped))
 }
 
 /// Whether every path was read.

@@ -1,5 +1,6 @@
-//! `mnemo bench store` and `mnemo bench index`: the store under a synthetic 100k workload, and
-//! indexing a real corpus, each beside its baseline measured in the same run.
+//! `mnemo-bench store`: the store under a synthetic workload (100k clustered 384-d vectors by
+//! default), beside exact search measured in the same run; with `--store`, the same workload on
+//! the embedded store and each Qdrant location, side by side.
 
 use std::path::{Path, PathBuf};
 use std::sync::Arc;
@@ -7,19 +8,17 @@ use std::time::{Duration, Instant};
 
 use anyhow::Context;
 use clap::Args;
-use mnemo_embed::DEFAULT_MODEL_NAME;
-use mnemo_engine::{Engine, IndexOptions, Quiet, collect_sources};
 use mnemo_store::{
-    CollectionConfig, Condition, Distance, EmbeddedStore, FieldType, Filter, NearestQuery,
-    OpenOptions, PayloadSelection, Point, PointId, QdrantStore, SearchRequest, Vector, VectorStore,
+    CollectionConfig, Condition, Distance, EmbeddedStore, FieldType, Filter, OpenOptions, Point,
+    PointId, QdrantStore, Vector, VectorStore,
 };
-use mnemo_text::{ParseOptions, parse_file};
 use serde_json::json;
 
-use crate::ModelArgs;
+use crate::stats::{Rng, percentile_ms, rss_kib};
+use crate::workload::{Topics, exact_top, ids, recall, search_request};
 
 #[derive(Args)]
-pub struct BenchStoreArgs {
+pub struct StoreArgs {
     /// Points to store
     #[arg(long, default_value_t = 100_000)]
     points: usize,
@@ -50,100 +49,6 @@ pub struct BenchStoreArgs {
     reopen_only: Option<PathBuf>,
 }
 
-/// A deterministic generator (splitmix64), so every run stores the same data.
-pub(crate) struct Rng(pub(crate) u64);
-
-impl Rng {
-    fn next(&mut self) -> u64 {
-        self.0 = self.0.wrapping_add(0x9E37_79B9_7F4A_7C15);
-        let mut z = self.0;
-        z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-        z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-        z ^ (z >> 31)
-    }
-
-    /// Roughly normal (sum of uniforms), mean 0, deviation 1.
-    fn normal(&mut self) -> f32 {
-        let sum: f32 = (0..4)
-            .map(|_| (self.next() >> 40) as f32 / (1u64 << 24) as f32)
-            .sum();
-        (sum - 2.0) * 1.732
-    }
-}
-
-fn normalised(mut v: Vec<f32>) -> Vec<f32> {
-    let norm = v
-        .iter()
-        .map(|x| x * x)
-        .sum::<f32>()
-        .sqrt()
-        .max(f32::MIN_POSITIVE);
-    v.iter_mut().for_each(|x| *x /= norm);
-    v
-}
-
-/// Clustered like real embeddings: 100 topics (random centres), each point its topic's centre
-/// plus a variation within the topic along 24 topic-specific directions, plus a little noise in
-/// every dimension. Sentence embeddings vary along few directions within a topic; isotropic
-/// noise in all 384 would be a harder and less realistic case for any approximate index.
-pub(crate) struct Topics {
-    centres: Vec<Vec<f32>>,
-    directions: Vec<Vec<Vec<f32>>>,
-}
-
-impl Topics {
-    pub(crate) fn new(dim: usize, rng: &mut Rng) -> Self {
-        let unit = |rng: &mut Rng| normalised((0..dim).map(|_| rng.normal()).collect());
-        let centres = (0..100).map(|_| unit(rng)).collect();
-        let directions = (0..100)
-            .map(|_| (0..24).map(|_| unit(rng)).collect())
-            .collect();
-        Self {
-            centres,
-            directions,
-        }
-    }
-
-    pub(crate) fn sample(&self, count: usize, rng: &mut Rng) -> Vec<Vec<f32>> {
-        let dim = self.centres[0].len();
-        (0..count)
-            .map(|_| {
-                let topic = (rng.next() % self.centres.len() as u64) as usize;
-                let mut v = self.centres[topic].clone();
-                for direction in &self.directions[topic] {
-                    let weight = 0.25 * rng.normal();
-                    v.iter_mut()
-                        .zip(direction)
-                        .for_each(|(x, d)| *x += weight * d);
-                }
-                let noise = 0.3 / (dim as f32).sqrt();
-                v.iter_mut().for_each(|x| *x += noise * rng.normal());
-                normalised(v)
-            })
-            .collect()
-    }
-}
-
-pub(crate) fn percentile(sorted: &[Duration], p: f64) -> f64 {
-    if sorted.is_empty() {
-        return 0.0;
-    }
-    let index = ((sorted.len() - 1) as f64 * p).round() as usize;
-    sorted[index].as_secs_f64() * 1000.0
-}
-
-pub(crate) fn rss_kib(field: &str) -> u64 {
-    std::fs::read_to_string("/proc/self/status")
-        .ok()
-        .and_then(|status| {
-            status
-                .lines()
-                .find(|l| l.starts_with(field))
-                .and_then(|l| l.split_whitespace().nth(1)?.parse().ok())
-        })
-        .unwrap_or(0)
-}
-
 fn disk_bytes(dir: &Path) -> u64 {
     walkdir::WalkDir::new(dir)
         .into_iter()
@@ -152,56 +57,6 @@ fn disk_bytes(dir: &Path) -> u64 {
         .filter(|m| m.is_file())
         .map(|m| m.len())
         .sum()
-}
-
-/// The exact top 10 by dot product (vectors are normalised: cosine), optionally among `keep`.
-fn exact_top(vectors: &[Vec<f32>], query: &[f32], keep: impl Fn(usize) -> bool) -> Vec<u64> {
-    // A running top 10, best first: no allocation per vector, so the baseline does not
-    // inflate the process's memory figures.
-    let mut top: Vec<(f32, usize)> = Vec::with_capacity(11);
-    for (i, v) in vectors.iter().enumerate().filter(|(i, _)| keep(*i)) {
-        let score = v.iter().zip(query).map(|(a, b)| a * b).sum::<f32>();
-        if top.len() == 10 && top[9].0 >= score {
-            continue;
-        }
-        let at = top.partition_point(|(s, _)| *s >= score);
-        top.insert(at, (score, i));
-        top.truncate(10);
-    }
-    top.into_iter().map(|(_, i)| i as u64).collect()
-}
-
-pub(crate) fn search_request(query: &[f32], ef: usize, filter: Option<Filter>) -> SearchRequest {
-    let mut request = SearchRequest::new(
-        NearestQuery {
-            using: String::new(),
-            vector: Vector::Dense(query.to_vec()),
-        },
-        10,
-    );
-    request.ef = Some(ef);
-    request.filter = filter;
-    request.with_payload = PayloadSelection::None;
-    request
-}
-
-fn ids(hits: &[mnemo_store::ScoredPoint]) -> Vec<u64> {
-    hits.iter()
-        .filter_map(|h| {
-            if let PointId::Num(n) = h.id {
-                Some(n)
-            } else {
-                None
-            }
-        })
-        .collect()
-}
-
-fn recall(found: &[u64], truth: &[u64]) -> f64 {
-    if truth.is_empty() {
-        return 1.0;
-    }
-    found.iter().filter(|id| truth.contains(id)).count() as f64 / truth.len() as f64
 }
 
 /// The reopened store in a process of its own: what a user's next process costs.
@@ -230,7 +85,6 @@ fn steady_rss_in_fresh_process(
 ) -> anyhow::Result<(f64, f64)> {
     let output = std::process::Command::new(std::env::current_exe()?)
         .args([
-            "bench",
             "store",
             "--dim",
             &dim.to_string(),
@@ -324,7 +178,7 @@ struct StoreFigures {
 fn measure(
     name: &str,
     store: &Arc<dyn VectorStore>,
-    args: &BenchStoreArgs,
+    args: &StoreArgs,
     vectors: &[Vec<f32>],
     queries: &[Vec<f32>],
     truth: &[Vec<u64>],
@@ -372,15 +226,15 @@ fn measure(
         points_per_second: vectors.len() as f64 / upserting.as_secs_f64(),
         indexed_seconds,
         indexed_vectors: info.indexed_vectors,
-        p50_ms: percentile(&latencies, 0.5),
-        p95_ms: percentile(&latencies, 0.95),
+        p50_ms: percentile_ms(&latencies, 0.5),
+        p95_ms: percentile_ms(&latencies, 0.95),
         recall: recall_sum / queries.len() as f64,
         qps,
     })
 }
 
 /// The stored vectors and the queries: clustered, the same in every run.
-fn workload(args: &BenchStoreArgs) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
+fn workload(args: &StoreArgs) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
     let mut rng = Rng(42);
     eprintln!(
         "generating {} clustered {}-d vectors ...",
@@ -393,7 +247,7 @@ fn workload(args: &BenchStoreArgs) -> (Vec<Vec<f32>>, Vec<Vec<f32>>) {
 }
 
 /// The same workload on the embedded store and on each `--store`, printed side by side.
-fn compare(args: &BenchStoreArgs) -> anyhow::Result<()> {
+fn compare(args: &StoreArgs) -> anyhow::Result<()> {
     let ef = args.ef.iter().copied().max().unwrap_or(64).min(64);
     let (vectors, queries) = workload(args);
     eprintln!("exact search (recall's ground truth) ...");
@@ -453,7 +307,7 @@ fn compare(args: &BenchStoreArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
-pub fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
+pub fn run(args: StoreArgs) -> anyhow::Result<()> {
     if let Some(dir) = &args.reopen_only {
         return reopen_only(dir, args.dim, args.queries);
     }
@@ -551,8 +405,8 @@ pub fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
                 / queries.len() as f64;
             (
                 *ef,
-                percentile(latencies, 0.5),
-                percentile(latencies, 0.95),
+                percentile_ms(latencies, 0.5),
+                percentile_ms(latencies, 0.95),
                 recall,
             )
         })
@@ -582,7 +436,7 @@ pub fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
         filtered.push((
             field,
             100 / modulus,
-            percentile(&latencies, 0.5),
+            percentile_ms(&latencies, 0.5),
             recall_sum / filter_sample as f64,
         ));
     }
@@ -598,8 +452,8 @@ pub fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
         "search": rows.iter().map(|(ef, p50, p95, r)| json!({"ef": ef, "p50_ms": p50, "p95_ms": p95, "recall_at_10": r})).collect::<Vec<_>>(),
         "ef_for_qps_and_filters": chosen,
         "qps_2_threads": qps,
-        "exact_scan_p50_ms": percentile(&exact_latencies, 0.5),
-        "store_exact_p50_ms": percentile(&store_exact, 0.5),
+        "exact_scan_p50_ms": percentile_ms(&exact_latencies, 0.5),
+        "store_exact_p50_ms": percentile_ms(&store_exact, 0.5),
         "filtered": filtered.iter().map(|(f, pct, p50, r)| json!({"field": f, "selectivity_percent": pct, "p50_ms": p50, "recall_at_10": r})).collect::<Vec<_>>(),
         "peak_rss_mib": peak_rss_mib, "fresh_process_rss_after_open_mib": fresh_opened_mib, "fresh_process_rss_after_searching_mib": fresh_searched_mib, "disk_mib": disk_mib,
     });
@@ -627,11 +481,11 @@ pub fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
     }
     println!(
         "  baseline: exact scan p50       {:>10.3} ms  (flat loop in this process)",
-        percentile(&exact_latencies, 0.5)
+        percentile_ms(&exact_latencies, 0.5)
     );
     println!(
         "  baseline: store exact=true p50 {:>10.3} ms",
-        percentile(&store_exact, 0.5)
+        percentile_ms(&store_exact, 0.5)
     );
     println!(
         "  peak RSS                       {peak_rss_mib:>10.0} MiB (while indexing, the bench's {:.0} MiB of vectors included)",
@@ -642,108 +496,5 @@ pub fn store(args: BenchStoreArgs) -> anyhow::Result<()> {
         args.queries
     );
     println!("  disk                           {disk_mib:>10.0} MiB");
-    Ok(())
-}
-
-#[derive(Args)]
-pub struct BenchIndexArgs {
-    /// Markdown files or folders
-    #[arg(required = true)]
-    paths: Vec<PathBuf>,
-    /// Print one JSON object instead of the table
-    #[arg(long)]
-    json: bool,
-    #[command(flatten)]
-    model: ModelArgs,
-}
-
-pub fn index(args: BenchIndexArgs) -> anyhow::Result<()> {
-    let temporary = tempfile::tempdir()?;
-    let embedder = Arc::new(args.model.load(None, None)?);
-    let store = EmbeddedStore::open(&temporary.path().join("data"), OpenOptions::default())?;
-    let engine = Engine::new(Arc::new(store), Arc::clone(&embedder), DEFAULT_MODEL_NAME);
-    eprintln!("cold index ...");
-    let cold = engine.index(&args.paths, &IndexOptions::default(), &Quiet)?;
-    eprintln!("warm re-index ...");
-    let warm = engine.index(&args.paths, &IndexOptions::default(), &Quiet)?;
-
-    // The baseline: the model alone on the same distinct texts, in one call.
-    eprintln!("embedding the same texts alone (baseline) ...");
-    let (files, _) = collect_sources(&args.paths);
-    let mut seen = std::collections::HashSet::new();
-    let mut texts = Vec::new();
-    for file in &files {
-        let document = parse_file(&file.path, &file.source, &ParseOptions::default())
-            .with_context(|| format!("cannot read {}", file.path.display()))?;
-        for task in &document.tasks {
-            if seen.insert(task.text_hash.clone()) {
-                texts.push(if task.body.is_empty() {
-                    task.title.clone()
-                } else {
-                    format!("{}\n{}", task.title, task.body)
-                });
-            }
-        }
-        for passage in &document.passages {
-            if seen.insert(passage.text_hash.clone()) {
-                texts.push(passage.text.clone());
-            }
-        }
-    }
-    let started = Instant::now();
-    embedder.embed(&texts)?;
-    let embed_only = started.elapsed().as_secs_f64();
-
-    let overhead =
-        (cold.parse_seconds + cold.store_seconds) / cold.embed_seconds.max(f64::MIN_POSITIVE);
-    let report = json!({
-        "files": cold.files, "tasks": cold.tasks, "passages": cold.passages, "embedded": cold.embedded, "reused": cold.reused,
-        "cold_seconds": cold.total_seconds, "parse_seconds": cold.parse_seconds, "embed_seconds": cold.embed_seconds,
-        "store_seconds": cold.store_seconds, "index_build_seconds": cold.optimize_seconds,
-        "parse_and_store_over_embed": overhead, "warm_seconds": warm.total_seconds,
-        "baseline_embed_only_seconds": embed_only, "baseline_texts": texts.len(),
-    });
-    if args.json {
-        println!("{report}");
-        return Ok(());
-    }
-    println!(
-        "index bench: {} files, {} tasks, {} passages; {} texts embedded, {} reused (same text)",
-        cold.files, cold.tasks, cold.passages, cold.embedded, cold.reused
-    );
-    println!(
-        "  cold index, total              {:>8.1} s",
-        cold.total_seconds
-    );
-    println!(
-        "    parse                        {:>8.2} s",
-        cold.parse_seconds
-    );
-    println!(
-        "    embed                        {:>8.1} s  ({:.0} texts/s)",
-        cold.embed_seconds,
-        cold.embedded as f64 / cold.embed_seconds.max(f64::MIN_POSITIVE)
-    );
-    println!(
-        "    store                        {:>8.2} s",
-        cold.store_seconds
-    );
-    println!(
-        "    HNSW build                   {:>8.1} s",
-        cold.optimize_seconds
-    );
-    println!(
-        "  parse + store / embed          {:>8.1} %",
-        overhead * 100.0
-    );
-    println!(
-        "  baseline: the model alone      {:>8.1} s  ({} distinct texts, one call)",
-        embed_only,
-        texts.len()
-    );
-    println!(
-        "  warm re-index                  {:>8.2} s  (engine; the process adds model load and store open)",
-        warm.total_seconds
-    );
     Ok(())
 }

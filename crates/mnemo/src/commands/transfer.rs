@@ -1,36 +1,17 @@
-//! `mnemo import`, `mnemo export`, `mnemo snapshot`: data in and out of the store.
+//! `mnemo import`, `mnemo export`, `mnemo migrate-store`: data in and out of the store.
 
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
-use clap::{Args, Subcommand, ValueEnum};
-use indicatif::{ProgressBar, ProgressStyle};
+use clap::Args;
+use indicatif::ProgressBar;
+use mnemo::args::{ModelArgs, StoreArgs};
 use mnemo_embed::DEFAULT_MODEL_NAME;
-use mnemo_engine::transfer::{
-    ExportFormat, ImportFormat, ImportOptions, ImportProgress, ImportSummary, OnError, Reembed,
-    export_collection, import_file,
+use mnemo_store::Distance;
+use mnemo_transfer::{
+    ExportFormat, ImportFormat, ImportOptions, ImportProgress, ImportSummary, MigrateOptions,
+    OnError, Reembed, export_collection, import_file, migrate,
 };
-use mnemo_store::{Distance, SnapshotInfo};
-
-use crate::ModelArgs;
-use crate::memory_cmd::StoreArgs;
-use crate::remote::Remote;
-use mnemo_engine::transfer::{MigrateOptions, migrate};
-
-#[derive(Clone, Copy, ValueEnum)]
-enum DistanceArg {
-    Cosine,
-    Dot,
-    Euclid,
-    Manhattan,
-}
-
-#[derive(Clone, Copy, ValueEnum)]
-enum OnErrorArg {
-    Stop,
-    Skip,
-}
 
 #[derive(Args)]
 pub struct ImportArgs {
@@ -45,8 +26,8 @@ pub struct ImportArgs {
     format: ImportFormat,
     /// A bad record stops the import before anything is written (stop), or is left out and
     /// listed in the report (skip)
-    #[arg(long, value_enum, default_value = "stop")]
-    on_error: OnErrorArg,
+    #[arg(long, default_value = "stop")]
+    on_error: OnError,
     /// Check every record and say what would be imported; write nothing
     #[arg(long)]
     dry_run: bool,
@@ -62,9 +43,9 @@ pub struct ImportArgs {
     #[arg(long)]
     report: Option<PathBuf>,
     /// How a collection the import creates compares vectors: cosine (stored normalised, as
-    /// Qdrant does), dot or euclid (stored exactly as read)
-    #[arg(long, value_enum, default_value = "cosine")]
-    distance: DistanceArg,
+    /// Qdrant does), dot, euclid or manhattan (stored exactly as read)
+    #[arg(long, default_value = "cosine")]
+    distance: Distance,
     /// Leave building the search index (HNSW) for later; searches still work, by full scan
     #[arg(long)]
     no_optimize: bool,
@@ -80,20 +61,16 @@ pub struct ImportArgs {
     model: ModelArgs,
 }
 
-/// A progress bar over bytes, with records in its message.
+/// A progress bar whose phases are named by the work (`{prefix}`), with records in its message.
 struct Bar(ProgressBar);
 
 impl Bar {
-    fn new(unit: &'static str) -> Self {
-        let template = format!(
-            "{{spinner}} {{prefix}} [{{bar:30}}] {{{unit}}}/{{total_{unit}}} {{msg}} ({{elapsed}})"
-        );
-        let bar = ProgressBar::new(0).with_style(
-            ProgressStyle::with_template(&template)
-                .unwrap_or_else(|_| ProgressStyle::default_bar())
-                .progress_chars("=> "),
-        );
-        Self(bar)
+    /// `unit`: what the bar counts, in indicatif's words (`bytes`, or `pos` for a plain count).
+    fn new(unit: &str) -> Self {
+        Self(crate::progress::bar(
+            "{prefix}",
+            &format!("{{{unit}}}/{{total_{unit}}}"),
+        ))
     }
 }
 
@@ -123,22 +100,14 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
     });
     let options = ImportOptions {
         format: args.format,
-        on_error: match args.on_error {
-            OnErrorArg::Stop => OnError::Stop,
-            OnErrorArg::Skip => OnError::Skip,
-        },
+        on_error: args.on_error,
         dry_run: args.dry_run,
         reembed: args.reembed,
         sidecar: args.payloads.clone(),
         report: args.report.clone(),
         batch_size: args.batch.max(1),
         optimize: !args.no_optimize,
-        distance: match args.distance {
-            DistanceArg::Cosine => Distance::Cosine,
-            DistanceArg::Dot => Distance::Dot,
-            DistanceArg::Euclid => Distance::Euclid,
-            DistanceArg::Manhattan => Distance::Manhattan,
-        },
+        distance: args.distance,
         ..ImportOptions::new(&args.collection)
     };
     let bar = Bar::new("bytes");
@@ -146,10 +115,7 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
     bar.0.finish_and_clear();
     let summary = result?;
     if args.json {
-        let mut json = serde_json::to_value(&summary)?;
-        // The peak memory of the whole command, for `mnemo bench import`.
-        json["peak_rss_mib"] = (crate::bench_store::rss_kib("VmHWM:") as f64 / 1024.0).into();
-        println!("{}", serde_json::to_string_pretty(&json)?);
+        println!("{}", serde_json::to_string_pretty(&summary)?);
     } else {
         print_import(&summary);
     }
@@ -224,22 +190,15 @@ fn print_import(s: &ImportSummary) {
     }
 }
 
-#[derive(Clone, Copy, ValueEnum)]
-enum ExportFormatArg {
-    /// mnemo's JSON Lines: the collection's config, then one point per line
-    Jsonl,
-    /// NumPy float32 rows of one dense vector, and FILE.jsonl with ids, payloads, the rest
-    Npy,
-    /// Qdrant's {"points": [...]}
-    Qdrant,
-}
-
 #[derive(Args)]
 pub struct ExportArgs {
     #[arg(long)]
     collection: String,
-    #[arg(long, value_enum, default_value = "jsonl")]
-    format: ExportFormatArg,
+    /// jsonl: mnemo's JSON Lines (the collection's config, then one point per line); npy:
+    /// NumPy float32 rows of one dense vector, and FILE.jsonl with ids, payloads, the rest;
+    /// qdrant: Qdrant's {"points": [...]}
+    #[arg(long, default_value = "jsonl")]
+    format: ExportFormat,
     /// The file to write [default: COLLECTION.jsonl, .npy or .json]
     #[arg(long, short)]
     output: Option<PathBuf>,
@@ -252,15 +211,11 @@ pub struct ExportArgs {
 
 pub fn export(args: ExportArgs) -> anyhow::Result<()> {
     let store = args.store.open_any()?.shared();
-    let (format, extension) = match args.format {
-        ExportFormatArg::Jsonl => (ExportFormat::Jsonl, "jsonl"),
-        ExportFormatArg::Npy => (ExportFormat::Npy, "npy"),
-        ExportFormatArg::Qdrant => (ExportFormat::Qdrant, "json"),
-    };
+    let format = args.format;
     let output = args
         .output
         .clone()
-        .unwrap_or_else(|| PathBuf::from(format!("{}.{extension}", args.collection)));
+        .unwrap_or_else(|| PathBuf::from(format!("{}.{}", args.collection, format.extension())));
     let bar = Bar::new("pos");
     let result = export_collection(
         store.as_ref(),
@@ -285,149 +240,6 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
             .join(", ")
     );
     Ok(())
-}
-
-#[derive(Subcommand)]
-pub enum SnapshotCommand {
-    /// Take a consistent, checksummed snapshot of a collection while writes go on
-    Create {
-        #[arg(long)]
-        collection: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// The snapshots of a collection, oldest first
-    List {
-        #[arg(long)]
-        collection: String,
-        #[arg(long)]
-        json: bool,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Replace a collection (or create it) with a snapshot, after verifying its checksums.
-    /// SNAPSHOT: a name from `list`, or the path of a .snapshot file
-    Restore {
-        snapshot: String,
-        #[arg(long)]
-        collection: String,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-    /// Delete a snapshot
-    Delete {
-        snapshot: String,
-        #[arg(long)]
-        collection: String,
-        #[command(flatten)]
-        store: StoreArgs,
-    },
-}
-
-fn print_snapshot(info: &SnapshotInfo) {
-    println!(
-        "{}\t{}\t{} points\t{:.1} MB\tblake3 {}",
-        info.name,
-        info.created,
-        info.points,
-        info.size as f64 / 1e6,
-        info.checksum
-    );
-}
-
-/// Runs the command on the store, or through the server holding it.
-pub fn snapshot(command: SnapshotCommand) -> anyhow::Result<()> {
-    let store_args = match &command {
-        SnapshotCommand::Create { store, .. }
-        | SnapshotCommand::List { store, .. }
-        | SnapshotCommand::Restore { store, .. }
-        | SnapshotCommand::Delete { store, .. } => store.clone(),
-    };
-    let store: Box<dyn SnapshotTarget> = match store_args.open_any() {
-        Ok(store) => Box::new(store.shared()),
-        Err(err) => match Remote::holding(&err) {
-            Some(remote) => Box::new(remote),
-            None => return Err(err),
-        },
-    };
-    match command {
-        SnapshotCommand::Create {
-            collection, json, ..
-        } => {
-            let info = store.create(&collection)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&info)?);
-            } else {
-                print_snapshot(&info);
-            }
-        }
-        SnapshotCommand::List {
-            collection, json, ..
-        } => {
-            let list = store.list(&collection)?;
-            if json {
-                println!("{}", serde_json::to_string_pretty(&list)?);
-            } else if list.is_empty() {
-                eprintln!("collection `{collection}` has no snapshots");
-            } else {
-                list.iter().for_each(print_snapshot);
-            }
-        }
-        SnapshotCommand::Restore {
-            snapshot,
-            collection,
-            ..
-        } => {
-            let info = store.restore(&collection, &snapshot)?;
-            println!(
-                "restored `{collection}` from {} ({} points, taken {}, checksums verified)",
-                info.name, info.points, info.created
-            );
-        }
-        SnapshotCommand::Delete {
-            snapshot,
-            collection,
-            ..
-        } => {
-            if !store.delete(&collection, &snapshot)? {
-                anyhow::bail!("collection `{collection}` has no snapshot `{snapshot}`");
-            }
-            println!("deleted snapshot {snapshot}");
-        }
-    }
-    Ok(())
-}
-
-/// Where snapshot commands go: the store itself, or the server that holds it.
-pub trait SnapshotTarget {
-    fn create(&self, collection: &str) -> anyhow::Result<SnapshotInfo>;
-    fn list(&self, collection: &str) -> anyhow::Result<Vec<SnapshotInfo>>;
-    fn restore(&self, collection: &str, snapshot: &str) -> anyhow::Result<SnapshotInfo>;
-    fn delete(&self, collection: &str, snapshot: &str) -> anyhow::Result<bool>;
-}
-
-impl SnapshotTarget for Arc<dyn mnemo_store::VectorStore> {
-    fn create(&self, collection: &str) -> anyhow::Result<SnapshotInfo> {
-        Ok(self.create_snapshot(collection)?)
-    }
-    fn list(&self, collection: &str) -> anyhow::Result<Vec<SnapshotInfo>> {
-        Ok(self.list_snapshots(collection)?)
-    }
-    fn restore(&self, collection: &str, snapshot: &str) -> anyhow::Result<SnapshotInfo> {
-        let path = PathBuf::from(snapshot);
-        if snapshot.contains(std::path::MAIN_SEPARATOR) || path.is_file() {
-            let path = path
-                .canonicalize()
-                .with_context(|| format!("cannot read the snapshot {snapshot}"))?;
-            return Ok(self.restore_snapshot_file(collection, &path)?);
-        }
-        Ok(self.restore_snapshot(collection, snapshot)?)
-    }
-    fn delete(&self, collection: &str, snapshot: &str) -> anyhow::Result<bool> {
-        Ok(self.delete_snapshot(collection, snapshot)?)
-    }
 }
 
 #[derive(Args)]

@@ -10,7 +10,7 @@ use mnemo_embed::Embedder;
 use mnemo_store::json_type;
 use serde_json::{Map, Value};
 
-use crate::ModelArgs;
+use mnemo::args::ModelArgs;
 
 #[derive(Args)]
 pub struct EmbedArgs {

@@ -387,7 +387,7 @@ impl<R: BufRead> Scanner<R> {
 
 #[cfg(test)]
 mod tests {
-    use super::*;
+    use crate::*;
 
     fn collect(text: &str, layout: Layout) -> Result<Vec<String>, ScanError> {
         let mut scanner = Scanner::new(text.as_bytes(), layout, &["tasks", "points"]);

@@ -1,4 +1,4 @@
-//! `mnemo bench import`: a legacy `task_vectors.json` written the way the old PowerShell
+//! `mnemo-bench import`: a legacy `task_vectors.json` written the way the old PowerShell
 //! vectoriser wrote it (UTF-8 BOM, 4-space indentation, CRLF, one float per line with 6
 //! decimals, 1536-d), imported by `mnemo import` in a child process into a fresh store: MB/s,
 //! points/s and the child's peak RSS beside the vectors' own size, for each file size asked
@@ -15,8 +15,10 @@ use anyhow::{Context, bail};
 use clap::Args;
 use serde_json::Value;
 
+use crate::stats::{Rng, median};
+
 #[derive(Args)]
-pub struct BenchImportArgs {
+pub struct ImportArgs {
     /// File sizes to generate and import, in MB
     #[arg(long, value_delimiter = ',', default_value = "50,500")]
     sizes: Vec<u64>,
@@ -37,14 +39,6 @@ pub struct BenchImportArgs {
     dir: Option<PathBuf>,
 }
 
-fn splitmix(state: &mut u64) -> u64 {
-    *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);
-    let mut z = *state;
-    z = (z ^ (z >> 30)).wrapping_mul(0xBF58_476D_1CE4_E5B9);
-    z = (z ^ (z >> 27)).wrapping_mul(0x94D0_49BB_1331_11EB);
-    z ^ (z >> 31)
-}
-
 /// Writes a legacy file of about `megabytes` MB; the number of tasks.
 fn write_legacy(path: &Path, megabytes: u64, dim: usize) -> anyhow::Result<usize> {
     // A float's line: 16 spaces of indentation, sign, 0.dddddd, comma, CRLF: about 28 bytes.
@@ -58,7 +52,7 @@ fn write_legacy(path: &Path, megabytes: u64, dim: usize) -> anyhow::Result<usize
         out,
         "{i1}\"metadata\": {{{nl}{i2}\"created\": \"2025-06-10T14:03:11\",{nl}{i2}\"source\": \"plan-dev-v57.md\",{nl}{i2}\"taskCount\": {tasks},{nl}{i2}\"vectorDimension\": {dim},{nl}{i2}\"model\": \"text-embedding-ada-002\"{nl}{i1}}},{nl}{i1}\"tasks\": [{nl}"
     )?;
-    let mut state = 7u64;
+    let mut rng = Rng(7);
     for task in 0..tasks {
         let (phase, step, item) = (task / 100 + 1, (task / 10) % 10 + 1, task % 10 + 1);
         write!(
@@ -72,7 +66,7 @@ fn write_legacy(path: &Path, megabytes: u64, dim: usize) -> anyhow::Result<usize
             task % 4,
         )?;
         for i in 0..dim {
-            let value = (splitmix(&mut state) % 2_000_000) as f64 / 1_000_000.0 - 1.0;
+            let value = (rng.next() % 2_000_000) as f64 / 1_000_000.0 - 1.0;
             let comma = if i + 1 < dim { "," } else { "" };
             write!(out, "{i4}{value:.6}{comma}{nl}")?;
         }
@@ -87,21 +81,16 @@ fn write_legacy(path: &Path, megabytes: u64, dim: usize) -> anyhow::Result<usize
     Ok(tasks)
 }
 
-fn median(values: &mut [f64]) -> f64 {
-    values.sort_by(f64::total_cmp);
-    values[values.len() / 2]
-}
-
 struct Run {
     seconds: f64,
     peak_rss_mib: f64,
     summary: Value,
 }
 
-fn import_once(file: &Path, data: &Path, no_optimize: bool) -> anyhow::Result<Run> {
+fn import_once(mnemo: &Path, file: &Path, data: &Path, no_optimize: bool) -> anyhow::Result<Run> {
     let _ = std::fs::remove_dir_all(data);
     let started = Instant::now();
-    let mut command = Command::new(std::env::current_exe()?);
+    let mut command = Command::new(mnemo);
     command
         .args(["import", "--collection", "legacy", "--json", "--data-dir"])
         .arg(data)
@@ -109,24 +98,99 @@ fn import_once(file: &Path, data: &Path, no_optimize: bool) -> anyhow::Result<Ru
     if no_optimize {
         command.arg("--no-optimize");
     }
-    let output = command.output().context("cannot run mnemo import")?;
+    let output = run_measured(&mut command).context("cannot run mnemo import")?;
     let seconds = started.elapsed().as_secs_f64();
-    if !output.status.success() {
+    if !output.success {
         bail!(
             "mnemo import failed: {}",
             String::from_utf8_lossy(&output.stderr)
         );
     }
     let summary: Value = serde_json::from_slice(&output.stdout)?;
-    let peak_rss_mib = summary["peak_rss_mib"].as_f64().unwrap_or(0.0);
     Ok(Run {
         seconds,
-        peak_rss_mib,
+        peak_rss_mib: output.peak_rss_kib as f64 / 1024.0,
         summary,
     })
 }
 
-pub fn run(args: BenchImportArgs) -> anyhow::Result<()> {
+/// What a child process printed, whether it succeeded, and its peak resident memory.
+struct Measured {
+    success: bool,
+    stdout: Vec<u8>,
+    stderr: Vec<u8>,
+    peak_rss_kib: u64,
+}
+
+/// Runs `command` to its end and reads the kernel's account of the child's peak RSS
+/// (`wait4`'s `ru_maxrss`): the child's own figure, whatever it prints.
+fn run_measured(command: &mut Command) -> anyhow::Result<Measured> {
+    use std::io::Read;
+    use std::process::Stdio;
+    let mut child = command
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()?;
+    // Both pipes drained while the child runs, so that neither fills and blocks it.
+    let drain = |pipe: Option<Box<dyn Read + Send>>| {
+        std::thread::spawn(move || {
+            let mut bytes = Vec::new();
+            if let Some(mut pipe) = pipe {
+                let _ = pipe.read_to_end(&mut bytes);
+            }
+            bytes
+        })
+    };
+    let stdout = drain(
+        child
+            .stdout
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let stderr = drain(
+        child
+            .stderr
+            .take()
+            .map(|p| Box::new(p) as Box<dyn Read + Send>),
+    );
+    let pid = libc::pid_t::try_from(child.id()).context("the child's pid")?;
+    let mut status = 0;
+    // SAFETY: an all-zero `rusage` is a valid value of that plain C struct.
+    let mut usage: libc::rusage = unsafe { std::mem::zeroed() };
+    loop {
+        // SAFETY: `pid` is our own child, not waited for yet; both pointers are to live locals.
+        let waited = unsafe { libc::wait4(pid, &mut status, 0, &mut usage) };
+        if waited == pid {
+            break;
+        }
+        let error = std::io::Error::last_os_error();
+        if error.kind() != std::io::ErrorKind::Interrupted {
+            return Err(error).context("waiting for the child");
+        }
+    }
+    let joined = |handle: std::thread::JoinHandle<Vec<u8>>| handle.join().unwrap_or_default();
+    Ok(Measured {
+        success: libc::WIFEXITED(status) && libc::WEXITSTATUS(status) == 0,
+        stdout: joined(stdout),
+        stderr: joined(stderr),
+        // Linux reports it in KiB.
+        peak_rss_kib: u64::try_from(usage.ru_maxrss).unwrap_or(0),
+    })
+}
+
+/// The `mnemo` binary beside this one (both are built into the same folder).
+fn mnemo_binary() -> anyhow::Result<PathBuf> {
+    let path = std::env::current_exe()?.with_file_name("mnemo");
+    anyhow::ensure!(
+        path.is_file(),
+        "{} not found: build it first (cargo build --release)",
+        path.display()
+    );
+    Ok(path)
+}
+
+pub fn run(args: ImportArgs) -> anyhow::Result<()> {
+    let mnemo = mnemo_binary()?;
     let temporary = tempfile::tempdir()?;
     let dir = args
         .dir
@@ -134,7 +198,7 @@ pub fn run(args: BenchImportArgs) -> anyhow::Result<()> {
         .unwrap_or_else(|| temporary.path().to_owned());
     std::fs::create_dir_all(&dir)?;
     println!(
-        "mnemo bench import: legacy task_vectors.json ({}-d, PowerShell layout), `mnemo import` in a child process, median of {}",
+        "mnemo-bench import: legacy task_vectors.json ({}-d, PowerShell layout), `mnemo import` in a child process, median of {}",
         args.dim, args.repeat
     );
     println!(
@@ -158,7 +222,7 @@ pub fn run(args: BenchImportArgs) -> anyhow::Result<()> {
         let mut peaks = Vec::new();
         let mut last = None;
         for _ in 0..args.repeat {
-            let run = import_once(&file, &data, args.no_optimize)?;
+            let run = import_once(&mnemo, &file, &data, args.no_optimize)?;
             seconds.push(run.seconds);
             peaks.push(run.peak_rss_mib);
             last = Some(run.summary);
@@ -167,8 +231,8 @@ pub fn run(args: BenchImportArgs) -> anyhow::Result<()> {
         if summary["imported"].as_u64() != Some(tasks as u64) {
             bail!("imported {} of {tasks} tasks", summary["imported"]);
         }
-        let time = median(&mut seconds);
-        let peak = median(&mut peaks);
+        let time = median(&seconds);
+        let peak = median(&peaks);
         let vectors_mib = (tasks * args.dim * 4) as f64 / (1024.0 * 1024.0);
         let reference = python_load(&args.python, &file);
         println!(

@@ -13,12 +13,13 @@ use mnemo_store::CollectionConfig;
 use serde::{Deserialize, Serialize};
 use serde_json::{Map, Value};
 
-use super::npy::{self, NpyHeader};
-use super::pickle::{self, Py};
-use super::record::{
+use crate::TransferError;
+use crate::npy::{self, NpyHeader};
+use crate::pickle::{self, Py};
+use crate::record::{
     RecordFault, SourceId, SourceRecord, SourceVector, VectorInput, assemble, read_json_record,
 };
-use super::scan::{Item, Layout, ScanError, Scanner};
+use crate::scan::{Item, Layout, Scanner};
 
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "kebab-case")]
@@ -95,20 +96,6 @@ pub struct ExportHeader {
     pub npy_vector: Option<String>,
 }
 
-/// A file that cannot be read at all (as opposed to a record that cannot be imported).
-#[derive(Debug, thiserror::Error)]
-pub enum SourceError {
-    #[error("{path}: {error}")]
-    Io {
-        path: PathBuf,
-        error: std::io::Error,
-    },
-    #[error("{path}: {message}")]
-    Format { path: PathBuf, message: String },
-    #[error("{path}: {error}")]
-    Scan { path: PathBuf, error: ScanError },
-}
-
 /// One record as read, and where.
 #[derive(Debug)]
 pub struct Located {
@@ -118,8 +105,8 @@ pub struct Located {
 }
 
 /// Decides the format from the first bytes (and the name only where bytes cannot tell).
-pub fn detect(path: &Path) -> Result<ImportFormat, SourceError> {
-    let io = |error| SourceError::Io {
+pub fn detect(path: &Path) -> Result<ImportFormat, TransferError> {
+    let io = |error| TransferError::ReadFile {
         path: path.to_owned(),
         error,
     };
@@ -145,7 +132,7 @@ pub fn detect(path: &Path) -> Result<ImportFormat, SourceError> {
     }
     let text = head.strip_prefix(b"\xef\xbb\xbf").unwrap_or(&head);
     if text.starts_with(b"\xff\xfe") || text.starts_with(b"\xfe\xff") {
-        return Err(SourceError::Format {
+        return Err(TransferError::Format {
             path: path.to_owned(),
             message: "the file is UTF-16 (PowerShell 5's Out-File default): convert it to UTF-8 \
                       first, e.g. Get-Content f | Set-Content -Encoding utf8 g"
@@ -179,7 +166,7 @@ pub fn detect(path: &Path) -> Result<ImportFormat, SourceError> {
                 Ok(ImportFormat::TaskVectors)
             }
         }
-        _ => Err(SourceError::Format {
+        _ => Err(TransferError::Format {
             path: path.to_owned(),
             message: format!(
                 "cannot tell the format from the first bytes: not JSON, JSON Lines, .npy or a \
@@ -201,8 +188,8 @@ impl Source {
         path: &Path,
         format: ImportFormat,
         sidecar: Option<&Path>,
-    ) -> Result<Self, SourceError> {
-        let io = |error| SourceError::Io {
+    ) -> Result<Self, TransferError> {
+        let io = |error| TransferError::ReadFile {
             path: path.to_owned(),
             error,
         };
@@ -228,7 +215,7 @@ impl Source {
         })
     }
 
-    pub fn next(&mut self) -> Result<Option<Located>, SourceError> {
+    pub fn next(&mut self) -> Result<Option<Located>, TransferError> {
         match self {
             Self::Json(source) => source.next(),
             Self::Npy(source) => source.next(),
@@ -286,20 +273,20 @@ impl<R: BufRead> JsonSource<R> {
         }
     }
 
-    fn next(&mut self) -> Result<Option<Located>, SourceError> {
+    fn next(&mut self) -> Result<Option<Located>, TransferError> {
         loop {
             let first_line = std::mem::replace(&mut self.first_line, false);
             let item = self
                 .scanner
                 .next_item()
-                .map_err(|error| SourceError::Scan {
+                .map_err(|error| TransferError::Scan {
                     path: self.path.clone(),
                     error,
                 })?;
             match item {
                 None => {
                     if self.layout == Layout::Object && !self.saw_records {
-                        return Err(SourceError::Format {
+                        return Err(TransferError::Format {
                             path: self.path.clone(),
                             message: "the object has no `tasks` or `points` list of records".into(),
                         });
@@ -319,7 +306,7 @@ impl<R: BufRead> JsonSource<R> {
                     self.saw_records = true;
                     if first_line && self.layout == Layout::Lines && is_export_header(bytes) {
                         let header: ExportHeader =
-                            serde_json::from_slice(bytes).map_err(|e| SourceError::Format {
+                            serde_json::from_slice(bytes).map_err(|e| TransferError::Format {
                                 path: self.path.clone(),
                                 message: format!("line 1: a bad mnemo export header: {e}"),
                             })?;
@@ -372,13 +359,13 @@ pub fn default_sidecar(path: &Path) -> Option<PathBuf> {
 }
 
 impl NpySource {
-    fn open(path: &Path, sidecar: Option<&Path>) -> Result<Self, SourceError> {
-        let io = |error| SourceError::Io {
+    fn open(path: &Path, sidecar: Option<&Path>) -> Result<Self, TransferError> {
+        let io = |error| TransferError::ReadFile {
             path: path.to_owned(),
             error,
         };
         let mut reader = BufReader::with_capacity(1 << 20, File::open(path).map_err(io)?);
-        let npy = npy::read_header(&mut reader).map_err(|message| SourceError::Format {
+        let npy = npy::read_header(&mut reader).map_err(|message| TransferError::Format {
             path: path.to_owned(),
             message,
         })?;
@@ -387,7 +374,7 @@ impl NpySource {
             .or_else(|| default_sidecar(path))
         {
             Some(sidecar_path) => {
-                let file = File::open(&sidecar_path).map_err(|error| SourceError::Io {
+                let file = File::open(&sidecar_path).map_err(|error| TransferError::ReadFile {
                     path: sidecar_path.clone(),
                     error,
                 })?;
@@ -419,7 +406,7 @@ impl NpySource {
         self.npy.data_offset + (self.row * self.npy.columns * self.npy.element.size()) as u64
     }
 
-    fn next(&mut self) -> Result<Option<Located>, SourceError> {
+    fn next(&mut self) -> Result<Option<Located>, TransferError> {
         let side = match &mut self.sidecar {
             Some(sidecar) => {
                 let next = sidecar.next()?;
@@ -433,7 +420,7 @@ impl NpySource {
         };
         if self.row == self.npy.rows {
             if let Some(extra) = side {
-                return Err(SourceError::Format {
+                return Err(TransferError::Format {
                     path: self.sidecar_path(),
                     message: format!(
                         "line {}: more payload lines than the {} rows of {}",
@@ -447,7 +434,7 @@ impl NpySource {
         }
         let mut values = Vec::with_capacity(self.npy.columns);
         npy::read_row(&mut self.reader, &self.npy, &mut self.scratch, &mut values).map_err(
-            |e| SourceError::Format {
+            |e| TransferError::Format {
                 path: self.path.clone(),
                 message: format!(
                     "row {} of {}: {e}: the file is truncated",
@@ -517,12 +504,12 @@ pub struct PickleSource {
 }
 
 impl PickleSource {
-    fn open(path: &Path) -> Result<Self, SourceError> {
-        let bytes = std::fs::read(path).map_err(|error| SourceError::Io {
+    fn open(path: &Path) -> Result<Self, TransferError> {
+        let bytes = std::fs::read(path).map_err(|error| TransferError::ReadFile {
             path: path.to_owned(),
             error,
         })?;
-        let format = |message: String| SourceError::Format {
+        let format = |message: String| TransferError::Format {
             path: path.to_owned(),
             message,
         };
@@ -693,7 +680,7 @@ fn pickle_record(row: Vec<(String, Py)>) -> Result<SourceRecord, RecordFault> {
     let mut fields = Vec::new();
     let mut vectors = Vec::new();
     for (key, value) in row {
-        if super::record::VECTOR_KEYS.contains(&key.as_str()) || key == "vectors" {
+        if crate::record::VECTOR_KEYS.contains(&key.as_str()) || key == "vectors" {
             let vector = py_vector(&value).map_err(|message| RecordFault::new(&key, message))?;
             vectors.push((key, VectorInput::Read(SourceVector::Dense(vector))));
         } else {

@@ -1,19 +1,16 @@
-//! The CLI through a running `mnemo serve`: when a server holds the data directory, the lock
-//! file says where it listens, and `search`, `similar`, `dupes` and `index` ask it over the REST API
-//! instead of failing on the lock. Same answers, same output.
+//! The client of a running `mnemo serve`: when a server holds the data directory, the lock
+//! file says where it listens, and `search`, `similar`, `dupes`, `index` and `snapshot` ask it
+//! over the REST API instead of failing on the lock. Same answers, same output. It imports no
+//! command: the commands choose between it and the engine (`backend.rs`).
 
 use std::path::PathBuf;
 use std::time::Duration;
 
 use anyhow::{Context, bail};
-use indicatif::{ProgressBar, ProgressStyle};
-use mnemo_engine::{DuplicateCluster, IndexSummary, SearchOptions};
-use mnemo_store::{PointId, ScoredPoint, StoreError};
+use mnemo_engine::{API_KEY_ENV, DuplicateCluster, IndexSummary, SearchOptions};
+use mnemo_store::{PointId, ScoredPoint, SnapshotInfo, StoreError};
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{Value, json};
-
-/// The key the CLI sends, as the server reads it.
-const KEY_ENV: &str = "MNEMO_API_KEY";
 
 pub struct Remote {
     base: String,
@@ -37,7 +34,7 @@ impl Remote {
             .find(|word| word.starts_with("http://"))?;
         Some(Remote {
             base: base.trim_end_matches('/').to_owned(),
-            key: std::env::var(KEY_ENV)
+            key: std::env::var(API_KEY_ENV)
                 .ok()
                 .filter(|key| !key.trim().is_empty()),
             client: Client::builder()
@@ -70,7 +67,7 @@ impl Remote {
         }
         let error = &body["error"];
         let hint = if status == reqwest::StatusCode::UNAUTHORIZED {
-            format!(" (set {KEY_ENV} to a key of that server)")
+            format!(" (set {API_KEY_ENV} to a key of that server)")
         } else {
             String::new()
         };
@@ -164,13 +161,7 @@ impl Remote {
             }),
         )?;
         let id = job["id"].as_u64().context("the server's job has no id")?;
-        let bar = ProgressBar::new(0).with_style(
-            ProgressStyle::with_template(
-                "{spinner} indexing on the server [{bar:30}] {pos}/{len} files, {msg} ({elapsed})",
-            )
-            .unwrap_or_else(|_| ProgressStyle::default_bar())
-            .progress_chars("=> "),
-        );
+        let bar = crate::progress::bar("indexing on the server", "{pos}/{len} files,");
         loop {
             let job = self.call(self.client.get(format!("{}/api/v1/jobs/{id}", self.base)))?;
             bar.set_length(job["files_total"].as_u64().unwrap_or(0));
@@ -218,8 +209,8 @@ fn hits(answer: &Value) -> anyhow::Result<Vec<ScoredPoint>> {
 }
 
 /// Snapshots through the server: the same routes any client uses.
-impl crate::transfer_cmd::SnapshotTarget for Remote {
-    fn create(&self, collection: &str) -> anyhow::Result<mnemo_store::SnapshotInfo> {
+impl Remote {
+    pub fn create_snapshot(&self, collection: &str) -> anyhow::Result<SnapshotInfo> {
         let answer = self.post(
             &format!("/api/v1/collections/{collection}/snapshots"),
             json!({}),
@@ -227,18 +218,18 @@ impl crate::transfer_cmd::SnapshotTarget for Remote {
         serde_json::from_value(answer).context("the server's snapshot is not one this mnemo reads")
     }
 
-    fn list(&self, collection: &str) -> anyhow::Result<Vec<mnemo_store::SnapshotInfo>> {
+    pub fn list_snapshots(&self, collection: &str) -> anyhow::Result<Vec<SnapshotInfo>> {
         let url = format!("{}/api/v1/collections/{collection}/snapshots", self.base);
         let answer = self.call(self.client.get(url))?;
         serde_json::from_value(answer["snapshots"].clone())
             .context("the server's snapshots are not ones this mnemo reads")
     }
 
-    fn restore(
+    pub fn restore_snapshot(
         &self,
         collection: &str,
         snapshot: &str,
-    ) -> anyhow::Result<mnemo_store::SnapshotInfo> {
+    ) -> anyhow::Result<SnapshotInfo> {
         if snapshot.contains(std::path::MAIN_SEPARATOR) {
             bail!(
                 "the data directory is held by mnemo serve at {}: it restores snapshots by name \
@@ -253,7 +244,7 @@ impl crate::transfer_cmd::SnapshotTarget for Remote {
         serde_json::from_value(answer).context("the server's snapshot is not one this mnemo reads")
     }
 
-    fn delete(&self, collection: &str, snapshot: &str) -> anyhow::Result<bool> {
+    pub fn delete_snapshot(&self, collection: &str, snapshot: &str) -> anyhow::Result<bool> {
         let url = format!(
             "{}/api/v1/collections/{collection}/snapshots/{snapshot}",
             self.base

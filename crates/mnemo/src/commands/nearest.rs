@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::{Context, bail};
 use clap::Args;
 
-use crate::ModelArgs;
+use mnemo::args::ModelArgs;
 
 #[derive(Args)]
 pub struct NearestArgs {

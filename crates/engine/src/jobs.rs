@@ -1,0 +1,225 @@
+//! Index jobs, for every door that starts indexing in the background (the REST API today; the
+//! MCP server and the plan watcher next): paths checked against the folders the service may
+//! read, one queue, and one writer at a time, because the incremental index assumes a single
+//! writer per collection. A job is followed by its id; finished ones are kept a while.
+
+use std::collections::BTreeMap;
+use std::path::{Component, Path, PathBuf};
+use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::{Arc, Mutex, PoisonError};
+
+use serde::Serialize;
+
+use crate::{Engine, EngineError, IndexOptions, IndexProgress, IndexSummary, Result};
+
+/// Finished jobs kept for [`JobQueue::get`]; older ones are forgotten.
+const FINISHED_KEPT: usize = 100;
+
+#[derive(Debug, Serialize, Clone, Copy, PartialEq)]
+#[serde(rename_all = "lowercase")]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub enum JobState {
+    /// Waiting for the job before it to finish.
+    Queued,
+    Running,
+    Succeeded,
+    Failed,
+}
+
+#[derive(Debug, Serialize, Clone)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
+pub struct Job {
+    pub id: u64,
+    pub state: JobState,
+    /// The paths as resolved on the server.
+    pub paths: Vec<String>,
+    pub tasks_only: bool,
+    /// What the indexer is doing now (`embedding`, `optimizing`, …).
+    pub phase: Option<String>,
+    pub files_total: usize,
+    pub files_done: usize,
+    /// Texts embedded so far.
+    pub embedded: usize,
+    pub created_at: String,
+    pub started_at: Option<String>,
+    pub finished_at: Option<String>,
+    /// The indexer's summary once succeeded.
+    pub summary: Option<IndexSummary>,
+    /// Why it failed.
+    pub error: Option<String>,
+}
+
+#[derive(Default)]
+pub struct JobQueue {
+    next_id: AtomicU64,
+    jobs: Mutex<BTreeMap<u64, Arc<Mutex<Job>>>>,
+    /// Held by the running job.
+    writer: Arc<Mutex<()>>,
+}
+
+fn now() -> String {
+    chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
+}
+
+fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+impl JobQueue {
+    fn add(&self, paths: &[PathBuf], tasks_only: bool) -> Arc<Mutex<Job>> {
+        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
+        let job = Arc::new(Mutex::new(Job {
+            id,
+            state: JobState::Queued,
+            paths: paths.iter().map(|p| p.display().to_string()).collect(),
+            tasks_only,
+            phase: None,
+            files_total: 0,
+            files_done: 0,
+            embedded: 0,
+            created_at: now(),
+            started_at: None,
+            finished_at: None,
+            summary: None,
+            error: None,
+        }));
+        let mut jobs = lock(&self.jobs);
+        let finished: Vec<u64> = jobs
+            .iter()
+            .filter(|(_, job)| matches!(lock(job).state, JobState::Succeeded | JobState::Failed))
+            .map(|(id, _)| *id)
+            .collect();
+        for old in finished
+            .iter()
+            .take(finished.len().saturating_sub(FINISHED_KEPT))
+        {
+            jobs.remove(old);
+        }
+        jobs.insert(id, job.clone());
+        job
+    }
+
+    pub fn get(&self, id: u64) -> Option<Job> {
+        lock(&self.jobs).get(&id).map(|job| lock(job).clone())
+    }
+
+    /// Running and queued jobs, and the last finished ones, oldest first.
+    pub fn all(&self) -> Vec<Job> {
+        lock(&self.jobs)
+            .values()
+            .map(|job| lock(job).clone())
+            .collect()
+    }
+
+    /// Queues indexing `paths` (already resolved: [`resolve_under_roots`]) with `engine`; the
+    /// job as queued. `finished` is called with the summary of a job that succeeded.
+    pub fn submit(
+        &self,
+        engine: Arc<Engine>,
+        paths: Vec<PathBuf>,
+        options: IndexOptions,
+        finished: impl FnOnce(&IndexSummary) + Send + 'static,
+    ) -> Result<Job> {
+        let job = self.add(&paths, !options.passages);
+        let queued = lock(&job).clone();
+        let writer = self.writer.clone();
+        std::thread::Builder::new()
+            .name(format!("index-job-{}", queued.id))
+            .spawn(move || {
+                let _writing = lock(&writer);
+                {
+                    let mut job = lock(&job);
+                    job.state = JobState::Running;
+                    job.started_at = Some(now());
+                }
+                let result = engine.index(&paths, &options, &JobProgress(job.clone()));
+                let mut job = lock(&job);
+                job.finished_at = Some(now());
+                job.phase = None;
+                match result {
+                    Ok(summary) => {
+                        finished(&summary);
+                        job.state = JobState::Succeeded;
+                        job.summary = Some(summary);
+                    }
+                    Err(err) => {
+                        job.state = JobState::Failed;
+                        job.error = Some(err.to_string());
+                    }
+                }
+            })
+            .map_err(EngineError::JobThread)?;
+        Ok(queued)
+    }
+}
+
+struct JobProgress(Arc<Mutex<Job>>);
+
+impl IndexProgress for JobProgress {
+    fn start(&self, files: usize) {
+        lock(&self.0).files_total = files;
+    }
+
+    fn files_done(&self, files: usize, embedded: usize) {
+        let mut job = lock(&self.0);
+        job.files_done = files;
+        job.embedded = embedded;
+    }
+
+    fn phase(&self, name: &str) {
+        lock(&self.0).phase = Some(name.to_owned());
+    }
+}
+
+/// `path` made absolute (relative ones from the first root) and resolved, if it is under one
+/// of `roots`: the folders a service may index on its own disk.
+pub fn resolve_under_roots(path: &str, roots: &[PathBuf]) -> Result<PathBuf> {
+    let outside = || EngineError::OutsideIndexRoots {
+        path: path.to_owned(),
+    };
+    let Some(first) = roots.first() else {
+        return Err(EngineError::NoIndexRoots);
+    };
+    let asked = Path::new(path);
+    let absolute = if asked.is_absolute() {
+        asked.to_path_buf()
+    } else {
+        first.join(asked)
+    };
+    let roots: Vec<PathBuf> = roots
+        .iter()
+        .filter_map(|root| root.canonicalize().ok())
+        .collect();
+    match absolute.canonicalize() {
+        Ok(resolved) if roots.iter().any(|root| resolved.starts_with(root)) => Ok(resolved),
+        Ok(_) => Err(outside()),
+        // Whether a path outside the roots exists is none of the client's business.
+        Err(_)
+            if !roots
+                .iter()
+                .any(|root| lexical(&absolute).starts_with(root)) =>
+        {
+            Err(outside())
+        }
+        Err(err) => Err(EngineError::UnreadablePath {
+            path: path.to_owned(),
+            reason: err.to_string(),
+        }),
+    }
+}
+
+/// `path` with `.` and `..` folded away without touching the disk (for paths that do not
+/// exist): `root/../../etc` must not count as under `root`.
+fn lexical(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for component in path.components() {
+        match component {
+            Component::ParentDir => {
+                out.pop();
+            }
+            Component::CurDir => {}
+            other => out.push(other),
+        }
+    }
+    out
+}

@@ -1,0 +1,162 @@
+//! The arguments that say where the model and the store are, shared by every command that
+//! embeds or opens the store (and by `mnemo-bench`), and what opening them gives.
+
+use std::path::PathBuf;
+use std::sync::Arc;
+
+use anyhow::Context;
+use clap::Args;
+use mnemo_embed::{Backend, DEFAULT_MODEL_NAME, Embedder, EmbedderOptions, default_model_dir};
+use mnemo_engine::Engine;
+use mnemo_store::{EmbeddedStore, OpenOptions, QdrantOptions, QdrantStore, VectorStore};
+
+/// How to find and run the model; shared by every command that embeds.
+#[derive(Args, Clone)]
+pub struct ModelArgs {
+    /// The sentence-transformers model folder [default: ~/.cache/mnemo/models/all-MiniLM-L6-v2]
+    #[arg(long, env = "MNEMO_MODEL_DIR")]
+    pub model_dir: Option<PathBuf>,
+    /// Where the encoder runs: auto, cpu, candle-cpu, cuda, cuda:N
+    #[arg(long, default_value = "auto")]
+    pub device: Backend,
+    /// Worker threads (0: one per core)
+    #[arg(long, env = "MNEMO_THREADS", default_value_t = 0)]
+    pub threads: usize,
+}
+
+impl ModelArgs {
+    pub fn load(
+        &self,
+        max_batch_texts: Option<usize>,
+        max_batch_tokens: Option<usize>,
+    ) -> anyhow::Result<Embedder> {
+        let dir = self.model_dir.clone().unwrap_or_else(default_model_dir);
+        let mut options = EmbedderOptions {
+            backend: self.device,
+            threads: self.threads,
+            ..EmbedderOptions::default()
+        };
+        if let Some(n) = max_batch_texts {
+            options.max_batch_texts = n;
+        }
+        if let Some(n) = max_batch_tokens {
+            options.max_batch_tokens = n;
+        }
+        Embedder::load(&dir, options)
+            .with_context(|| format!("cannot load the model from {}", dir.display()))
+    }
+}
+
+/// Where the data lives; shared by every command that opens the store.
+#[derive(Args, Clone)]
+pub struct StoreArgs {
+    /// The data directory of the embedded store [default: $XDG_DATA_HOME/mnemo or ~/.local/share/mnemo]
+    #[arg(long, env = "MNEMO_DATA_DIR", global = true)]
+    data_dir: Option<PathBuf>,
+    /// Where collections live: `embedded` (Qdrant's engine in this process, in --data-dir) or
+    /// a Qdrant server or cluster: qdrant://HOST:GRPC_PORT[,HOST:PORT...][?shards=N&replication=N&write_consistency=N&timeout_ms=N]
+    /// (qdrants:// for TLS) [default: embedded]
+    #[arg(
+        long = "store",
+        env = "MNEMO_STORE",
+        global = true,
+        value_name = "LOCATION"
+    )]
+    location: Option<String>,
+    /// The Qdrant server's API key
+    #[arg(
+        long,
+        env = "MNEMO_QDRANT_API_KEY",
+        global = true,
+        hide_env_values = true
+    )]
+    qdrant_api_key: Option<String>,
+}
+
+/// A store that is open, and which kind it is (the embedded one can announce a server).
+pub enum OpenedStore {
+    Embedded(Arc<EmbeddedStore>),
+    Remote(Arc<QdrantStore>),
+}
+
+impl OpenedStore {
+    pub fn shared(&self) -> Arc<dyn VectorStore> {
+        match self {
+            Self::Embedded(store) => store.clone(),
+            Self::Remote(store) => store.clone(),
+        }
+    }
+}
+
+impl StoreArgs {
+    /// These settings pointed at `location`: `embedded` (the --data-dir), a data directory's
+    /// path, or a Qdrant location.
+    pub fn pointing_at(&self, location: &str) -> Self {
+        let mut args = self.clone();
+        if location == "embedded" || QdrantOptions::is_location(location) {
+            args.location = Some(location.to_owned());
+        } else {
+            args.data_dir = Some(PathBuf::from(location));
+            args.location = None;
+        }
+        args
+    }
+
+    /// `--store`, or else `fallback` (the server's config file), or else embedded.
+    pub fn with_fallback(mut self, fallback: Option<&str>, api_key: Option<&str>) -> Self {
+        if self.location.is_none() {
+            self.location = fallback.map(str::to_owned);
+        }
+        if self.qdrant_api_key.is_none() {
+            self.qdrant_api_key = api_key.map(str::to_owned);
+        }
+        self
+    }
+
+    /// What `--store` names, for messages.
+    pub fn describe(&self) -> String {
+        match self.location.as_deref() {
+            Some(location) if location != "embedded" => location.to_owned(),
+            _ => format!("the data directory {}", self.dir().display()),
+        }
+    }
+
+    pub fn open_any(&self) -> anyhow::Result<OpenedStore> {
+        match self.location.as_deref() {
+            None | Some("embedded") => Ok(OpenedStore::Embedded(Arc::new(self.open()?))),
+            Some(location) => {
+                let store = QdrantStore::open(location, self.qdrant_api_key.clone())
+                    .with_context(|| format!("cannot use the store {location}"))?;
+                Ok(OpenedStore::Remote(Arc::new(store)))
+            }
+        }
+    }
+
+    fn dir(&self) -> PathBuf {
+        self.data_dir.clone().unwrap_or_else(|| {
+            let data_home = std::env::var_os("XDG_DATA_HOME")
+                .map(PathBuf::from)
+                .filter(|p| p.is_absolute())
+                .or_else(|| {
+                    std::env::var_os("HOME").map(|home| PathBuf::from(home).join(".local/share"))
+                })
+                .unwrap_or_else(|| PathBuf::from("."));
+            data_home.join("mnemo")
+        })
+    }
+
+    /// The embedded store; `--store` must not name another.
+    pub fn open(&self) -> anyhow::Result<EmbeddedStore> {
+        if let Some(location) = self.location.as_deref().filter(|l| *l != "embedded") {
+            anyhow::bail!("this command works on the embedded store only, not on {location}");
+        }
+        let dir = self.dir();
+        EmbeddedStore::open(&dir, OpenOptions::default())
+            .with_context(|| format!("cannot open the data directory {}", dir.display()))
+    }
+}
+
+pub fn engine_over(store: Arc<dyn VectorStore>, model: &ModelArgs) -> anyhow::Result<Engine> {
+    let embedder = model.load(None, None)?;
+    Ok(Engine::new(store, Arc::new(embedder), DEFAULT_MODEL_NAME))
+}
