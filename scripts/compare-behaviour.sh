@@ -11,8 +11,8 @@
 # Compared: `tasks --json` (with and without filters) over the whole corpus; then a part of
 # the corpus indexed by each binary into its own data directory and `index --json`'s counts,
 # `search --json` (dense, hybrid and keyword, with and without --filter), `similar --json`,
-# `dupes --json` and `export` (jsonl, npy, qdrant) on it. Timings (`*_seconds`) are the only
-# fields left out. The REST answers are compared by `crates/mnemo/tests/serve.rs` run twice
+# `dupes --json` and `export` (jsonl, npy, qdrant) on it. Timings (`*_seconds`) and the time
+# each point was indexed (`indexed_at`) are the only fields left out. The REST answers are compared by `crates/mnemo/tests/serve.rs` run twice
 # with MNEMO_RECORD_ANSWERS (see that file), which `--rest` does here too.
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -62,14 +62,17 @@ queries=(
 )
 filters=("status=open" "status in (done, in_progress) and priority <= 2")
 
+# Each binary indexes into its own data directory (its counts and exports are compared), but
+# both answer questions from the one the baseline built: points of equal score come back in
+# the store's internal order, which differs between two builds of the same index.
 run_one() { # run_one LABEL BINARY
   local label=$1 bin=$2 out="$work/$1" data="$work/$1-data"
   mkdir -p "$out"
-  local -a at=(--data-dir "$data")
+  local -a own=(--data-dir "$data") at=(--data-dir "$work/baseline-data")
   "$bin" tasks --json "$corpus" > "$out/tasks.jsonl" 2> "$out/tasks.stderr" || echo "exit $?" >> "$out/tasks.stderr"
   "$bin" tasks --json --status open,blocked --section phase "$corpus" > "$out/tasks-filtered.jsonl" 2>&1 || true
   "$bin" tasks --summary "$corpus" > "$out/tasks-summary.txt" 2>&1 || true
-  "$bin" index --json "${indexed[@]}" "${at[@]}" 2> /dev/null | without_timings > "$out/index.json"
+  "$bin" index --json "${indexed[@]}" "${own[@]}" 2> /dev/null | without_timings > "$out/index.json"
   local i=0 query mode filter
   for query in "${queries[@]}"; do
     i=$((i + 1))
@@ -96,15 +99,20 @@ run_one() { # run_one LABEL BINARY
   "$bin" dupes --json "${at[@]}" > "$out/dupes.jsonl" 2>&1 || true
   "$bin" dupes --json --threshold 0.95 --neighbours 5 --filter "status=done" "${at[@]}" > "$out/dupes-filtered.jsonl" 2>&1 || true
   "$bin" dupes --threshold 0.97 --limit 5 "${at[@]}" > "$out/dupes.txt" 2>&1 || true
-  (cd "$out" && "$bin" export --collection tasks --format jsonl -o tasks-export.jsonl "${at[@]}" > /dev/null 2>&1 || true)
-  (cd "$out" && "$bin" export --collection tasks --format npy -o tasks-export.npy "${at[@]}" > /dev/null 2>&1 || true)
-  (cd "$out" && "$bin" export --collection passages --format qdrant -o passages-export.json "${at[@]}" > /dev/null 2>&1 || true)
+  (cd "$out" && "$bin" export --collection tasks --format jsonl -o tasks-export.jsonl "${own[@]}" > /dev/null 2>&1 || true)
+  (cd "$out" && "$bin" export --collection tasks --format npy -o tasks-export.npy "${own[@]}" > /dev/null 2>&1 || true)
+  (cd "$out" && "$bin" export --collection passages --format qdrant -o passages-export.json "${own[@]}" > /dev/null 2>&1 || true)
 }
 
 echo "baseline:  $baseline"
 echo "candidate: $candidate"
 run_one baseline "$baseline"
 run_one candidate "$candidate"
+
+# Each indexed point records when it was indexed: the one field of the answers that is a clock.
+for file in "$work"/baseline/* "$work"/candidate/*; do
+  sed -i -E 's/"indexed_at": ?"[^"]*"/"indexed_at":"<time>"/g' "$file"
+done
 
 status=0
 compared=0

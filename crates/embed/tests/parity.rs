@@ -3,16 +3,9 @@
 //!
 //! These tests use the real model: `make model` fetches it (`make test` does so first).
 
-use std::path::PathBuf;
-
 use mnemo_embed::{Backend, EmbedError, Embedder, EmbedderOptions, default_model_dir};
+use mnemo_testkit::shared_dir;
 use serde_json::Value;
-
-fn shared_dir() -> PathBuf {
-    std::env::var_os("MNEMO_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
 
 fn load(backend: Backend) -> Embedder {
     let options = EmbedderOptions {

@@ -5,21 +5,15 @@
 mod common;
 
 use std::collections::HashMap;
-use std::path::PathBuf;
 
 use std::sync::Arc;
 
 use mnemo_engine::{IndexOptions, Quiet, SearchMode, SearchOptions, parse_filter};
 use mnemo_store::{EmbeddedStore, OpenOptions, PayloadSelection, QdrantStore, ScrollRequest};
 use mnemo_testkit::Qdrant;
+use mnemo_testkit::shared_dir;
 use mnemo_transfer::{MigrateOptions, NoProgress, migrate};
 use serde_json::Value;
-
-fn shared_dir() -> PathBuf {
-    std::env::var_os("MNEMO_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
 
 fn splitmix(state: &mut u64) -> u64 {
     *state = state.wrapping_add(0x9E37_79B9_7F4A_7C15);

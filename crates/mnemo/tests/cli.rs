@@ -1,16 +1,10 @@
 //! The `mnemo` binary as a user runs it: real process, real model, real files.
 
 use std::io::Write;
-use std::path::PathBuf;
 use std::process::{Command, Output, Stdio};
 
+use mnemo_testkit::shared_dir;
 use serde_json::Value;
-
-fn shared_dir() -> PathBuf {
-    std::env::var_os("MNEMO_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
 
 /// Starts `mnemo ARGS` with all three streams piped and `stdin` fed from another thread, so
 /// a large input cannot deadlock against a full stdout pipe.

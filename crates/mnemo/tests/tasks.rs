@@ -4,13 +4,8 @@
 use std::path::{Path, PathBuf};
 use std::process::{Command, Output};
 
+use mnemo_testkit::shared_dir;
 use serde_json::Value;
-
-fn shared_dir() -> PathBuf {
-    std::env::var_os("MNEMO_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
 
 fn roadmaps() -> PathBuf {
     shared_dir().join("corpus/email-sender-1/roadmaps")

@@ -4,14 +4,9 @@
 use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 
+use mnemo_testkit::shared_dir;
 use mnemo_text::{Document, ParseOptions, Status, parse_file};
 use regex::Regex;
-
-fn shared_dir() -> PathBuf {
-    std::env::var_os("MNEMO_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
 
 fn corpus_files() -> Vec<PathBuf> {
     fn walk(dir: &Path, out: &mut Vec<PathBuf>) {

@@ -3,15 +3,9 @@
 //! `INSTA_UPDATE=always`, read `git diff`, commit what is right.
 
 use std::fmt::Write as _;
-use std::path::PathBuf;
 
+use mnemo_testkit::shared_dir;
 use mnemo_text::{Document, ParseOptions, Status, parse_bytes};
-
-fn shared_dir() -> PathBuf {
-    std::env::var_os("MNEMO_SHARED_DIR")
-        .map(PathBuf::from)
-        .unwrap_or_else(|| PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../../../shared"))
-}
 
 /// Lines shown from a file: all, or the tasks, headings, progress lines and passages that
 /// start inside `lines`.

@@ -209,7 +209,7 @@ impl<W: Write + Seek> NpyWriter<W> {
 
 #[cfg(test)]
 mod tests {
-    use crate::*;
+    use super::*;
     use std::io::Cursor;
 
     #[test]

@@ -732,7 +732,7 @@ pub fn load(data: &[u8]) -> Result<Py, String> {
 
 #[cfg(test)]
 mod tests {
-    use crate::*;
+    use super::*;
 
     #[test]
     fn reads_plain_data_and_refuses_calls() {

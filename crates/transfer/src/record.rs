@@ -413,7 +413,7 @@ pub fn assemble(
 
 #[cfg(test)]
 mod tests {
-    use crate::*;
+    use super::*;
 
     #[test]
     fn floats_read_bit_exact_and_faults_name_the_element() {

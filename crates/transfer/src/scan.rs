@@ -387,7 +387,7 @@ impl<R: BufRead> Scanner<R> {
 
 #[cfg(test)]
 mod tests {
-    use crate::*;
+    use super::*;
 
     fn collect(text: &str, layout: Layout) -> Result<Vec<String>, ScanError> {
         let mut scanner = Scanner::new(text.as_bytes(), layout, &["tasks", "points"]);
@@ -449,7 +449,7 @@ mod tests {
                 bytes[at] = (state >> 56) as u8;
                 if let Ok(records) = collect_bytes(&bytes, layout) {
                     for record in records {
-                        let _ = crate::transfer::record::read_json_record(&record);
+                        let _ = crate::record::read_json_record(&record);
                     }
                 }
             }
