@@ -16,7 +16,7 @@ demo: model build
 	$(MNEMO) search "ne pas recalculer les embeddings des questions déjà posées" --data-dir $(DEMO_DATA) --limit 3
 	$(MNEMO) search "2.1.2" --mode hybrid --data-dir $(DEMO_DATA) --limit 1
 
-# Everything CI checks. --nocapture lets the parity test's figures (min and median cosine)
+# Everything CI checks (then the setup script on a machine where Cargo never ran). --nocapture lets the parity test's figures (min and median cosine)
 # reach the log; the other tests print nothing of their own. Then the REST API against the
 # official openai client, an OpenAPI validator and schemathesis (pinned, in a cached venv).
 # MNEMO_REQUIRE_QDRANT=1: the Qdrant tests fail, rather than skip, without the shared server.
@@ -37,6 +37,7 @@ test: model patched-deps fmt
 	if [ $$tested -ne 0 ]; then exit $$tested; fi; \
 	if [ $$installed -ne 0 ]; then echo "installing the Python test clients failed" >&2; exit $$installed; fi
 	MNEMO_BIN=$(MNEMO) tests/python/run.sh
+	tests/scripts/patch-qdrant-edge.sh
 
 api-clients:
 	tests/python/run.sh

@@ -8,9 +8,18 @@ use std::time::{Duration, Instant};
 
 use lru::LruCache;
 
-/// Least-recently-used, each entry valid for `ttl`.
+/// The key of a query: the BLAKE3 of its text. A cache keyed by the texts themselves held
+/// whatever clients sent (1,024 queries of 2 MiB pinned 2 GiB); a hash keeps an entry at
+/// its vector's size whatever the query's.
+type QueryKey = [u8; 32];
+
+fn key_of(text: &str) -> QueryKey {
+    *blake3::hash(text.as_bytes()).as_bytes()
+}
+
+/// Least-recently-used, each entry valid for `ttl`; an entry costs its vector and 32 bytes.
 pub struct QueryCache {
-    entries: Mutex<LruCache<String, (Instant, Vec<f32>)>>,
+    entries: Mutex<LruCache<QueryKey, (Instant, Vec<f32>)>>,
     ttl: Duration,
     hits: AtomicU64,
     misses: AtomicU64,
@@ -35,14 +44,15 @@ impl QueryCache {
     }
 
     pub fn get(&self, text: &str) -> Option<Vec<f32>> {
+        let key = key_of(text);
         let mut entries = self
             .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let fresh = match entries.get(text) {
+        let fresh = match entries.get(&key) {
             Some((at, vector)) if at.elapsed() <= self.ttl => Some(vector.clone()),
             Some(_) => {
-                entries.pop(text);
+                entries.pop(&key);
                 None
             }
             None => None,
@@ -61,7 +71,7 @@ impl QueryCache {
             .entries
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        entries.put(text.to_owned(), (Instant::now(), vector));
+        entries.put(key_of(text), (Instant::now(), vector));
     }
 
     pub fn stats(&self) -> CacheStats {
@@ -98,6 +108,15 @@ mod tests {
                 misses: 2,
                 entries: 2
             }
+        );
+
+        let huge = "x".repeat(2 << 20);
+        cache.put(&huge, vec![4.0]);
+        assert_eq!(cache.get(&huge), Some(vec![4.0]));
+        let key_bytes = std::mem::size_of::<QueryKey>();
+        assert_eq!(
+            key_bytes, 32,
+            "an entry holds a hash of the query, not its text"
         );
 
         let expiring = QueryCache::new(4, Duration::ZERO);

@@ -29,11 +29,34 @@ pub struct FilterError {
     pub message: String,
 }
 
+/// Characters of the expression shown on each side of the column in a message: a long
+/// expression is shown around its mistake, so that the message stays short.
+const SHOWN_AROUND: usize = 40;
+
 impl fmt::Display for FilterError {
     fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
         writeln!(f, "filter, column {}: {}", self.column, self.message)?;
-        writeln!(f, "  {}", self.expression)?;
-        write!(f, "  {}^", " ".repeat(self.column.saturating_sub(1)))
+        let at = self.column.saturating_sub(1);
+        let first = at.saturating_sub(SHOWN_AROUND);
+        let length = self.expression.chars().count();
+        let last = (at + SHOWN_AROUND).min(length);
+        let shown: String = self
+            .expression
+            .chars()
+            .skip(first)
+            .take(last - first)
+            .collect();
+        let (before, after) = (
+            if first > 0 { "…" } else { "" },
+            if last < length { "…" } else { "" },
+        );
+        writeln!(f, "  {before}{shown}{after}")?;
+        write!(
+            f,
+            "  {}{}^",
+            " ".repeat(before.chars().count()),
+            " ".repeat(at - first)
+        )
     }
 }
 
@@ -126,10 +149,16 @@ fn is_word_char(c: char) -> bool {
     c.is_alphanumeric() || matches!(c, '_' | '.' | '-' | '/' | ':' | '[' | ']' | '@' | '#' | '+')
 }
 
+/// How deep parentheses and `not` may nest. The parser recurses once per level: without a
+/// bound, a filter of 60,000 `(` (one GET) overflowed a server thread's stack.
+pub const MAX_FILTER_DEPTH: usize = 32;
+
 struct Parser<'a> {
     tokens: Vec<Spanned>,
     position: usize,
     expression: &'a str,
+    /// Parentheses and `not` open around the current position.
+    depth: usize,
 }
 
 type Parsed<T> = Result<T, (usize, String)>;
@@ -184,6 +213,34 @@ impl Parser<'_> {
     }
 
     fn unary(&mut self) -> Parsed<Condition> {
+        let nests = self.is_keyword("not")
+            || matches!(
+                self.peek(),
+                Some(Spanned {
+                    token: Token::Open,
+                    ..
+                })
+            );
+        if !nests {
+            return self.comparison();
+        }
+        if self.depth == MAX_FILTER_DEPTH {
+            return Err((
+                self.column(),
+                format!(
+                    "parentheses and `not` nest deeper than {MAX_FILTER_DEPTH} levels here; \
+                     write the filter flatter"
+                ),
+            ));
+        }
+        self.depth += 1;
+        let nested = self.nested();
+        self.depth -= 1;
+        nested
+    }
+
+    /// `not X` or `(X)`, one level deeper.
+    fn nested(&mut self) -> Parsed<Condition> {
         if self.is_keyword("not") {
             self.position += 1;
             return Ok(Condition::Filter(Filter::must_not([self.unary()?])));
@@ -473,6 +530,7 @@ pub fn parse_filter(expression: &str) -> Result<Filter, FilterError> {
         tokens,
         position: 0,
         expression,
+        depth: 0,
     };
     let condition = parser.expr().map_err(error)?;
     if let Some(extra) = parser.peek() {
@@ -495,6 +553,26 @@ mod tests {
 
     fn json_of(expression: &str) -> serde_json::Value {
         serde_json::to_value(parse_filter(expression).unwrap()).unwrap()
+    }
+
+    #[test]
+    fn nesting_is_bounded_and_named_where_it_goes_too_deep() {
+        let deep = format!("{}status=open{}", "(".repeat(60_000), ")".repeat(60_000));
+        let err = parse_filter(&deep).unwrap_err();
+        assert_eq!(err.column, MAX_FILTER_DEPTH + 1, "{err}");
+        assert!(err.message.contains("deeper than 32 levels"), "{err}");
+        assert!(
+            err.to_string().len() < 400,
+            "the message shows the expression around the mistake"
+        );
+        let nots = format!("{}status=open", "not ".repeat(100));
+        assert!(parse_filter(&nots).is_err());
+        let fine = format!(
+            "{}status=open{}",
+            "(".repeat(MAX_FILTER_DEPTH),
+            ")".repeat(MAX_FILTER_DEPTH)
+        );
+        assert!(parse_filter(&fine).is_ok());
     }
 
     #[test]

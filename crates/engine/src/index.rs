@@ -13,7 +13,7 @@
 
 use std::collections::{BTreeMap, HashMap, HashSet};
 use std::path::{Path, PathBuf};
-use std::sync::mpsc::{Receiver, sync_channel};
+use std::sync::mpsc::{Receiver, SyncSender, sync_channel};
 use std::time::{Duration, Instant};
 
 use mnemo_store::{
@@ -223,7 +223,8 @@ impl Engine {
         Ok(())
     }
 
-    /// Indexes the Markdown files under `paths` (files or folders).
+    /// Indexes the Markdown files under `paths` (files or folders), step by step as
+    /// ARCHITECTURE.md's data flow draws it.
     pub fn index(
         &self,
         paths: &[PathBuf],
@@ -232,110 +233,73 @@ impl Engine {
     ) -> Result<IndexSummary> {
         let started = Instant::now();
         let (files, Skipped(skipped)) = collect_sources(paths);
-        let mut summary = IndexSummary {
-            files: files.len(),
-            skipped,
-            ..IndexSummary::default()
-        };
-        self.ensure_collection(&options.tasks_collection)?;
-        if options.passages {
-            self.ensure_collection(&options.passages_collection)?;
-        }
+        let mut run = self.start_run(options, files.len(), skipped)?;
         progress.start(files.len());
+        self.write_changed(&mut run, &files, progress)?;
+        progress.phase("removing what is gone");
+        self.remove_gone(&mut run, paths)?;
+        if options.optimize && (run.summary.written > 0 || run.summary.removed > 0) {
+            progress.phase("building the search index");
+            let optimize_started = Instant::now();
+            for collection in &run.collections {
+                self.store().optimize(collection)?;
+            }
+            run.summary.optimize_seconds = optimize_started.elapsed().as_secs_f64();
+        }
+        self.store().flush()?;
+        run.summary.total_seconds = started.elapsed().as_secs_f64();
+        Ok(run.summary)
+    }
 
+    /// The collections of the run, made or checked first.
+    fn start_run<'a>(
+        &self,
+        options: &'a IndexOptions,
+        files: usize,
+        skipped: Vec<String>,
+    ) -> Result<Run<'a>> {
         let mut collections = vec![&options.tasks_collection];
         if options.passages {
             collections.push(&options.passages_collection);
         }
+        for collection in &collections {
+            self.ensure_collection(collection)?;
+        }
+        Ok(Run {
+            options,
+            collections,
+            summary: IndexSummary {
+                files,
+                skipped,
+                ..IndexSummary::default()
+            },
+            in_flight: InFlight::default(),
+            deletions: Vec::new(),
+            seen_files: HashSet::new(),
+        })
+    }
+
+    /// Every chunk of files read, compared with what is stored, and what changed embedded and
+    /// handed to a writer thread, which stores batches while the next ones are embedded.
+    fn write_changed(
+        &self,
+        run: &mut Run<'_>,
+        files: &[SourceFile],
+        progress: &dyn IndexProgress,
+    ) -> Result<()> {
         let (sender, receiver) = sync_channel::<(String, Vec<Point>)>(WRITE_QUEUE);
-        let mut in_flight = InFlight::default();
         let store = self.store();
-        let mut deletions: Vec<(String, Vec<PointId>)> = Vec::new();
-        let mut seen_files: HashSet<String> = HashSet::new();
-        let produced = std::thread::scope(|scope| {
+        let writing = std::thread::scope(|scope| {
             let writer = scope.spawn(move || write_batches(store, receiver));
             let produced = (|| -> Result<()> {
                 let mut done = 0;
-                for chunk in files.chunks(options.files_per_chunk.max(1)) {
-                    let parse_started = Instant::now();
-                    let located = locate(
-                        chunk,
-                        if options.passages {
-                            "tasks+passages"
-                        } else {
-                            "tasks"
-                        },
-                    );
-                    let mut unchanged_files = HashSet::new();
-                    for file in &located {
-                        seen_files.insert(file.key.clone());
-                        if let Some(counts) = self.unchanged_counts(&collections, file)? {
-                            unchanged_files.insert(file.key.clone());
-                            summary.files_unchanged += 1;
-                            summary.unchanged += counts.iter().sum::<usize>();
-                            summary.tasks += counts[0];
-                            summary.passages += counts.get(1).copied().unwrap_or_default();
-                        }
-                    }
-                    let to_read: Vec<&Located> = located
-                        .iter()
-                        .filter(|file| !unchanged_files.contains(&file.key))
-                        .collect();
-                    let keys: Vec<MatchValue> = to_read
-                        .iter()
-                        .map(|file| MatchValue::Keyword(file.key.clone()))
-                        .collect();
-                    let mut existing = Vec::new();
-                    for collection in &collections {
-                        existing.push(if keys.is_empty() {
-                            HashMap::new()
-                        } else {
-                            self.fingerprints(
-                                collection,
-                                Filter::must([Condition::any("file", keys.clone())]),
-                            )?
-                        });
-                    }
-                    let documents = read_files(&to_read, &mut summary);
-                    summary.parse_seconds += parse_started.elapsed().as_secs_f64();
-
-                    let mut kinds = vec![wanted_tasks(self, &documents)];
-                    if options.passages {
-                        kinds.push(wanted_passages(self, &documents));
-                    }
-                    for ((collection, wanted), existing) in
-                        collections.iter().zip(kinds).zip(existing)
-                    {
-                        let wanted_ids: HashSet<PointId> = wanted.iter().map(|w| w.id).collect();
-                        deletions.push((
-                            (*collection).clone(),
-                            existing
-                                .keys()
-                                .filter(|id| !wanted_ids.contains(id))
-                                .copied()
-                                .collect(),
-                        ));
-                        let model = self.model_id();
-                        let (unchanged, changed): (Vec<Wanted>, Vec<Wanted>) =
-                            wanted.into_iter().partition(|w| {
-                                existing.get(&w.id).is_some_and(|f| {
-                                    f.embed_hash == w.texts.embed.hash
-                                        && f.payload_hash == w.payload_hash
-                                        && f.model == model
-                                })
-                            });
-                        summary.unchanged += unchanged.len();
-                        for batch in changed.chunks(options.embed_batch.max(1)) {
-                            let points =
-                                self.points_for(collection, batch, &mut in_flight, &mut summary)?;
-                            if sender.send(((*collection).clone(), points)).is_err() {
-                                // The writer stopped on an error; it reports it when joined.
-                                return Ok(());
-                            }
-                        }
+                for chunk in files.chunks(run.options.files_per_chunk.max(1)) {
+                    if !self.index_chunk(run, chunk, &sender)? {
+                        // The writer stopped on an error; it reports it when joined.
+                        return Ok(());
                     }
                     done += chunk.len();
-                    progress.files_done(done, summary.embedded);
+                    progress.files_done(done, run.summary.embedded);
                 }
                 Ok(())
             })();
@@ -345,37 +309,121 @@ impl Engine {
                 .unwrap_or(Err(EngineError::WorkerPanicked("writer")));
             produced.and(written)
         })?;
-        summary.store_seconds += produced.as_secs_f64();
+        run.summary.store_seconds += writing.as_secs_f64();
+        Ok(())
+    }
 
-        progress.phase("removing what is gone");
+    /// One chunk: files whose stored points are current are skipped unread; the others are
+    /// parsed, their wanted points compared with the stored fingerprints, and the changed
+    /// ones embedded (or given a stored vector of the same text) and sent to the writer.
+    /// `false` when the writer has stopped.
+    fn index_chunk(
+        &self,
+        run: &mut Run<'_>,
+        chunk: &[SourceFile],
+        writer: &SyncSender<(String, Vec<Point>)>,
+    ) -> Result<bool> {
+        let parse_started = Instant::now();
+        let kinds = if run.options.passages {
+            "tasks+passages"
+        } else {
+            "tasks"
+        };
+        let located = locate(chunk, kinds);
+        let mut unchanged_files = HashSet::new();
+        for file in &located {
+            run.seen_files.insert(file.key.clone());
+            if let Some(counts) = self.unchanged_counts(&run.collections, file)? {
+                unchanged_files.insert(file.key.clone());
+                run.summary.files_unchanged += 1;
+                run.summary.unchanged += counts.iter().sum::<usize>();
+                run.summary.tasks += counts[0];
+                run.summary.passages += counts.get(1).copied().unwrap_or_default();
+            }
+        }
+        let to_read: Vec<&Located> = located
+            .iter()
+            .filter(|file| !unchanged_files.contains(&file.key))
+            .collect();
+        let keys: Vec<MatchValue> = to_read
+            .iter()
+            .map(|file| MatchValue::Keyword(file.key.clone()))
+            .collect();
+        let mut existing = Vec::new();
+        for collection in &run.collections {
+            existing.push(if keys.is_empty() {
+                HashMap::new()
+            } else {
+                self.fingerprints(
+                    collection,
+                    Filter::must([Condition::any("file", keys.clone())]),
+                )?
+            });
+        }
+        let documents = read_files(&to_read, &mut run.summary);
+        run.summary.parse_seconds += parse_started.elapsed().as_secs_f64();
+
+        let mut wanted_by_collection = vec![wanted_tasks(self, &documents)];
+        if run.options.passages {
+            wanted_by_collection.push(wanted_passages(self, &documents));
+        }
+        let collections = run.collections.clone();
+        for ((collection, wanted), existing) in collections
+            .into_iter()
+            .zip(wanted_by_collection)
+            .zip(existing)
+        {
+            let wanted_ids: HashSet<PointId> = wanted.iter().map(|w| w.id).collect();
+            run.deletions.push((
+                collection.clone(),
+                existing
+                    .keys()
+                    .filter(|id| !wanted_ids.contains(id))
+                    .copied()
+                    .collect(),
+            ));
+            let model = self.model_id();
+            let (unchanged, changed): (Vec<Wanted>, Vec<Wanted>) =
+                wanted.into_iter().partition(|w| {
+                    existing.get(&w.id).is_some_and(|f| {
+                        f.embed_hash == w.texts.embed.hash
+                            && f.payload_hash == w.payload_hash
+                            && f.model == model
+                    })
+                });
+            run.summary.unchanged += unchanged.len();
+            for batch in changed.chunks(run.options.embed_batch.max(1)) {
+                let points =
+                    self.points_for(collection, batch, &mut run.in_flight, &mut run.summary)?;
+                if writer.send((collection.clone(), points)).is_err() {
+                    return Ok(false);
+                }
+            }
+        }
+        Ok(true)
+    }
+
+    /// Deletes the stored points the files read no longer hold, and those under the paths
+    /// given whose file is gone.
+    fn remove_gone(&self, run: &mut Run<'_>, paths: &[PathBuf]) -> Result<()> {
         let delete_started = Instant::now();
         let scopes = scope_conditions(paths);
         if !scopes.is_empty() {
-            for collection in collections.iter().copied() {
-                let vanished = self.points_of_vanished_files(collection, &scopes, &seen_files)?;
-                deletions.push((collection.clone(), vanished));
+            for collection in &run.collections {
+                let vanished =
+                    self.points_of_vanished_files(collection, &scopes, &run.seen_files)?;
+                run.deletions.push(((*collection).clone(), vanished));
             }
         }
-        for (collection, ids) in deletions {
-            summary.removed += ids.len();
+        for (collection, ids) in std::mem::take(&mut run.deletions) {
+            run.summary.removed += ids.len();
             for ids in ids.chunks(1024) {
                 self.store()
                     .delete(&collection, PointSelector::Ids(ids.to_vec()))?;
             }
         }
-        summary.store_seconds += delete_started.elapsed().as_secs_f64();
-
-        if options.optimize && (summary.written > 0 || summary.removed > 0) {
-            progress.phase("building the search index");
-            let optimize_started = Instant::now();
-            for collection in collections {
-                self.store().optimize(collection)?;
-            }
-            summary.optimize_seconds = optimize_started.elapsed().as_secs_f64();
-        }
-        self.store().flush()?;
-        summary.total_seconds = started.elapsed().as_secs_f64();
-        Ok(summary)
+        run.summary.store_seconds += delete_started.elapsed().as_secs_f64();
+        Ok(())
     }
 
     /// For a file whose stored points all carry its current hash and this model, how many
@@ -608,6 +656,20 @@ impl Engine {
         })?;
         Ok(vanished)
     }
+}
+
+/// What one run of `Engine::index` carries from step to step.
+struct Run<'a> {
+    options: &'a IndexOptions,
+    /// The tasks collection, then the passages one when passages are indexed.
+    collections: Vec<&'a String>,
+    summary: IndexSummary,
+    /// Vectors embedded in the last batches, maybe not stored yet.
+    in_flight: InFlight,
+    /// Stored points of the files read that those files no longer hold.
+    deletions: Vec<(String, Vec<PointId>)>,
+    /// Every file of the run, read or unchanged, by key.
+    seen_files: HashSet<String>,
 }
 
 /// A file of the run: its path, its key (the absolute path, as stored in `file`), and the

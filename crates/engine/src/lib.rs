@@ -34,12 +34,12 @@ pub use cache::{CacheStats, QueryCache};
 pub use filter_expr::{FilterError, parse_filter};
 pub use index::{IndexOptions, IndexProgress, IndexSummary, Quiet, task_embed_text};
 pub use jobs::{Job, JobQueue, JobState, resolve_under_roots};
-pub use listing::{TaskPage, TaskQuery};
+pub use listing::{TaskPage, TaskQuery, under_section};
 use mnemo_embed::Embedder;
 pub use mnemo_store::{DENSE_VECTOR, VectorStore};
 pub use payload::{passage_json, task_json};
 pub use query::{MAX_RESULTS, QueryRequest, check_limit};
-pub use search::{DuplicateCluster, SearchMode, SearchOptions};
+pub use search::{DuplicateCluster, SearchMode, SearchOptions, check_duplicate_threshold};
 pub use sources::{Skipped, SourceFile, collect_sources, parse_in_parallel, parse_sources};
 
 pub const TASKS_COLLECTION: &str = "tasks";

@@ -34,6 +34,15 @@ pub struct TaskPage {
     pub next_offset: Option<PointId>,
 }
 
+/// Whether one of `headings` (a task's `section_path`) contains `needle`, ignoring case: the
+/// `--section` / `section=` filter of `mnemo tasks` and of the task listing.
+pub fn under_section<'a>(headings: impl IntoIterator<Item = &'a str>, needle: &str) -> bool {
+    let needle = needle.to_lowercase();
+    headings
+        .into_iter()
+        .any(|heading| heading.to_lowercase().contains(&needle))
+}
+
 /// Points read per scroll while looking for tasks that pass the glob and section tests.
 const SCAN_PAGE: usize = 512;
 
@@ -46,15 +55,11 @@ impl TaskQuery {
                 .is_some_and(|file| glob.is_match(file))
         });
         let section_passes = self.section.as_deref().is_none_or(|needle| {
-            let needle = needle.to_lowercase();
             payload
                 .get("section_path")
                 .and_then(Value::as_array)
                 .is_some_and(|headings| {
-                    headings
-                        .iter()
-                        .filter_map(Value::as_str)
-                        .any(|heading| heading.to_lowercase().contains(&needle))
+                    under_section(headings.iter().filter_map(Value::as_str), needle)
                 })
         });
         file_passes && section_passes

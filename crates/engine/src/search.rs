@@ -79,6 +79,16 @@ pub struct DuplicateCluster {
     pub members: Vec<ScoredPoint>,
 }
 
+/// The least similarity two items must have to count as duplicates: above 0, at most 1.
+pub fn check_duplicate_threshold(threshold: f32) -> Result<()> {
+    if !(threshold > 0.0 && threshold <= 1.0) {
+        return Err(EngineError::InvalidQuery(format!(
+            "threshold {threshold} is out of range: above 0, at most 1"
+        )));
+    }
+    Ok(())
+}
+
 /// HNSW beam width of the engine's searches: recall@10 0.9998 at 100k points in
 /// `mnemo-bench store` (32 gives 0.996 in 60 % of the time).
 const SEARCH_EF: usize = 64;
@@ -319,6 +329,7 @@ impl Engine {
     /// Groups of points whose vectors are at least `threshold` similar (cosine), linked
     /// transitively, across files; largest first. `neighbours` bounds the links followed per
     /// point.
+    /// `threshold` must pass [`check_duplicate_threshold`].
     pub fn duplicates(
         &self,
         collection: &str,
@@ -326,6 +337,7 @@ impl Engine {
         neighbours: usize,
         filter: &Filter,
     ) -> Result<Vec<DuplicateCluster>> {
+        check_duplicate_threshold(threshold)?;
         let mut ids: Vec<PointId> = Vec::new();
         let mut index_of: HashMap<PointId, usize> = HashMap::new();
         let mut parent: Vec<usize> = Vec::new();

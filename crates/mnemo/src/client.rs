@@ -161,23 +161,23 @@ impl Remote {
             }),
         )?;
         let id = job["id"].as_u64().context("the server's job has no id")?;
-        let bar = crate::progress::bar("indexing on the server", "{pos}/{len} files,");
+        let bar = crate::progress::Bar::new("indexing on the server", "{pos}/{len} files,");
         loop {
             let job = self.call(self.client.get(format!("{}/api/v1/jobs/{id}", self.base)))?;
-            bar.set_length(job["files_total"].as_u64().unwrap_or(0));
-            bar.set_position(job["files_done"].as_u64().unwrap_or(0));
-            bar.set_message(format!(
+            bar.0.set_length(job["files_total"].as_u64().unwrap_or(0));
+            bar.0.set_position(job["files_done"].as_u64().unwrap_or(0));
+            bar.0.set_message(format!(
                 "{} embedded",
                 job["embedded"].as_u64().unwrap_or(0)
             ));
             match job["state"].as_str() {
                 Some("succeeded") => {
-                    bar.finish_and_clear();
+                    bar.finish();
                     return serde_json::from_value(job["summary"].clone())
                         .context("the server's job summary is not one this mnemo reads");
                 }
                 Some("failed") => {
-                    bar.finish_and_clear();
+                    bar.finish();
                     bail!(
                         "the server's index job {id} failed: {}",
                         job["error"].as_str().unwrap_or("no reason given")

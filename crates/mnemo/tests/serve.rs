@@ -70,10 +70,11 @@ fn steady(body: &Value) -> Value {
     }
 }
 
-/// Temporary folders and snapshot names (which hold the time) in a text, blanked.
+/// Temporary folders, snapshot names and the times they hold, in a text, blanked.
 fn blank_volatile(text: &str) -> String {
+    let text = blank_times(text);
     let mut out = String::with_capacity(text.len());
-    let mut rest = text;
+    let mut rest = text.as_str();
     while let Some(start) = rest.find("/.tmp") {
         out.push_str(&rest[..start]);
         out.push_str("/<tmp>");
@@ -93,6 +94,37 @@ fn blank_volatile(text: &str) -> String {
         }
         _ => out,
     }
+}
+
+/// Each `YYYYMMDDTHHMMSS.mmmZ` (a snapshot name's time) replaced by `<time>`.
+fn blank_times(text: &str) -> String {
+    let shape = "00000000T000000.000Z";
+    let fits = |window: &[u8]| {
+        window.len() == shape.len()
+            && window.iter().zip(shape.bytes()).all(|(&byte, expected)| {
+                if expected == b'0' {
+                    byte.is_ascii_digit()
+                } else {
+                    byte == expected
+                }
+            })
+    };
+    let bytes = text.as_bytes();
+    let mut out = String::with_capacity(text.len());
+    let mut at = 0;
+    let mut copied = 0;
+    while at + shape.len() <= bytes.len() {
+        if fits(&bytes[at..at + shape.len()]) {
+            out.push_str(&text[copied..at]);
+            out.push_str("<time>");
+            at += shape.len();
+            copied = at;
+        } else {
+            at += 1;
+        }
+    }
+    out.push_str(&text[copied..]);
+    out
 }
 
 struct Server {

@@ -116,7 +116,16 @@ impl Metrics {
         }
     }
 
-    pub fn observe_request(&self, route: &str, method: &str, status: u16, elapsed: Duration) {
+    /// `route` must be a route template (or `unmatched`): labels come from closed sets, so that
+    /// no client can grow the registry. The method is one HTTP defines, else `other`.
+    pub fn observe_request(
+        &self,
+        route: &str,
+        method: &axum::http::Method,
+        status: u16,
+        elapsed: Duration,
+    ) {
+        let method = method_label(method);
         self.requests
             .with_label_values(&[route, method, &status.to_string()])
             .inc();
@@ -176,4 +185,56 @@ fn resident_bytes() -> Option<u64> {
     let line = status.lines().find(|line| line.starts_with("VmRSS:"))?;
     let kib: u64 = line.split_whitespace().nth(1)?.parse().ok()?;
     Some(kib * 1024)
+}
+
+/// A request's method as a metric label: one of HTTP's own, or `other` for anything a client
+/// invents (a made-up method of 8 KB per request would otherwise be a new series each time).
+fn method_label(method: &axum::http::Method) -> &'static str {
+    use axum::http::Method;
+    const KNOWN: [(Method, &str); 9] = [
+        (Method::GET, "GET"),
+        (Method::POST, "POST"),
+        (Method::PUT, "PUT"),
+        (Method::DELETE, "DELETE"),
+        (Method::PATCH, "PATCH"),
+        (Method::HEAD, "HEAD"),
+        (Method::OPTIONS, "OPTIONS"),
+        (Method::CONNECT, "CONNECT"),
+        (Method::TRACE, "TRACE"),
+    ];
+    KNOWN
+        .iter()
+        .find(|(known, _)| known == method)
+        .map_or("other", |(_, label)| label)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use axum::http::Method;
+
+    #[test]
+    fn invented_methods_share_one_label() {
+        let metrics = Metrics::new();
+        for i in 0..3_000 {
+            let name = format!("M{i}{}", "X".repeat(8_000));
+            let method = Method::from_bytes(name.as_bytes()).unwrap();
+            metrics.observe_request("unmatched", &method, 404, Duration::from_millis(1));
+        }
+        metrics.observe_request("/health", &Method::GET, 200, Duration::from_millis(1));
+        let mut out = Vec::new();
+        TextEncoder::new()
+            .encode(&metrics.registry.gather(), &mut out)
+            .unwrap();
+        let text = String::from_utf8(out).unwrap();
+        assert!(
+            text.contains(
+                r#"mnemo_http_requests_total{method="other",route="unmatched",status="404"} 3000"#
+            ),
+            "{}",
+            &text[..text.len().min(2_000)]
+        );
+        assert!(text.contains(r#"method="GET",route="/health""#));
+        assert!(text.len() < 20_000, "{} bytes", text.len());
+    }
 }

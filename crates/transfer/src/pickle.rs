@@ -22,13 +22,106 @@ pub enum Py {
     Bytes(Rc<Vec<u8>>),
     List(Rc<RefCell<Vec<Py>>>),
     Tuple(Rc<Vec<Py>>),
-    Dict(Rc<RefCell<Vec<(Py, Py)>>>),
+    Dict(Rc<RefCell<PyDict>>),
     /// A module-level name, not yet called.
     Global(String),
     /// A NumPy dtype: its code (`f4`) and byte order (`<`, `>`, `|`, `=`).
     Dtype(Rc<RefCell<(String, char)>>),
     /// A NumPy array being rebuilt or rebuilt: shape and values.
     Array(Rc<RefCell<Option<NdArray>>>),
+}
+
+/// Nested containers are taken apart here, a level at a time, rather than by the recursive
+/// drop glue: a pickle of a few hundred kilobytes can nest lists 100,000 deep, and dropping
+/// them recursively would overflow the stack.
+impl Drop for Py {
+    fn drop(&mut self) {
+        let mut pending = Vec::new();
+        take_children(self, &mut pending);
+        while let Some(mut value) = pending.pop() {
+            take_children(&mut value, &mut pending);
+        }
+    }
+}
+
+/// Moves the items of `value` into `out` when `value` is their last owner.
+fn take_children(value: &mut Py, out: &mut Vec<Py>) {
+    match value {
+        Py::List(list) if Rc::strong_count(list) == 1 => {
+            out.append(&mut list.borrow_mut());
+        }
+        Py::Tuple(items) => {
+            if let Some(items) = Rc::get_mut(items) {
+                out.append(items);
+            }
+        }
+        Py::Dict(dict) if Rc::strong_count(dict) == 1 => {
+            let mut dict = dict.borrow_mut();
+            dict.index.clear();
+            for (key, item) in dict.entries.drain(..) {
+                out.push(key);
+                out.push(item);
+            }
+        }
+        _ => {}
+    }
+}
+
+/// A dict in insertion order. Keys that Python compares by value (`str`, `int`) are found
+/// through an index, so that building a dict of a million keys is linear; other keys are
+/// kept as given.
+#[derive(Debug, Default)]
+pub struct PyDict {
+    entries: Vec<(Py, Py)>,
+    index: HashMap<DictKey, usize>,
+}
+
+#[derive(Debug, PartialEq, Eq, Hash)]
+enum DictKey {
+    Str(String),
+    Int(i64),
+}
+
+impl PyDict {
+    fn key_of(key: &Py) -> Option<DictKey> {
+        match key {
+            Py::Str(text) => Some(DictKey::Str(text.clone())),
+            Py::Int(n) => Some(DictKey::Int(*n)),
+            _ => None,
+        }
+    }
+
+    /// Sets `key` to `value`: in place for a key already there, else at the end.
+    pub fn insert(&mut self, key: Py, value: Py) {
+        let Some(hashed) = Self::key_of(&key) else {
+            self.entries.push((key, value));
+            return;
+        };
+        match self.index.get(&hashed) {
+            Some(&at) => self.entries[at].1 = value,
+            None => {
+                self.index.insert(hashed, self.entries.len());
+                self.entries.push((key, value));
+            }
+        }
+    }
+
+    pub fn iter(&self) -> std::slice::Iter<'_, (Py, Py)> {
+        self.entries.iter()
+    }
+
+    #[cfg(test)]
+    fn len(&self) -> usize {
+        self.entries.len()
+    }
+}
+
+impl std::ops::Index<usize> for PyDict {
+    type Output = (Py, Py);
+
+    fn index(&self, at: usize) -> &(Py, Py) {
+        &self.entries[at]
+    }
 }
 
 #[derive(Debug, Clone, PartialEq)]
@@ -188,10 +281,7 @@ impl<'a> Machine<'a> {
         let mut dict = dict.borrow_mut();
         let mut items = items.into_iter();
         while let (Some(key), Some(value)) = (items.next(), items.next()) {
-            match dict.iter_mut().find(|(k, _)| same_key(k, &key)) {
-                Some(slot) => slot.1 = value,
-                None => dict.push((key, value)),
-            }
+            dict.insert(key, value);
         }
         Ok(())
     }
@@ -202,8 +292,8 @@ impl<'a> Machine<'a> {
             Py::Global(name) => name.clone(),
             other => return Err(format!("the pickle calls a {}", other.type_name())),
         };
-        let args = match args {
-            Py::Tuple(args) => args,
+        let args = match &args {
+            Py::Tuple(args) => Rc::clone(args),
             other => return Err(format!("`{name}` is called with a {}", other.type_name())),
         };
         if RECONSTRUCT.contains(&name.as_str()) {
@@ -250,7 +340,7 @@ impl<'a> Machine<'a> {
             };
         }
         if name == ORDERED_DICT {
-            let dict = Py::Dict(Rc::new(RefCell::new(Vec::new())));
+            let dict = Py::Dict(Rc::new(RefCell::new(PyDict::default())));
             if let Some(Py::List(pairs)) = args.first() {
                 let mut items = Vec::new();
                 for pair in pairs.borrow().iter() {
@@ -281,7 +371,7 @@ impl<'a> Machine<'a> {
             }
             Py::Array(array) => {
                 // (version, shape, dtype, is_fortran, data)
-                let Py::Tuple(state) = state else {
+                let Py::Tuple(state) = &state else {
                     return Err("a numpy array's state is not a tuple".into());
                 };
                 let [_, shape, dtype, fortran, data] = &state[..] else {
@@ -291,7 +381,7 @@ impl<'a> Machine<'a> {
                 *array.borrow_mut() = Some(array_from(data, dtype, shape, fortran)?);
                 Ok(())
             }
-            Py::Dict(_) => match state {
+            Py::Dict(_) => match &state {
                 Py::Dict(items) => {
                     let items: Vec<Py> = items
                         .borrow()
@@ -322,14 +412,6 @@ fn split_order(code: &str) -> (char, &str) {
     match code.chars().next() {
         Some(c @ ('<' | '>' | '|' | '=')) => (c, &code[1..]),
         _ => ('=', code),
-    }
-}
-
-fn same_key(a: &Py, b: &Py) -> bool {
-    match (a, b) {
-        (Py::Str(a), Py::Str(b)) => a == b,
-        (Py::Int(a), Py::Int(b)) => a == b,
-        _ => false,
     }
 }
 
@@ -608,10 +690,12 @@ pub fn load(data: &[u8]) -> Result<Py, String> {
                     let items = m.stack.split_off(m.stack.len() - n);
                     m.stack.push(Py::Tuple(Rc::new(items)));
                 }
-                b'}' => m.stack.push(Py::Dict(Rc::new(RefCell::new(Vec::new())))),
+                b'}' => m
+                    .stack
+                    .push(Py::Dict(Rc::new(RefCell::new(PyDict::default())))),
                 b'd' => {
                     let items = m.pop_mark()?;
-                    let dict = Py::Dict(Rc::new(RefCell::new(Vec::new())));
+                    let dict = Py::Dict(Rc::new(RefCell::new(PyDict::default())));
                     m.set_items(&dict, items)?;
                     m.stack.push(dict);
                 }
@@ -644,7 +728,7 @@ pub fn load(data: &[u8]) -> Result<Py, String> {
                 0x93 => {
                     let name = m.pop()?;
                     let module = m.pop()?;
-                    match (module, name) {
+                    match (&module, &name) {
                         (Py::Str(module), Py::Str(name)) => {
                             m.stack.push(Py::Global(format!("{module}.{name}")))
                         }
@@ -733,6 +817,43 @@ pub fn load(data: &[u8]) -> Result<Py, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn lists_nested_100_000_deep_are_dropped_without_overflowing_the_stack() {
+        // 100,000 EMPTY_LISTs, then 99,999 APPENDs: each list inside the one before it.
+        let depth = 100_000;
+        let mut data = b"\x80\x02".to_vec();
+        data.extend(std::iter::repeat_n(b']', depth));
+        data.extend(std::iter::repeat_n(b'a', depth - 1));
+        data.push(b'.');
+        let value = load(&data).unwrap();
+        assert!(matches!(value, Py::List(_)));
+        drop(value);
+    }
+
+    #[test]
+    fn a_dict_of_a_million_keys_is_built_in_linear_time() {
+        // pickle.dumps({i: i for i in range(N)}, protocol=2), written out: EMPTY_DICT, then
+        // SETITEMS batches of 1,000 (as Python's pickler batches them).
+        let n = 1_000_000u32;
+        let mut data = b"\x80\x02}".to_vec();
+        for batch in (0..n).collect::<Vec<_>>().chunks(1_000) {
+            data.push(b'(');
+            for &i in batch {
+                for _ in 0..2 {
+                    data.push(b'J');
+                    data.extend_from_slice(&i.to_le_bytes());
+                }
+            }
+            data.push(b'u');
+        }
+        data.push(b'.');
+        // With a search of the keys for each insertion this did not finish in minutes.
+        let Py::Dict(dict) = load(&data).unwrap() else {
+            panic!("not a dict")
+        };
+        assert_eq!(dict.borrow().len(), n as usize);
+    }
 
     #[test]
     fn reads_plain_data_and_refuses_calls() {

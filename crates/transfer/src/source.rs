@@ -735,7 +735,20 @@ fn py_vector(value: &Py) -> Result<Vec<f32>, String> {
         .collect()
 }
 
+/// How deep lists and dicts may nest in a pickled payload. Conversion recurses once per level,
+/// and a list that holds itself nests without end.
+const MAX_PICKLE_DEPTH: usize = 64;
+
 fn py_json(value: &Py) -> Result<Value, String> {
+    py_json_within(value, MAX_PICKLE_DEPTH)
+}
+
+fn py_json_within(value: &Py, depth: usize) -> Result<Value, String> {
+    if depth == 0 {
+        return Err(format!(
+            "nests deeper than {MAX_PICKLE_DEPTH} levels (or holds itself)"
+        ));
+    }
     Ok(match value {
         Py::None => Value::Null,
         Py::Bool(b) => Value::Bool(*b),
@@ -748,13 +761,13 @@ fn py_json(value: &Py) -> Result<Value, String> {
             column_items(value)
                 .unwrap_or_default()
                 .iter()
-                .map(py_json)
+                .map(|item| py_json_within(item, depth - 1))
                 .collect::<Result<_, _>>()?,
         ),
         Py::Dict(dict) => {
             let mut map = Map::new();
             for (k, v) in dict.borrow().iter() {
-                map.insert(py_key(k), py_json(v)?);
+                map.insert(py_key(k), py_json_within(v, depth - 1)?);
             }
             Value::Object(map)
         }
@@ -765,4 +778,30 @@ fn py_json(value: &Py) -> Result<Value, String> {
             ));
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_payload_that_holds_itself_is_refused_not_followed() {
+        // [{"id": 1, "meta": L}] where L = [L]: EMPTY_LIST, MARK, EMPTY_DICT, MARK, "id", 1,
+        // "meta", EMPTY_LIST + BINPUT 1, BINGET 1, APPEND, SETITEMS, APPENDS.
+        let data = b"\x80\x02](}(X\x02\x00\x00\x00idK\x01X\x04\x00\x00\x00meta]q\x01h\x01aue.";
+        let value = pickle::load(data).unwrap();
+        let Py::List(records) = &value else {
+            panic!("not a list")
+        };
+        let Py::Dict(record) = &records.borrow()[0] else {
+            panic!("not a dict")
+        };
+        let meta = record.borrow()[1].1.clone();
+        let message = py_json(&meta).unwrap_err();
+        assert!(message.contains("deeper than 64 levels"), "{message}");
+        // The cycle is broken by hand so the test itself does not leak it.
+        if let Py::List(list) = meta {
+            list.borrow_mut().clear();
+        }
+    }
 }

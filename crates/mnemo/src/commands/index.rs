@@ -4,11 +4,11 @@
 use std::path::PathBuf;
 
 use clap::Args;
-use indicatif::ProgressBar;
 use mnemo::args::{ModelArgs, StoreArgs};
-use mnemo_engine::{IndexOptions, IndexProgress, IndexSummary};
+use mnemo_engine::{IndexOptions, IndexSummary};
 
 use crate::backend::{Backend, backend};
+use crate::progress::Bar;
 
 #[derive(Args)]
 pub struct IndexArgs {
@@ -36,23 +36,6 @@ pub struct IndexArgs {
     model: ModelArgs,
 }
 
-struct Bar(ProgressBar);
-
-impl IndexProgress for Bar {
-    fn start(&self, files: usize) {
-        self.0.set_length(files as u64);
-    }
-
-    fn files_done(&self, files: usize, embedded: usize) {
-        self.0.set_position(files as u64);
-        self.0.set_message(format!("{embedded} embedded"));
-    }
-
-    fn phase(&self, name: &str) {
-        self.0.set_message(name.to_owned());
-    }
-}
-
 /// Whether every path was read.
 pub fn run(args: IndexArgs) -> anyhow::Result<bool> {
     let engine = match backend(&args.store, &args.model)? {
@@ -77,9 +60,9 @@ pub fn run(args: IndexArgs) -> anyhow::Result<bool> {
         optimize: !args.no_optimize,
         ..IndexOptions::default()
     };
-    let bar = crate::progress::bar("indexing", "{pos}/{len} files,");
-    let summary = engine.index(&args.paths, &options, &Bar(bar.clone()))?;
-    bar.finish_and_clear();
+    let bar = Bar::new("indexing", "{pos}/{len} files,");
+    let summary = engine.index(&args.paths, &options, &bar)?;
+    bar.finish();
     report_index(&summary, args.json)
 }
 

@@ -111,9 +111,7 @@ pub struct DupesArgs {
 }
 
 pub fn dupes(args: DupesArgs) -> anyhow::Result<()> {
-    if !(args.threshold > 0.0 && args.threshold <= 1.0) {
-        anyhow::bail!("--threshold must be in (0, 1], got {}", args.threshold);
-    }
+    mnemo_engine::check_duplicate_threshold(args.threshold)?;
     let filter = args.target.filter()?;
     let neighbours = args.neighbours.max(1);
     let clusters = match backend(&args.target.store, &args.target.model)? {

@@ -6,7 +6,7 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use globset::{Glob, GlobMatcher};
-use mnemo_engine::{Skipped, collect_sources, parse_sources, task_json};
+use mnemo_engine::{Skipped, collect_sources, parse_sources, task_json, under_section};
 use mnemo_text::{Document, ParseOptions, Status, Task};
 
 #[derive(Args)]
@@ -56,13 +56,10 @@ pub fn run(args: TasksArgs) -> anyhow::Result<bool> {
     let (documents, Skipped(unreadable)) = parse_sources(&files, &ParseOptions::default());
     skipped.extend(unreadable);
 
-    let section = args.section.as_deref().map(str::to_lowercase);
     let keep = |task: &Task| {
         (args.status.is_empty() || args.status.contains(&task.status))
-            && section.as_deref().is_none_or(|needle| {
-                task.section_path
-                    .iter()
-                    .any(|title| title.to_lowercase().contains(needle))
+            && args.section.as_deref().is_none_or(|needle| {
+                under_section(task.section_path.iter().map(String::as_str), needle)
             })
     };
     let stdout = std::io::stdout();

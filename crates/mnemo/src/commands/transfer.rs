@@ -4,14 +4,15 @@ use std::path::PathBuf;
 
 use anyhow::Context;
 use clap::Args;
-use indicatif::ProgressBar;
 use mnemo::args::{ModelArgs, StoreArgs};
 use mnemo_embed::DEFAULT_MODEL_NAME;
 use mnemo_store::Distance;
 use mnemo_transfer::{
-    ExportFormat, ImportFormat, ImportOptions, ImportProgress, ImportSummary, MigrateOptions,
-    OnError, Reembed, export_collection, import_file, migrate,
+    ExportFormat, ImportFormat, ImportOptions, ImportSummary, MigrateOptions, OnError, Reembed,
+    export_collection, import_file, migrate,
 };
+
+use crate::progress::Bar;
 
 #[derive(Args)]
 pub struct ImportArgs {
@@ -61,32 +62,6 @@ pub struct ImportArgs {
     model: ModelArgs,
 }
 
-/// A progress bar whose phases are named by the work (`{prefix}`), with records in its message.
-struct Bar(ProgressBar);
-
-impl Bar {
-    /// `unit`: what the bar counts, in indicatif's words (`bytes`, or `pos` for a plain count).
-    fn new(unit: &str) -> Self {
-        Self(crate::progress::bar(
-            "{prefix}",
-            &format!("{{{unit}}}/{{total_{unit}}}"),
-        ))
-    }
-}
-
-impl ImportProgress for Bar {
-    fn phase(&self, name: &str, total: u64) {
-        self.0.set_prefix(name.to_owned());
-        self.0.set_length(total);
-        self.0.set_position(0);
-    }
-
-    fn advance(&self, amount: u64, records: usize) {
-        self.0.inc(amount);
-        self.0.set_message(format!("{records} records"));
-    }
-}
-
 pub fn import(args: ImportArgs) -> anyhow::Result<()> {
     let store = args.store.open_any()?.shared();
     let embedder = if args.reembed {
@@ -110,9 +85,9 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
         distance: args.distance,
         ..ImportOptions::new(&args.collection)
     };
-    let bar = Bar::new("bytes");
+    let bar = Bar::new("{prefix}", "{bytes}/{total_bytes}");
     let result = import_file(store.as_ref(), reembed, &args.file, &options, &bar);
-    bar.0.finish_and_clear();
+    bar.finish();
     let summary = result?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&summary)?);
@@ -216,7 +191,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
         .output
         .clone()
         .unwrap_or_else(|| PathBuf::from(format!("{}.{}", args.collection, format.extension())));
-    let bar = Bar::new("pos");
+    let bar = Bar::new("{prefix}", "{pos}/{total_pos}");
     let result = export_collection(
         store.as_ref(),
         &args.collection,
@@ -225,7 +200,7 @@ pub fn export(args: ExportArgs) -> anyhow::Result<()> {
         args.vector.as_deref(),
         &bar,
     );
-    bar.0.finish_and_clear();
+    bar.finish();
     let summary = result?;
     println!(
         "exported {} points of `{}` in {:.2} s: {}",
@@ -288,9 +263,9 @@ pub fn migrate_store(args: MigrateArgs) -> anyhow::Result<()> {
         sample: args.sample,
         replace: args.replace,
     };
-    let bar = Bar::new("pos");
+    let bar = Bar::new("{prefix}", "{pos}/{total_pos}");
     let result = migrate(source.as_ref(), target.as_ref(), &options, &bar);
-    bar.0.finish_and_clear();
+    bar.finish();
     let done = result.with_context(|| format!("migrating from {from} to {to}"))?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&done)?);

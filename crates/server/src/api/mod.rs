@@ -156,7 +156,7 @@ async fn measure(State(state): Shared, request: Request, next: Next) -> Response
     let response = next.run(request).await;
     state.metrics.observe_request(
         route.as_deref().unwrap_or("unmatched"),
-        method.as_str(),
+        &method,
         response.status().as_u16(),
         started.elapsed(),
     );

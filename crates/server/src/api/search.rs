@@ -256,12 +256,7 @@ pub(crate) async fn duplicates(
     ApiJson(body): ApiJson<DuplicatesBody>,
 ) -> ApiResult<Json<DuplicatesResult>> {
     caller.authorize(Scope::Read, Some(&name))?;
-    if !(body.threshold > 0.0 && body.threshold <= 1.0) {
-        return Err(unprocessable(format!(
-            "threshold {} is out of range: above 0, at most 1",
-            body.threshold
-        )));
-    }
+    mnemo_engine::check_duplicate_threshold(body.threshold)?;
     if !(1..=100).contains(&body.neighbours) {
         return Err(unprocessable(format!(
             "neighbours {} is out of range: 1 to 100",

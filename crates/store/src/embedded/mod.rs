@@ -1,0 +1,293 @@
+//! The embedded backend: Qdrant's engine in-process, one `qdrant-edge` shard per collection,
+//! every collection under one data directory:
+//!
+//! ```text
+//! DATA_DIR/
+//!   mnemo.json                     {"layout_version": 1}: refused if another version
+//!   lock                           held (flock) by the process that opened the directory; holds its pid
+//!   collections/NAME/collection.json   our collection config
+//!   collections/NAME/shard/        the qdrant-edge shard (segments, WAL, its own config)
+//! ```
+//!
+//! The engine writes every update to its write-ahead log before answering, so an acknowledged
+//! write survives the process being killed; it does not sync to disk by itself, so a flusher
+//! thread calls `flush` every `flush_interval` (and on drop) to bound what a power loss could
+//! take and to let the WAL be truncated.
+
+use std::collections::{BTreeMap, HashMap};
+use std::fs::{self, File};
+use std::io::{Read, Seek, Write};
+use std::path::{Path, PathBuf};
+use std::sync::{Arc, Condvar, Mutex, RwLock};
+use std::thread::JoinHandle;
+use std::time::Duration;
+
+use qdrant_edge::{
+    CountRequest, EdgeConfig, EdgeShard, EdgeSparseVectorParams, EdgeVectorParams, JsonPath,
+    Modifier, NamedQuery, PayloadFieldSchema, PayloadSchemaType, PointInsertOperations,
+    PointOperations, QueryBatchRequest, QueryEnum, QueryRequest, RetrieveRequest, ScoringQuery,
+    SearchParams, UpdateOperation, VectorInternal, VectorPersisted, VectorStructInternal,
+    VectorStructPersisted, WithPayloadInterface, WithVector,
+};
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::VectorStore;
+use crate::error::{Result, StoreError};
+use crate::filter::Filter;
+use crate::model::{
+    CollectionConfig, CollectionInfo, Distance, FieldType, NearestQuery, PayloadSelection, Point,
+    PointId, PointSelector, Record, ScoredPoint, ScrollPage, ScrollRequest, SearchRequest,
+    SparseVector, UpsertSummary, Vector, VectorSelection,
+};
+use crate::snapshot::{
+    self, SNAPSHOT_EXTENSION, SnapshotInfo, check_snapshot_name, checksum_path, copy_tree,
+};
+use crate::validate::{check_collection_name, check_query, check_vector_selection, prepare_batch};
+
+mod convert;
+mod layout;
+mod snapshots;
+mod vector_store;
+
+use convert::*;
+use layout::*;
+
+/// The on-disk layout this build reads and writes. Bump it when the layout changes; a
+/// directory with another version is refused rather than misread.
+pub const LAYOUT_VERSION: u64 = 1;
+
+const LAYOUT_FILE: &str = "mnemo.json";
+const LOCK_FILE: &str = "lock";
+const COLLECTIONS_DIR: &str = "collections";
+const COLLECTION_FILE: &str = "collection.json";
+const SHARD_DIR: &str = "shard";
+const SNAPSHOTS_DIR: &str = "snapshots";
+/// `.NAME.replaced`: a collection a restore moved aside.
+const REPLACED_SUFFIX: &str = ".replaced";
+/// `.SNAPSHOT.staging`: the copy a snapshot packs.
+const STAGED_SUFFIX: &str = ".staging";
+
+#[derive(Debug, Clone)]
+pub struct OpenOptions {
+    /// How often everything is synced to disk; `None`: only on drop and on `flush`.
+    pub flush_interval: Option<Duration>,
+    /// Threads each collection may use for one search (per-segment parallelism).
+    pub search_threads: Option<usize>,
+}
+
+impl Default for OpenOptions {
+    fn default() -> Self {
+        Self {
+            flush_interval: Some(Duration::from_secs(5)),
+            search_threads: None,
+        }
+    }
+}
+
+#[derive(Serialize, Deserialize)]
+struct LayoutFile {
+    layout_version: u64,
+}
+
+#[derive(Serialize, Deserialize)]
+struct CollectionFile {
+    layout_version: u64,
+    config: CollectionConfig,
+}
+
+struct Collection {
+    config: CollectionConfig,
+    shard: EdgeShard,
+    /// Taken shared by everything that changes the shard's files (writes, flushes,
+    /// optimisation), exclusively by a snapshot while it copies them.
+    gate: RwLock<()>,
+    /// Set when the collection is deleted or replaced by a restore: a write that got this
+    /// collection before must not land in files that are gone.
+    retired: std::sync::atomic::AtomicBool,
+}
+
+impl Collection {
+    /// Holds off snapshots for the duration of a change to the shard's files.
+    fn changing(&self, name: &str) -> Result<std::sync::RwLockReadGuard<'_, ()>> {
+        let guard = self
+            .gate
+            .read()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if self.retired.load(std::sync::atomic::Ordering::SeqCst) {
+            return Err(StoreError::Replaced(name.to_owned()));
+        }
+        Ok(guard)
+    }
+
+    /// Waits for changes in progress to finish and refuses later ones.
+    fn retire(&self) {
+        let _pause = self
+            .gate
+            .write()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        self.retired
+            .store(true, std::sync::atomic::Ordering::SeqCst);
+    }
+}
+
+type Collections = RwLock<BTreeMap<String, Arc<Collection>>>;
+
+pub struct EmbeddedStore {
+    root: PathBuf,
+    collections: Arc<Collections>,
+    options: OpenOptions,
+    flusher: Option<Flusher>,
+    /// Held for the store's lifetime: the OS releases it when the process dies, however it dies.
+    /// Flock'ed while open; holds the pid, then what `announce` says.
+    lock: File,
+}
+
+impl EmbeddedStore {
+    /// Writes `holder` into the lock file after this process's pid, for the next process that
+    /// finds the directory locked: `mnemo serve` announces where it listens, so that the CLI
+    /// can ask it instead. One line; replaces what was announced before.
+    pub fn announce(&self, holder: &str) -> Result<()> {
+        let path = self.root.join(LOCK_FILE);
+        let holder = holder.replace(['\n', '\r'], " ");
+        let mut file = &self.lock;
+        file.set_len(0)
+            .and_then(|()| file.rewind())
+            .and_then(|()| write!(file, "{}\n{holder}\n", std::process::id()))
+            .and_then(|()| file.flush())
+            .map_err(|e| StoreError::io(&path, e))
+    }
+
+    /// Opens (creating if needed) the data directory `root`, taking its lock, and loads every
+    /// collection, replaying what their write-ahead logs hold beyond the last flush.
+    pub fn open(root: &Path, options: OpenOptions) -> Result<Self> {
+        fs::create_dir_all(root).map_err(|e| StoreError::io(root, e))?;
+        let lock = take_lock(root)?;
+        check_layout(root)?;
+        let collections_dir = root.join(COLLECTIONS_DIR);
+        fs::create_dir_all(&collections_dir).map_err(|e| StoreError::io(&collections_dir, e))?;
+        put_back_interrupted_restores(&collections_dir)?;
+        drop_interrupted_snapshots(&root.join(SNAPSHOTS_DIR))?;
+        let mut collections = BTreeMap::new();
+        let entries =
+            fs::read_dir(&collections_dir).map_err(|e| StoreError::io(&collections_dir, e))?;
+        for entry in entries {
+            let entry = entry.map_err(|e| StoreError::io(&collections_dir, e))?;
+            let name = entry.file_name().to_string_lossy().into_owned();
+            let path = entry.path();
+            if name.starts_with('.') {
+                // A creation or deletion that did not finish: never visible, safe to drop.
+                fs::remove_dir_all(&path).map_err(|e| StoreError::io(&path, e))?;
+                continue;
+            }
+            let collection = load_collection(&name, &path, &options)?;
+            collections.insert(name, Arc::new(collection));
+        }
+        let collections = Arc::new(RwLock::new(collections));
+        let flusher = options
+            .flush_interval
+            .map(|every| Flusher::start(Arc::clone(&collections), every))
+            .transpose()
+            .map_err(|e| StoreError::io(root, e))?;
+        Ok(Self {
+            root: root.to_owned(),
+            collections,
+            options,
+            flusher,
+            lock,
+        })
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+
+    fn snapshots_dir(&self, collection: &str) -> Result<PathBuf> {
+        check_collection_name(collection)?;
+        Ok(self.root.join(SNAPSHOTS_DIR).join(collection))
+    }
+
+    fn snapshot_path(&self, collection: &str, name: &str) -> Result<PathBuf> {
+        check_snapshot_name(name)?;
+        Ok(self
+            .snapshots_dir(collection)?
+            .join(format!("{name}.{SNAPSHOT_EXTENSION}")))
+    }
+
+    fn collection(&self, name: &str) -> Result<Arc<Collection>> {
+        read(&self.collections)
+            .get(name)
+            .cloned()
+            .ok_or_else(|| StoreError::UnknownCollection(name.to_owned()))
+    }
+}
+
+impl Drop for EmbeddedStore {
+    fn drop(&mut self) {
+        if let Some(flusher) = self.flusher.take() {
+            flusher.stop();
+        }
+        // Each shard flushes itself when dropped.
+    }
+}
+
+fn flush_all(collections: &Collections) -> Result<()> {
+    let snapshot: Vec<(String, Arc<Collection>)> = read(collections)
+        .iter()
+        .map(|(name, c)| (name.clone(), Arc::clone(c)))
+        .collect();
+    for (name, collection) in snapshot {
+        // A collection deleted meanwhile has nothing left to flush.
+        let Ok(_changing) = collection.changing(&name) else {
+            continue;
+        };
+        collection
+            .shard
+            .flush()
+            .map_err(|e| backend(&name, "flush", e))?;
+    }
+    Ok(())
+}
+
+/// Syncs every collection on a timer until stopped.
+struct Flusher {
+    stop: Arc<(Mutex<bool>, Condvar)>,
+    thread: JoinHandle<()>,
+}
+
+impl Flusher {
+    fn start(collections: Arc<Collections>, every: Duration) -> std::io::Result<Self> {
+        let stop = Arc::new((Mutex::new(false), Condvar::new()));
+        let signal = Arc::clone(&stop);
+        let thread = std::thread::Builder::new()
+            .name("mnemo-flush".into())
+            .spawn(move || {
+                let (stopped, wake) = &*signal;
+                loop {
+                    let guard = stopped
+                        .lock()
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    let (guard, _) = wake
+                        .wait_timeout_while(guard, every, |stopped| !*stopped)
+                        .unwrap_or_else(std::sync::PoisonError::into_inner);
+                    if *guard {
+                        return;
+                    }
+                    drop(guard);
+                    if let Err(err) = flush_all(&collections) {
+                        eprintln!("warning: periodic flush failed: {err}");
+                    }
+                }
+            })?;
+        Ok(Self { stop, thread })
+    }
+
+    fn stop(self) {
+        let (stopped, wake) = &*self.stop;
+        *stopped
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner) = true;
+        wake.notify_all();
+        let _ = self.thread.join();
+    }
+}
