@@ -72,6 +72,8 @@ pub enum AccessError {
     },
     #[error("key `{key}` may not use collection `{collection}`")]
     CollectionDenied { key: String, collection: String },
+    #[error("key `{key}` is limited to some collections; this covers them all")]
+    CollectionsLimited { key: String },
     #[error("unknown scope `{0}`: use read, write or admin")]
     UnknownScope(String),
     #[error("key `{name}`: {message}")]

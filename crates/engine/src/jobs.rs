@@ -10,7 +10,7 @@ use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
 
-use crate::{Engine, EngineError, IndexOptions, IndexProgress, IndexSummary, Result};
+use crate::{Engine, EngineError, IndexOptions, IndexProgress, IndexSummary, Result, Scope};
 
 /// Finished jobs kept for [`JobQueue::get`]; older ones are forgotten.
 const FINISHED_KEPT: usize = 100;
@@ -34,6 +34,8 @@ pub struct Job {
     /// The paths as resolved on the server.
     pub paths: Vec<String>,
     pub tasks_only: bool,
+    /// The collections it writes: tasks, then passages unless `tasks_only`.
+    pub collections: Vec<String>,
     /// What the indexer is doing now (`embedding`, `optimizing`, …).
     pub phase: Option<String>,
     pub files_total: usize,
@@ -66,13 +68,18 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl JobQueue {
-    fn add(&self, paths: &[PathBuf], tasks_only: bool) -> Arc<Mutex<Job>> {
+    fn add(&self, paths: &[PathBuf], options: &IndexOptions) -> Arc<Mutex<Job>> {
+        let mut collections = vec![options.tasks_collection.clone()];
+        if options.passages {
+            collections.push(options.passages_collection.clone());
+        }
         let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let job = Arc::new(Mutex::new(Job {
             id,
             state: JobState::Queued,
             paths: paths.iter().map(|p| p.display().to_string()).collect(),
-            tasks_only,
+            tasks_only: !options.passages,
+            collections,
             phase: None,
             files_total: 0,
             files_done: 0,
@@ -120,7 +127,7 @@ impl JobQueue {
         options: IndexOptions,
         finished: impl FnOnce(&IndexSummary) + Send + 'static,
     ) -> Result<Job> {
-        let job = self.add(&paths, !options.passages);
+        let job = self.add(&paths, &options);
         let queued = lock(&job).clone();
         let writer = self.writer.clone();
         std::thread::Builder::new()
@@ -168,6 +175,18 @@ impl IndexProgress for JobProgress {
 
     fn phase(&self, name: &str) {
         lock(&self.0).phase = Some(name.to_owned());
+    }
+}
+
+impl Engine {
+    /// The scope indexing into `collections` needs: `write`, or `admin` when one of them does
+    /// not exist yet (indexing creates it, and creating a collection is an admin's).
+    pub fn scope_to_index_into(&self, collections: &[&str]) -> Result<Scope> {
+        let existing = self.store().list_collections()?;
+        let creates = collections
+            .iter()
+            .any(|wanted| !existing.iter().any(|name| name == wanted));
+        Ok(if creates { Scope::Admin } else { Scope::Write })
     }
 }
 

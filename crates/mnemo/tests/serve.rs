@@ -1025,3 +1025,159 @@ fn snapshots_over_http_and_through_the_cli() {
     let (_, listed) = send(Method::GET, "/api/v1/collections/s/snapshots", None);
     assert_eq!(listed["snapshots"].as_array().map(Vec::len), Some(1));
 }
+
+/// Every route of the server's access table (the README's route table), called by keys that
+/// lack its scope, by an admin key limited to another collection, and without a key: each is
+/// refused as its row says, before its body is read. Then the rows whose rule the handler
+/// applies: an index job into a new collection needs admin; jobs and metrics are hidden from
+/// a key limited to some collections.
+#[test]
+fn every_route_refuses_what_its_access_row_refuses() {
+    use mnemo_server::api::routes::{CollectionRule, ROUTES};
+    use reqwest::Method;
+    let data = tempfile::tempdir().unwrap();
+    let plans = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("../../examples/plans")
+        .canonicalize()
+        .unwrap();
+    let config = data.path().join("mnemo.toml");
+    std::fs::write(
+        &config,
+        format!(
+            "index_roots = [{:?}]\n{}{}{}{}",
+            plans.display().to_string(),
+            key_lines("admin", "admin-secret", "\"admin\"", None),
+            key_lines("reader", "reader-secret", "\"read\"", None),
+            key_lines("writer", "writer-secret", "\"read\", \"write\"", None),
+            key_lines(
+                "elsewhere",
+                "elsewhere-secret",
+                "\"admin\"",
+                Some("\"other\"")
+            ),
+        ),
+    )
+    .unwrap();
+    let server = Server::start(
+        &data.path().join("store"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let client = Client::new();
+    let send = |method: &str, path: &str, key: Option<&str>, body: Option<Value>| {
+        let method = Method::from_bytes(method.as_bytes()).unwrap();
+        call_unrecorded(&client, method, &server.url(path), key, body)
+    };
+    let (status, _) = send(
+        "PUT",
+        "/api/v1/collections/notes",
+        Some("admin-secret"),
+        None,
+    );
+    assert_eq!(status, StatusCode::CREATED);
+
+    let mut checked = 0;
+    for route in ROUTES {
+        let path = route
+            .path
+            .replace("{name}", "notes")
+            .replace("{snapshot}", "none")
+            .replace("{id}", "1");
+        let at = format!("{} {}", route.method, route.path);
+        let Some(scope) = route.scope else {
+            let (status, _) = send(route.method, &path, None, None);
+            assert!(status.is_success(), "{at} without a key: {status}");
+            continue;
+        };
+        let (status, body) = send(route.method, &path, None, None);
+        assert_eq!(
+            (status, code(&body)),
+            (StatusCode::UNAUTHORIZED, "unauthorized"),
+            "{at}"
+        );
+        let lesser: &[&str] = match scope.name() {
+            "admin" => &["reader-secret", "writer-secret"],
+            "write" => &["reader-secret"],
+            _ => &[],
+        };
+        for key in lesser {
+            let (status, body) = send(route.method, &path, Some(key), None);
+            assert_eq!(
+                (status, code(&body)),
+                (StatusCode::FORBIDDEN, "forbidden"),
+                "{at} with {key}: {body}"
+            );
+            assert!(
+                body["error"]["message"].as_str().unwrap().contains("scope"),
+                "{at}: {body}"
+            );
+        }
+        let (status, body) = send(route.method, &path, Some("elsewhere-secret"), None);
+        match route.collections {
+            CollectionRule::Path | CollectionRule::All | CollectionRule::Query => {
+                assert_eq!(
+                    (status, code(&body)),
+                    (StatusCode::FORBIDDEN, "forbidden"),
+                    "{at} limited elsewhere: {body}"
+                );
+            }
+            _ => assert_ne!(
+                status,
+                StatusCode::FORBIDDEN,
+                "{at} limited elsewhere: {body}"
+            ),
+        }
+        checked += 1;
+    }
+    assert!(checked >= 20, "{checked} routes checked");
+
+    // Indexing creates a collection that does not exist: admin only.
+    let index = |key: &str, collection: &str| {
+        send(
+            "POST",
+            "/api/v1/index",
+            Some(key),
+            Some(
+                json!({"paths": [plans.display().to_string()], "tasks_only": true, "collection": collection}),
+            ),
+        )
+    };
+    let (status, body) = index("writer-secret", "fresh");
+    assert_eq!(
+        (status, code(&body)),
+        (StatusCode::FORBIDDEN, "forbidden"),
+        "{body}"
+    );
+    assert!(
+        body["error"]["message"]
+            .as_str()
+            .unwrap()
+            .contains("needs `admin`"),
+        "{body}"
+    );
+    let (status, job) = index("admin-secret", "fresh");
+    assert_eq!(status, StatusCode::ACCEPTED, "{job}");
+    assert_eq!(job["collections"], json!(["fresh"]));
+    let job_url = format!("/api/v1/jobs/{}", job["id"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(300);
+    while send("GET", &job_url, Some("admin-secret"), None).1["state"] != "succeeded" {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "the job did not succeed"
+        );
+        std::thread::sleep(std::time::Duration::from_millis(200));
+    }
+    let (status, body) = index("writer-secret", "fresh");
+    assert_eq!(
+        status,
+        StatusCode::ACCEPTED,
+        "once it exists, writing suffices: {body}"
+    );
+
+    // Jobs of collections a key may not use do not exist for it.
+    let (status, _) = send("GET", &job_url, Some("elsewhere-secret"), None);
+    assert_eq!(status, StatusCode::NOT_FOUND);
+    let (_, listed) = send("GET", "/api/v1/jobs", Some("elsewhere-secret"), None);
+    assert_eq!(listed["jobs"], json!([]));
+    let (_, listed) = send("GET", "/api/v1/jobs", Some("reader-secret"), None);
+    assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(2));
+}

@@ -849,7 +849,8 @@ mod tests {
         }
         data.push(b'.');
         // With a search of the keys for each insertion this did not finish in minutes.
-        let Py::Dict(dict) = load(&data).unwrap() else {
+        let value = load(&data).unwrap();
+        let Py::Dict(dict) = &value else {
             panic!("not a dict")
         };
         assert_eq!(dict.borrow().len(), n as usize);
@@ -859,7 +860,8 @@ mod tests {
     fn reads_plain_data_and_refuses_calls() {
         // pickle.dumps({"ids": [1, 2], "x": 1.5, "t": ("a", None, True)}, protocol=2)
         let data = b"\x80\x02}q\x00(X\x03\x00\x00\x00idsq\x01]q\x02(K\x01K\x02eX\x01\x00\x00\x00xq\x03G?\xf8\x00\x00\x00\x00\x00\x00X\x01\x00\x00\x00tq\x04X\x01\x00\x00\x00aq\x05N\x88\x87q\x06u.";
-        let Py::Dict(dict) = load(data).unwrap() else {
+        let value = load(data).unwrap();
+        let Py::Dict(dict) = &value else {
             panic!("not a dict")
         };
         let dict = dict.borrow();
@@ -901,7 +903,8 @@ mod tests {
             let bytes: Vec<u8> = (0..64).map(|_| lcg(&mut state)).collect();
             let _ = load(&bytes);
         }
-        let Py::List(records) = load(numpy).unwrap() else {
+        let value = load(numpy).unwrap();
+        let Py::List(records) = &value else {
             panic!("not a list")
         };
         assert_eq!(records.borrow().len(), 2);

@@ -800,7 +800,7 @@ mod tests {
         let message = py_json(&meta).unwrap_err();
         assert!(message.contains("deeper than 64 levels"), "{message}");
         // The cycle is broken by hand so the test itself does not leak it.
-        if let Py::List(list) = meta {
+        if let Py::List(list) = &meta {
             list.borrow_mut().clear();
         }
     }

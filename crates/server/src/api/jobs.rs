@@ -46,9 +46,23 @@ pub(crate) async fn start(
         passages: !request.tasks_only,
         ..IndexOptions::default()
     };
-    caller.authorize(Scope::Write, Some(&options.tasks_collection))?;
+    let mut collections = vec![options.tasks_collection.clone()];
     if options.passages {
-        caller.authorize(Scope::Write, Some(&options.passages_collection))?;
+        collections.push(options.passages_collection.clone());
+    }
+    for collection in &collections {
+        caller.authorize(Scope::Write, Some(collection))?;
+    }
+    // Indexing into a collection that does not exist creates it: an admin's right.
+    let named = collections.clone();
+    let scope = state
+        .run(move |engine| {
+            let named: Vec<&str> = named.iter().map(String::as_str).collect();
+            Ok(engine.scope_to_index_into(&named)?)
+        })
+        .await?;
+    for collection in &collections {
+        caller.authorize(scope, Some(collection))?;
     }
     if request.paths.is_empty() {
         return Err(unprocessable("`paths` is empty"));
@@ -87,10 +101,9 @@ pub(crate) async fn list(
     state: Shared,
     Extension(caller): Extension<Principal>,
 ) -> ApiResult<Json<JobList>> {
-    caller.authorize(Scope::Read, None)?;
-    Ok(Json(JobList {
-        jobs: state.engine.jobs().all(),
-    }))
+    let mut jobs = state.engine.jobs().all();
+    jobs.retain(|job| visible(&caller, job));
+    Ok(Json(JobList { jobs }))
 }
 
 /// One indexing job: its state, progress, and summary or error once finished.
@@ -102,13 +115,21 @@ pub(crate) async fn status(
     Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Job>> {
-    caller.authorize(Scope::Read, None)?;
     let not_found = || ApiError::new(ErrorCode::NotFound, format!("no job `{id}`"));
     let number: u64 = id.parse().map_err(|_| not_found())?;
     state
         .engine
         .jobs()
         .get(number)
+        .filter(|job| visible(&caller, job))
         .map(Json)
         .ok_or_else(not_found)
+}
+
+/// Whether `caller` may know of `job`: every collection it writes is one of the caller's. To
+/// any other key the job does not exist.
+fn visible(caller: &Principal, job: &Job) -> bool {
+    job.collections
+        .iter()
+        .all(|collection| caller.may_see(collection))
 }

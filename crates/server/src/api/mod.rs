@@ -6,6 +6,7 @@ pub(crate) mod collections;
 pub(crate) mod embeddings;
 pub(crate) mod jobs;
 pub(crate) mod points;
+pub mod routes;
 pub(crate) mod search;
 pub(crate) mod snapshots;
 pub(crate) mod system;
@@ -14,7 +15,7 @@ use std::sync::Arc;
 use std::time::Instant;
 
 use axum::extract::rejection::JsonRejection;
-use axum::extract::{FromRequest, MatchedPath, Request, State};
+use axum::extract::{FromRequest, FromRequestParts, MatchedPath, RawPathParams, Request, State};
 use axum::http::{StatusCode, header};
 use axum::middleware::Next;
 use axum::response::{IntoResponse, Response};
@@ -163,7 +164,8 @@ async fn measure(State(state): Shared, request: Request, next: Next) -> Response
     response
 }
 
-/// Who is asking, and whether they may ask now.
+/// Who is asking, whether they may ask now, and whether the route's row of the access table
+/// (`routes.rs`) lets them: before the handler, so a refused request's body is never read.
 async fn guard(State(state): Shared, mut request: Request, next: Next) -> Response {
     let headers = request.headers();
     let secret = headers
@@ -195,6 +197,24 @@ async fn guard(State(state): Shared, mut request: Request, next: Next) -> Respon
         && length > state.config.body_limit_bytes
     {
         return too_large(state.config.body_limit_bytes).into_response();
+    }
+    let route = request
+        .extensions()
+        .get::<MatchedPath>()
+        .and_then(|path| routes::access_of(request.method().as_str(), path.as_str()));
+    if let Some(access) = route {
+        let (mut parts, body) = request.into_parts();
+        let params = RawPathParams::from_request_parts(&mut parts, &state).await;
+        let collection = params.as_ref().ok().and_then(|params| {
+            params
+                .iter()
+                .find(|(key, _)| *key == "name")
+                .map(|(_, value)| value.to_owned())
+        });
+        if let Err(err) = routes::check(access, &caller, collection.as_deref()) {
+            return ApiError::from(err).into_response();
+        }
+        request = Request::from_parts(parts, body);
     }
     let limit = BodyLimit(state.config.body_limit_bytes);
     request.extensions_mut().insert(caller);

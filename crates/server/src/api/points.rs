@@ -2,8 +2,8 @@
 
 use std::collections::BTreeMap;
 
+use axum::Json;
 use axum::extract::Path;
-use axum::{Extension, Json};
 use mnemo_store::{Filter, Point, PointId, PointSelector, Record, ScrollRequest, Vector};
 use serde::{Deserialize, Serialize};
 use serde_json::Value;
@@ -11,7 +11,6 @@ use utoipa::ToSchema;
 
 use super::{ApiJson, Shared, default_true, selections, unprocessable, vector_name};
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use mnemo_engine::{Principal, Scope};
 
 /// A point's vector: a list for the collection's one vector (or the one `using` names), or
 /// a map of names to dense lists or sparse `{"indices", "values"}`.
@@ -60,11 +59,9 @@ pub struct UpsertResult {
     responses((status = 200, body = UpsertResult)))]
 pub(crate) async fn upsert(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<UpsertBody>,
 ) -> ApiResult<Json<UpsertResult>> {
-    caller.authorize(Scope::Write, Some(&name))?;
     state.check_batch("points", body.points.len())?;
     let metrics = state.metrics.clone();
     let summary = state
@@ -155,11 +152,9 @@ pub struct PointList {
     responses((status = 200, body = PointList)))]
 pub(crate) async fn get(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<GetBody>,
 ) -> ApiResult<Json<PointList>> {
-    caller.authorize(Scope::Read, Some(&name))?;
     state.check_batch("ids", body.ids.len())?;
     let points = state
         .run(move |engine| {
@@ -192,11 +187,9 @@ pub struct DeleteResult {
     responses((status = 200, body = DeleteResult)))]
 pub(crate) async fn delete(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<DeleteBody>,
 ) -> ApiResult<Json<DeleteResult>> {
-    caller.authorize(Scope::Write, Some(&name))?;
     let selector = match (body.ids, body.filter) {
         (Some(ids), None) => {
             state.check_batch("ids", ids.len())?;
@@ -255,11 +248,9 @@ pub struct ScrollPage {
     responses((status = 200, body = ScrollPage)))]
 pub(crate) async fn scroll(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<ScrollBody>,
 ) -> ApiResult<Json<ScrollPage>> {
-    caller.authorize(Scope::Read, Some(&name))?;
     mnemo_engine::check_limit(body.limit)?;
     let page = state
         .run(move |engine| {
@@ -298,11 +289,9 @@ pub struct CountResult {
     responses((status = 200, body = CountResult)))]
 pub(crate) async fn count(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     body: Option<ApiJson<CountBody>>,
 ) -> ApiResult<Json<CountResult>> {
-    caller.authorize(Scope::Read, Some(&name))?;
     let body = body.map(|ApiJson(body)| body).unwrap_or_default();
     let count = state
         .run(move |engine| Ok(engine.store().count(&name, body.filter.as_ref())?))

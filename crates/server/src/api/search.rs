@@ -108,11 +108,9 @@ fn run_search(engine: &Engine, collection: &str, body: SearchBody) -> ApiResult<
     responses((status = 200, body = SearchResult)))]
 pub(crate) async fn search(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<SearchBody>,
 ) -> ApiResult<Json<SearchResult>> {
-    caller.authorize(Scope::Read, Some(&name))?;
     let result = state
         .run(move |engine| run_search(engine, &name, body))
         .await?;
@@ -139,11 +137,9 @@ pub struct BatchResult {
     responses((status = 200, body = BatchResult)))]
 pub(crate) async fn batch(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<BatchBody>,
 ) -> ApiResult<Json<BatchResult>> {
-    caller.authorize(Scope::Read, Some(&name))?;
     state.check_batch("searches", body.searches.len())?;
     let results = state
         .run(move |engine| {
@@ -183,11 +179,9 @@ pub struct SimilarBody {
     responses((status = 200, body = SearchResult)))]
 pub(crate) async fn similar(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<SimilarBody>,
 ) -> ApiResult<Json<SearchResult>> {
-    caller.authorize(Scope::Read, Some(&name))?;
     mnemo_engine::check_limit(body.limit)?;
     let hits = state
         .run(move |engine| {
@@ -251,11 +245,9 @@ pub struct DuplicatesResult {
     responses((status = 200, body = DuplicatesResult)))]
 pub(crate) async fn duplicates(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
     ApiJson(body): ApiJson<DuplicatesBody>,
 ) -> ApiResult<Json<DuplicatesResult>> {
-    caller.authorize(Scope::Read, Some(&name))?;
     mnemo_engine::check_duplicate_threshold(body.threshold)?;
     if !(1..=100).contains(&body.neighbours) {
         return Err(unprocessable(format!(

@@ -5,18 +5,17 @@ use std::io::Read;
 use std::pin::Pin;
 use std::task::{Context, Poll};
 
+use axum::Json;
 use axum::body::{Body, Bytes};
 use axum::extract::Path;
 use axum::http::{StatusCode, header};
 use axum::response::{IntoResponse, Response};
-use axum::{Extension, Json};
 use mnemo_store::SnapshotInfo;
 use serde::Serialize;
 use utoipa::ToSchema;
 
 use super::Shared;
 use crate::error::{ApiError, ApiResult, ErrorCode};
-use mnemo_engine::{Principal, Scope};
 
 #[derive(Serialize, ToSchema)]
 pub struct SnapshotList {
@@ -28,12 +27,7 @@ pub struct SnapshotList {
 #[utoipa::path(operation_id = "list_snapshots", get, path = "/api/v1/collections/{name}/snapshots", tag = "snapshots",
     params(("name" = String, Path, description = "Collection name")),
     responses((status = 200, body = SnapshotList)))]
-pub(crate) async fn list(
-    state: Shared,
-    Extension(caller): Extension<Principal>,
-    Path(name): Path<String>,
-) -> ApiResult<Json<SnapshotList>> {
-    caller.authorize(Scope::Read, Some(&name))?;
+pub(crate) async fn list(state: Shared, Path(name): Path<String>) -> ApiResult<Json<SnapshotList>> {
     let snapshots = state
         .run(move |engine| Ok(engine.store().list_snapshots(&name)?))
         .await?;
@@ -47,10 +41,8 @@ pub(crate) async fn list(
     responses((status = 201, body = SnapshotInfo)))]
 pub(crate) async fn create(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<SnapshotInfo>)> {
-    caller.authorize(Scope::Admin, Some(&name))?;
     let info = state
         .run(move |engine| Ok(engine.store().create_snapshot(&name)?))
         .await?;
@@ -65,10 +57,8 @@ pub(crate) async fn create(
     responses((status = 200, body = SnapshotInfo)))]
 pub(crate) async fn restore(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path((name, snapshot)): Path<(String, String)>,
 ) -> ApiResult<Json<SnapshotInfo>> {
-    caller.authorize(Scope::Admin, Some(&name))?;
     let info = state
         .run(move |engine| Ok(engine.store().restore_snapshot(&name, &snapshot)?))
         .await?;
@@ -88,10 +78,8 @@ pub struct SnapshotDeleted {
     responses((status = 200, body = SnapshotDeleted)))]
 pub(crate) async fn delete(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path((name, snapshot)): Path<(String, String)>,
 ) -> ApiResult<Json<SnapshotDeleted>> {
-    caller.authorize(Scope::Admin, Some(&name))?;
     let deleted_name = snapshot.clone();
     let collection = name.clone();
     let existed = state
@@ -118,10 +106,8 @@ pub(crate) async fn delete(
                description = "The snapshot archive")))]
 pub(crate) async fn download(
     state: Shared,
-    Extension(caller): Extension<Principal>,
     Path((name, snapshot)): Path<(String, String)>,
 ) -> ApiResult<Response> {
-    caller.authorize(Scope::Read, Some(&name))?;
     let (path, info) = state
         .run(move |engine| Ok(engine.store().snapshot_file(&name, &snapshot)?))
         .await?;
