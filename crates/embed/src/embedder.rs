@@ -123,7 +123,10 @@ impl Embeddings {
         &self.data
     }
 
-    /// Word pieces of each text before truncation, `[CLS]` and `[SEP]` included.
+    /// Word pieces of each text before truncation, `[CLS]` and `[SEP]` included. A text past
+    /// the model's window is cut before it is tokenized (its first `max_seq_length` pieces
+    /// are the same), so its count is more than the window and at most the whole text's;
+    /// [`Embedder::count_tokens`] counts a whole text.
     pub fn token_counts(&self) -> &[usize] {
         &self.token_counts
     }

@@ -43,7 +43,9 @@ pub fn within_window(text: &str, pieces: usize) -> &str {
 pub struct TokenizedText {
     /// Ids after truncation, `[CLS]` first and `[SEP]` last.
     pub ids: Vec<u32>,
-    /// Word pieces before truncation, `[CLS]` and `[SEP]` included.
+    /// Word pieces before truncation, `[CLS]` and `[SEP]` included; for a text past the
+    /// window, those up to where it was cut ([`within_window`]): more than the window, and
+    /// at most the whole text's.
     pub full_len: usize,
 }
 
@@ -112,12 +114,12 @@ impl TextTokenizer {
         Ok(TokenizedText { ids, full_len })
     }
 
-    /// Word pieces in `text` before truncation (up to where it is cut: [`within_window`]),
-    /// `[CLS]` and `[SEP]` included: what a caller
+    /// Word pieces in the whole of `text` before truncation, `[CLS]` and `[SEP]` included
+    /// (the one place that tokenizes a text past the window): what a caller
     /// compares with [`TextTokenizer::max_seq_length`] to decide where to chunk.
     pub fn count(&self, text: &str) -> Result<usize> {
         self.inner
-            .encode_fast(within_window(text, self.max_seq_length), true)
+            .encode_fast(text, true)
             .map(|e| e.get_ids().len())
             .map_err(|e| EmbedError::Tokenize {
                 index: 0,

@@ -58,6 +58,12 @@ pub trait IndexProgress {
     fn start(&self, _files: usize) {}
     fn files_done(&self, _files: usize, _embedded: usize) {}
     fn phase(&self, _name: &str) {}
+    /// Asked between chunks of files: `true` stops the run with [`EngineError::Cancelled`].
+    /// What was written before stays (a later run finds it current and goes on from there);
+    /// removals and the search index build of this run are not done.
+    fn cancelled(&self) -> bool {
+        false
+    }
 }
 
 /// No progress reporting.
@@ -294,6 +300,12 @@ impl Engine {
             let produced = (|| -> Result<()> {
                 let mut done = 0;
                 for chunk in files.chunks(run.options.files_per_chunk.max(1)) {
+                    if progress.cancelled() {
+                        return Err(EngineError::Cancelled {
+                            files_done: done,
+                            files: files.len(),
+                        });
+                    }
                     if !self.index_chunk(run, chunk, &sender)? {
                         // The writer stopped on an error; it reports it when joined.
                         return Ok(());

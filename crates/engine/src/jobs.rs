@@ -1,11 +1,13 @@
 //! Index jobs, for every door that starts indexing in the background (the REST API today; the
 //! MCP server and the plan watcher next): paths checked against the folders the service may
-//! read, one queue, and one writer at a time, because the incremental index assumes a single
-//! writer per collection. A job is followed by its id; finished ones are kept a while.
+//! read, one bounded queue, and one worker thread that runs them in turn, because the
+//! incremental index assumes a single writer per collection. A job is followed by its id and
+//! can be cancelled; finished ones are kept a while.
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
 
 use serde::Serialize;
@@ -14,6 +16,10 @@ use crate::{Engine, EngineError, IndexOptions, IndexProgress, IndexSummary, Resu
 
 /// Finished jobs kept for [`JobQueue::get`]; older ones are forgotten.
 const FINISHED_KEPT: usize = 100;
+
+/// Jobs that may wait behind the running one; beyond, a submission is refused (and may be
+/// retried later) rather than piling up.
+pub const QUEUED_JOBS: usize = 16;
 
 #[derive(Debug, Serialize, Clone, Copy, PartialEq)]
 #[serde(rename_all = "lowercase")]
@@ -24,6 +30,14 @@ pub enum JobState {
     Running,
     Succeeded,
     Failed,
+    /// Cancelled while queued, or stopped between chunks of files while running.
+    Cancelled,
+}
+
+impl JobState {
+    fn is_finished(self) -> bool {
+        matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
+    }
 }
 
 #[derive(Debug, Serialize, Clone)]
@@ -54,9 +68,25 @@ pub struct Job {
 #[derive(Default)]
 pub struct JobQueue {
     next_id: AtomicU64,
-    jobs: Mutex<BTreeMap<u64, Arc<Mutex<Job>>>>,
-    /// Held by the running job.
-    writer: Arc<Mutex<()>>,
+    jobs: Mutex<BTreeMap<u64, Tracked>>,
+    /// The worker's queue, made with the worker on the first submission.
+    worker: Mutex<Option<SyncSender<Queued>>>,
+}
+
+/// A job as followed, and the flag that cancels it.
+#[derive(Clone)]
+struct Tracked {
+    job: Arc<Mutex<Job>>,
+    cancel: Arc<AtomicBool>,
+}
+
+/// A job waiting for the worker.
+struct Queued {
+    engine: Arc<Engine>,
+    paths: Vec<PathBuf>,
+    options: IndexOptions,
+    tracked: Tracked,
+    finished: Box<dyn FnOnce(&IndexSummary) + Send>,
 }
 
 fn now() -> String {
@@ -68,7 +98,7 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl JobQueue {
-    fn add(&self, paths: &[PathBuf], options: &IndexOptions) -> Arc<Mutex<Job>> {
+    fn add(&self, paths: &[PathBuf], options: &IndexOptions) -> Tracked {
         let mut collections = vec![options.tasks_collection.clone()];
         if options.passages {
             collections.push(options.passages_collection.clone());
@@ -93,7 +123,7 @@ impl JobQueue {
         let mut jobs = lock(&self.jobs);
         let finished: Vec<u64> = jobs
             .iter()
-            .filter(|(_, job)| matches!(lock(job).state, JobState::Succeeded | JobState::Failed))
+            .filter(|(_, tracked)| lock(&tracked.job).state.is_finished())
             .map(|(id, _)| *id)
             .collect();
         for old in finished
@@ -102,24 +132,31 @@ impl JobQueue {
         {
             jobs.remove(old);
         }
-        jobs.insert(id, job.clone());
-        job
+        let tracked = Tracked {
+            job,
+            cancel: Arc::new(AtomicBool::new(false)),
+        };
+        jobs.insert(id, tracked.clone());
+        tracked
     }
 
     pub fn get(&self, id: u64) -> Option<Job> {
-        lock(&self.jobs).get(&id).map(|job| lock(job).clone())
+        lock(&self.jobs)
+            .get(&id)
+            .map(|tracked| lock(&tracked.job).clone())
     }
 
     /// Running and queued jobs, and the last finished ones, oldest first.
     pub fn all(&self) -> Vec<Job> {
         lock(&self.jobs)
             .values()
-            .map(|job| lock(job).clone())
+            .map(|tracked| lock(&tracked.job).clone())
             .collect()
     }
 
     /// Queues indexing `paths` (already resolved: [`resolve_under_roots`]) with `engine`; the
-    /// job as queued. `finished` is called with the summary of a job that succeeded.
+    /// job as queued. `finished` is called with the summary of a job that succeeded. Refused
+    /// with [`EngineError::JobQueueFull`] when [`QUEUED_JOBS`] jobs wait already.
     pub fn submit(
         &self,
         engine: Arc<Engine>,
@@ -127,54 +164,121 @@ impl JobQueue {
         options: IndexOptions,
         finished: impl FnOnce(&IndexSummary) + Send + 'static,
     ) -> Result<Job> {
-        let job = self.add(&paths, &options);
-        let queued = lock(&job).clone();
-        let writer = self.writer.clone();
-        std::thread::Builder::new()
-            .name(format!("index-job-{}", queued.id))
-            .spawn(move || {
-                let _writing = lock(&writer);
-                {
-                    let mut job = lock(&job);
-                    job.state = JobState::Running;
-                    job.started_at = Some(now());
-                }
-                let result = engine.index(&paths, &options, &JobProgress(job.clone()));
-                let mut job = lock(&job);
-                job.finished_at = Some(now());
-                job.phase = None;
-                match result {
-                    Ok(summary) => {
-                        finished(&summary);
-                        job.state = JobState::Succeeded;
-                        job.summary = Some(summary);
+        let tracked = self.add(&paths, &options);
+        let queued = lock(&tracked.job).clone();
+        let mut worker = lock(&self.worker);
+        let sender = match worker.as_ref() {
+            Some(sender) => sender.clone(),
+            None => {
+                let (sender, receiver) = sync_channel(QUEUED_JOBS);
+                std::thread::Builder::new()
+                    .name("index-jobs".into())
+                    .spawn(move || run_jobs(receiver))
+                    .map_err(EngineError::JobThread)?;
+                worker.insert(sender).clone()
+            }
+        };
+        let message = Queued {
+            engine,
+            paths,
+            options,
+            tracked,
+            finished: Box::new(finished),
+        };
+        match sender.try_send(message) {
+            Ok(()) => Ok(queued),
+            Err(refused) => {
+                lock(&self.jobs).remove(&queued.id);
+                Err(match refused {
+                    TrySendError::Full(_) => EngineError::JobQueueFull {
+                        queued: QUEUED_JOBS,
+                    },
+                    TrySendError::Disconnected(_) => {
+                        *worker = None;
+                        EngineError::WorkerPanicked("index jobs")
                     }
-                    Err(err) => {
-                        job.state = JobState::Failed;
-                        job.error = Some(err.to_string());
-                    }
-                }
-            })
-            .map_err(EngineError::JobThread)?;
-        Ok(queued)
+                })
+            }
+        }
+    }
+
+    /// Cancels a job: a queued one at once, a running one between two chunks of files (what
+    /// it wrote stays). A finished job is left as it is. The job as it stands.
+    pub fn cancel(&self, id: u64) -> Result<Job> {
+        let tracked = lock(&self.jobs)
+            .get(&id)
+            .cloned()
+            .ok_or(EngineError::UnknownJob(id))?;
+        tracked.cancel.store(true, Ordering::SeqCst);
+        let mut job = lock(&tracked.job);
+        if job.state == JobState::Queued {
+            job.state = JobState::Cancelled;
+            job.finished_at = Some(now());
+        }
+        Ok(job.clone())
     }
 }
 
-struct JobProgress(Arc<Mutex<Job>>);
+/// The worker: each job in turn, until the queue is dropped with its engine.
+fn run_jobs(queue: Receiver<Queued>) {
+    for queued in queue {
+        let Queued {
+            engine,
+            paths,
+            options,
+            tracked,
+            finished,
+        } = queued;
+        if tracked.cancel.load(Ordering::SeqCst) {
+            continue;
+        }
+        {
+            let mut job = lock(&tracked.job);
+            job.state = JobState::Running;
+            job.started_at = Some(now());
+        }
+        let progress = JobProgress(tracked.clone());
+        let result = engine.index(&paths, &options, &progress);
+        let mut job = lock(&tracked.job);
+        job.finished_at = Some(now());
+        job.phase = None;
+        match result {
+            Ok(summary) => {
+                finished(&summary);
+                job.state = JobState::Succeeded;
+                job.summary = Some(summary);
+            }
+            Err(err) => {
+                job.state = if matches!(err, EngineError::Cancelled { .. }) {
+                    JobState::Cancelled
+                } else {
+                    JobState::Failed
+                };
+                job.error = Some(err.to_string());
+            }
+        }
+    }
+}
+
+struct JobProgress(Tracked);
 
 impl IndexProgress for JobProgress {
     fn start(&self, files: usize) {
-        lock(&self.0).files_total = files;
+        lock(&self.0.job).files_total = files;
     }
 
     fn files_done(&self, files: usize, embedded: usize) {
-        let mut job = lock(&self.0);
+        let mut job = lock(&self.0.job);
         job.files_done = files;
         job.embedded = embedded;
     }
 
     fn phase(&self, name: &str) {
-        lock(&self.0).phase = Some(name.to_owned());
+        lock(&self.0.job).phase = Some(name.to_owned());
+    }
+
+    fn cancelled(&self) -> bool {
+        self.0.cancel.load(Ordering::SeqCst)
     }
 }
 

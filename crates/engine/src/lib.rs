@@ -76,6 +76,15 @@ pub enum EngineError {
     WorkerPanicked(&'static str),
     #[error("cannot start the indexing thread: {0}")]
     JobThread(std::io::Error),
+    #[error(
+        "indexing was cancelled after {files_done} of {files} files; what was written stays, \
+         and running it again goes on from there"
+    )]
+    Cancelled { files_done: usize, files: usize },
+    #[error("{queued} index jobs are waiting already; try again later")]
+    JobQueueFull { queued: usize },
+    #[error("no job `{0}`")]
+    UnknownJob(u64),
     /// The request does not say what to search.
     #[error("{0}")]
     MalformedQuery(String),

@@ -6,11 +6,13 @@
 //!   are, and opening them.
 //! - `backend.rs`: the engine over the opened store, or the server holding the data directory.
 //! - `client.rs`: the client of a running `mnemo serve` (imports no command).
-//! - `output.rs`, `progress.rs`: how answers and long work are shown.
+//! - `output.rs`, `progress.rs`: how answers and long work are shown; `interrupt.rs`: Ctrl-C
+//!   as a request to stop at a safe point.
 
 mod backend;
 mod client;
 mod commands;
+mod interrupt;
 mod output;
 mod progress;
 
@@ -111,11 +113,25 @@ fn main() -> ExitCode {
         Ok(code) => code,
         // The reader went away (`mnemo embed ... | head`): not an error of ours, stop quietly.
         Err(error) if is_broken_pipe(&error) => ExitCode::SUCCESS,
+        // Stopped by Ctrl-C at a safe point: the shell's code for an interrupted command.
+        Err(error) if is_cancelled(&error) => {
+            eprintln!("{error:#}");
+            ExitCode::from(130)
+        }
         Err(error) => {
             eprintln!("error: {error:#}");
             ExitCode::FAILURE
         }
     }
+}
+
+fn is_cancelled(error: &anyhow::Error) -> bool {
+    error.chain().any(|cause| {
+        matches!(
+            cause.downcast_ref::<mnemo_engine::EngineError>(),
+            Some(mnemo_engine::EngineError::Cancelled { .. })
+        )
+    })
 }
 
 fn is_broken_pipe(error: &anyhow::Error) -> bool {

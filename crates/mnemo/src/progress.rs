@@ -42,6 +42,10 @@ impl IndexProgress for Bar {
     fn phase(&self, name: &str) {
         self.0.set_message(name.to_owned());
     }
+
+    fn cancelled(&self) -> bool {
+        crate::interrupt::requested()
+    }
 }
 
 impl ImportProgress for Bar {

@@ -212,3 +212,63 @@ fn mistakes_are_named_and_change_nothing() {
         "everything indexed is still there"
     );
 }
+
+/// Ctrl-C stops `mnemo index` between two chunks of files: exit status 130, a message that
+/// says what happened, and what was written before stays searchable.
+#[test]
+fn ctrl_c_stops_indexing_at_a_safe_point() {
+    use std::io::Read;
+    use std::process::{Command, Stdio};
+    let data = tempfile::tempdir().unwrap();
+    let plans = tempfile::tempdir().unwrap();
+    for file in 0..240 {
+        let tasks: String = (0..20)
+            .map(|task| {
+                format!(
+                    "- [ ] Tâche {task} du plan {file}: vérifier le module {}\n",
+                    file * 20 + task
+                )
+            })
+            .collect();
+        std::fs::write(
+            plans.path().join(format!("plan-{file:03}.md")),
+            format!("# Plan {file}\n\n{tasks}"),
+        )
+        .unwrap();
+    }
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
+        .args(["index", "--tasks-only"])
+        .arg(plans.path())
+        .env("MNEMO_DATA_DIR", data.path())
+        .env_remove("MNEMO_STORE")
+        .stdout(Stdio::piped())
+        .stderr(Stdio::piped())
+        .spawn()
+        .unwrap();
+    std::thread::sleep(std::time::Duration::from_secs(4));
+    let interrupted = std::time::Instant::now();
+    let killed = Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .unwrap();
+    assert!(killed.success());
+    let status = child.wait().unwrap();
+    let mut errors = String::new();
+    child
+        .stderr
+        .take()
+        .unwrap()
+        .read_to_string(&mut errors)
+        .unwrap();
+    assert_eq!(status.code(), Some(130), "{errors}");
+    assert!(errors.contains("indexing was cancelled after"), "{errors}");
+    assert!(
+        interrupted.elapsed() < std::time::Duration::from_secs(60),
+        "it stopped at the next chunk, not at the end"
+    );
+    let found = mnemo(
+        data.path(),
+        &["search", "vérifier le module", "--json", "--limit", "1"],
+    );
+    assert_eq!(json_lines(&found).len(), 1, "{}", stderr(&found));
+}

@@ -1181,3 +1181,153 @@ fn every_route_refuses_what_its_access_row_refuses() {
     let (_, listed) = send("GET", "/api/v1/jobs", Some("reader-secret"), None);
     assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(2));
 }
+
+/// Index jobs run one at a time from a bounded queue: a queued job cancelled never starts, a
+/// running one stops between two chunks of files, and a full queue answers 503 with
+/// `Retry-After`.
+#[test]
+fn index_jobs_queue_and_cancel() {
+    let data = tempfile::tempdir().unwrap();
+    let plans = data.path().join("plans");
+    std::fs::create_dir(&plans).unwrap();
+    for file in 0..240 {
+        let tasks: String = (0..20)
+            .map(|task| {
+                format!(
+                    "- [ ] Tâche {task} du plan {file}: vérifier le module {}\n",
+                    file * 20 + task
+                )
+            })
+            .collect();
+        std::fs::write(
+            plans.join(format!("plan-{file:03}.md")),
+            format!("# Plan {file}\n\n{tasks}"),
+        )
+        .unwrap();
+    }
+    let config = data.path().join("mnemo.toml");
+    std::fs::write(
+        &config,
+        format!("index_roots = [{:?}]\n", plans.display().to_string()),
+    )
+    .unwrap();
+    let server = Server::start(
+        &data.path().join("store"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let client = Client::new();
+    let send = |method: reqwest::Method, path: &str, body: Option<Value>| {
+        call_unrecorded(&client, method, &server.url(path), None, body)
+    };
+    let submit = || {
+        send(
+            reqwest::Method::POST,
+            "/api/v1/index",
+            Some(json!({"paths": [plans.display().to_string()], "tasks_only": true})),
+        )
+    };
+    let (status, running) = submit();
+    assert_eq!(status, StatusCode::ACCEPTED, "{running}");
+    let (status, waiting) = submit();
+    assert_eq!(status, StatusCode::ACCEPTED, "{waiting}");
+    let waiting_url = format!("/api/v1/jobs/{}", waiting["id"]);
+    let (status, cancelled) = send(reqwest::Method::DELETE, &waiting_url, None);
+    assert_eq!(
+        (status, &cancelled["state"]),
+        (StatusCode::OK, &json!("cancelled")),
+        "{cancelled}"
+    );
+
+    // The queue holds 16: more submissions are refused with Retry-After, not piled up.
+    let mut accepted = Vec::new();
+    let mut refused = None;
+    for _ in 0..20 {
+        let response = client
+            .post(server.url("/api/v1/index"))
+            .json(&json!({"paths": [plans.display().to_string()], "tasks_only": true}))
+            .send()
+            .unwrap();
+        if response.status() == StatusCode::SERVICE_UNAVAILABLE {
+            refused = Some(response);
+            break;
+        }
+        let job: Value = response.json().unwrap();
+        accepted.push(job["id"].clone());
+    }
+    let refused = refused.expect("a full queue refuses");
+    assert_eq!(refused.headers()["retry-after"], "1");
+    for id in &accepted {
+        send(reqwest::Method::DELETE, &format!("/api/v1/jobs/{id}"), None);
+    }
+
+    // The running job stops between two chunks of files.
+    let running_url = format!("/api/v1/jobs/{}", running["id"]);
+    let deadline = std::time::Instant::now() + std::time::Duration::from_secs(120);
+    while send(reqwest::Method::GET, &running_url, None).1["state"] == "queued" {
+        assert!(std::time::Instant::now() < deadline);
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    }
+    send(reqwest::Method::DELETE, &running_url, None);
+    let job = loop {
+        let (_, job) = send(reqwest::Method::GET, &running_url, None);
+        if job["state"] != "running" {
+            break job;
+        }
+        assert!(std::time::Instant::now() < deadline, "{job}");
+        std::thread::sleep(std::time::Duration::from_millis(100));
+    };
+    assert_eq!(job["state"], "cancelled", "{job}");
+    assert!(
+        job["error"].as_str().unwrap().contains("cancelled after"),
+        "{job}"
+    );
+    assert!(job["files_done"].as_u64().unwrap() < 240, "{job}");
+    let (_, never) = send(reqwest::Method::GET, &waiting_url, None);
+    assert_eq!(
+        (&never["state"], &never["started_at"]),
+        (&json!("cancelled"), &Value::Null)
+    );
+}
+
+/// With every place for work taken and no room to wait, a request is answered 503 with
+/// `Retry-After` at once; the one holding the place finishes.
+#[test]
+fn a_server_at_its_limit_says_when_to_retry() {
+    let data = tempfile::tempdir().unwrap();
+    let config = data.path().join("mnemo.toml");
+    std::fs::write(
+        &config,
+        "max_concurrent_requests = 1\nmax_queued_requests = 0\n",
+    )
+    .unwrap();
+    let server = Server::start(
+        &data.path().join("store"),
+        &["--config", config.to_str().unwrap()],
+    );
+    let url = server.url("/v1/embeddings");
+    let slow = json!({"model": "all-MiniLM-L6-v2", "input": (0..256).map(|i| format!("texte numéro {i} ").repeat(40)).collect::<Vec<_>>()});
+    let busy = std::thread::scope(|scope| {
+        let holder = scope.spawn(|| {
+            Client::new()
+                .post(&url)
+                .json(&slow)
+                .send()
+                .unwrap()
+                .status()
+        });
+        std::thread::sleep(std::time::Duration::from_millis(300));
+        let refused = Client::new()
+            .post(&url)
+            .json(&json!({"model": "all-MiniLM-L6-v2", "input": "bonjour"}))
+            .send()
+            .unwrap();
+        let status = refused.status();
+        let retry = refused.headers().get("retry-after").cloned();
+        let body: Value = refused.json().unwrap();
+        assert_eq!(holder.join().unwrap(), StatusCode::OK);
+        (status, retry, body)
+    });
+    assert_eq!(busy.0, StatusCode::SERVICE_UNAVAILABLE, "{}", busy.2);
+    assert_eq!(busy.1.as_ref().and_then(|v| v.to_str().ok()), Some("1"));
+    assert_eq!(code(&busy.2), "unavailable");
+}

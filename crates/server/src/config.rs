@@ -39,6 +39,8 @@ struct ConfigFile {
     body_limit_bytes: Option<usize>,
     max_batch: Option<usize>,
     request_timeout_secs: Option<u64>,
+    max_concurrent_requests: Option<usize>,
+    max_queued_requests: Option<usize>,
     #[serde(default)]
     index_roots: Vec<PathBuf>,
     rate_limit: Option<RateLimit>,
@@ -92,6 +94,10 @@ pub struct ServerConfig {
     /// Points per upsert, queries per batch search, inputs per embeddings request.
     pub max_batch: usize,
     pub request_timeout: Duration,
+    /// Requests whose work (embedding, store calls) runs at once; the others wait.
+    pub max_concurrent_requests: usize,
+    /// Requests that may wait for one of those places; beyond, 503 with `Retry-After`.
+    pub max_queued_requests: usize,
     /// Folders under which `POST /api/v1/index` may read.
     pub index_roots: Vec<PathBuf>,
     pub rate_limit: RateLimit,
@@ -109,6 +115,8 @@ impl Default for ServerConfig {
             body_limit_bytes: 32 * 1024 * 1024,
             max_batch: 1024,
             request_timeout: Duration::from_secs(60),
+            max_concurrent_requests: 64,
+            max_queued_requests: 1024,
             index_roots: Vec::new(),
             rate_limit: RateLimit::default(),
             keys: Vec::new(),
@@ -181,6 +189,13 @@ impl ServerConfig {
             request_timeout: file
                 .request_timeout_secs
                 .map_or(defaults.request_timeout, Duration::from_secs),
+            max_concurrent_requests: file
+                .max_concurrent_requests
+                .unwrap_or(defaults.max_concurrent_requests)
+                .max(1),
+            max_queued_requests: file
+                .max_queued_requests
+                .unwrap_or(defaults.max_queued_requests),
             index_roots: file.index_roots,
             rate_limit: file.rate_limit.unwrap_or(defaults.rate_limit),
             keys,

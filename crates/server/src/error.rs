@@ -156,6 +156,9 @@ impl From<EngineError> for ApiError {
                 ApiError::new(ErrorCode::Forbidden, err.to_string()).with_details(details)
             }
             EngineError::NoIndexRoots => ApiError::new(ErrorCode::Forbidden, err.to_string()),
+            EngineError::JobQueueFull { .. } => crate::api::busy(err.to_string()),
+            EngineError::UnknownJob(_) => ApiError::new(ErrorCode::NotFound, err.to_string()),
+            EngineError::Cancelled { .. } => ApiError::new(ErrorCode::Unavailable, err.to_string()),
             EngineError::Access(access) => access.into(),
         }
     }

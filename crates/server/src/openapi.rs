@@ -41,6 +41,7 @@ use crate::error::ErrorResponse;
         jobs::start,
         jobs::list,
         jobs::status,
+        jobs::cancel,
         embeddings::create,
         snapshots::list,
         snapshots::create,

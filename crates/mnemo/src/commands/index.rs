@@ -60,9 +60,11 @@ pub fn run(args: IndexArgs) -> anyhow::Result<bool> {
         optimize: !args.no_optimize,
         ..IndexOptions::default()
     };
+    crate::interrupt::stop_at_safe_points("indexing");
     let bar = Bar::new("indexing", "{pos}/{len} files,");
-    let summary = engine.index(&args.paths, &options, &bar)?;
+    let summary = engine.index(&args.paths, &options, &bar);
     bar.finish();
+    let summary = summary?;
     report_index(&summary, args.json)
 }
 

@@ -133,3 +133,28 @@ fn visible(caller: &Principal, job: &Job) -> bool {
         .iter()
         .all(|collection| caller.may_see(collection))
 }
+
+/// Cancel a job: a queued one at once, a running one between two chunks of files (what it
+/// wrote stays; indexing the same paths again goes on from there). The answer is the job as
+/// it stands; a finished job is left as it was.
+#[utoipa::path(operation_id = "cancel_job", delete, path = "/api/v1/jobs/{id}", tag = "indexing",
+    params(("id" = u64, Path, description = "The job's id")),
+    responses((status = 200, body = Job)))]
+pub(crate) async fn cancel(
+    state: Shared,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<Job>> {
+    let not_found = || ApiError::new(ErrorCode::NotFound, format!("no job `{id}`"));
+    let number: u64 = id.parse().map_err(|_| not_found())?;
+    let job = state
+        .engine
+        .jobs()
+        .get(number)
+        .filter(|job| visible(&caller, job))
+        .ok_or_else(not_found)?;
+    for collection in &job.collections {
+        caller.authorize(Scope::Write, Some(collection))?;
+    }
+    Ok(Json(state.engine.jobs().cancel(number)?))
+}

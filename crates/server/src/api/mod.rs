@@ -36,40 +36,84 @@ pub struct AppState {
     keys: KeyRing,
     limiter: RateLimiter,
     pub(crate) metrics: Metrics,
+    /// Places for blocking work, and how many requests wait for one.
+    working: Arc<tokio::sync::Semaphore>,
+    waiting: std::sync::atomic::AtomicUsize,
 }
 
 impl AppState {
     pub fn new(engine: Arc<Engine>, config: ServerConfig) -> Self {
+        let places = config.max_concurrent_requests;
         Self {
             engine,
             keys: KeyRing::new(config.keys.clone()),
             limiter: RateLimiter::new(config.rate_limit),
             config,
             metrics: Metrics::new(),
+            working: Arc::new(tokio::sync::Semaphore::new(places)),
+            waiting: std::sync::atomic::AtomicUsize::new(0),
         }
     }
 
-    /// Runs `work` with the engine on the blocking pool, within the request timeout.
+    /// Runs `work` with the engine on the blocking pool, within the request timeout, once one
+    /// of `max_concurrent_requests` places is free; with `max_queued_requests` waiting
+    /// already, 503 at once. The place is held until the work ends, even past a timeout: work
+    /// that cannot be interrupted still counts, so abandoned requests cannot pile up.
     pub(crate) async fn run<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Engine) -> ApiResult<T> + Send + 'static,
     ) -> ApiResult<T> {
+        use std::sync::atomic::Ordering;
+        let started = std::time::Instant::now();
+        let place = match self.working.clone().try_acquire_owned() {
+            Ok(place) => place,
+            Err(_) => {
+                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.config.max_queued_requests {
+                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                    return Err(busy(format!(
+                        "{} requests are running and {} waiting; retry in a second",
+                        self.config.max_concurrent_requests, self.config.max_queued_requests
+                    )));
+                }
+                let acquired = tokio::time::timeout(
+                    self.config.request_timeout,
+                    self.working.clone().acquire_owned(),
+                )
+                .await;
+                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                match acquired {
+                    Ok(Ok(place)) => place,
+                    _ => return Err(self.timed_out()),
+                }
+            }
+        };
         let engine = self.engine.clone();
-        let task = tokio::task::spawn_blocking(move || work(&engine));
-        match tokio::time::timeout(self.config.request_timeout, task).await {
+        let task = tokio::task::spawn_blocking(move || {
+            let _place = place;
+            work(&engine)
+        });
+        let left = self
+            .config
+            .request_timeout
+            .saturating_sub(started.elapsed());
+        match tokio::time::timeout(left, task).await {
             Ok(Ok(result)) => result,
             Ok(Err(join)) => Err(ApiError::new(
                 ErrorCode::Internal,
                 format!("the request's worker stopped: {join}"),
             )),
-            Err(_) => Err(ApiError::new(
-                ErrorCode::Timeout,
-                format!(
-                    "the request took longer than {} s",
-                    self.config.request_timeout.as_secs_f64()
-                ),
-            )),
+            Err(_) => Err(self.timed_out()),
         }
+    }
+
+    fn timed_out(&self) -> ApiError {
+        ApiError::new(
+            ErrorCode::Timeout,
+            format!(
+                "the request took longer than {} s",
+                self.config.request_timeout.as_secs_f64()
+            ),
+        )
     }
 
     pub(crate) fn check_batch(&self, what: &str, count: usize) -> ApiResult<()> {
@@ -127,7 +171,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/tasks", get(search::tasks))
         .route("/api/v1/index", post(jobs::start))
         .route("/api/v1/jobs", get(jobs::list))
-        .route("/api/v1/jobs/{id}", get(jobs::status))
+        .route("/api/v1/jobs/{id}", get(jobs::status).delete(jobs::cancel))
         .route("/v1/embeddings", post(embeddings::create))
         .route("/metrics", get(system::metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard));
@@ -220,6 +264,13 @@ async fn guard(State(state): Shared, mut request: Request, next: Next) -> Respon
     request.extensions_mut().insert(caller);
     request.extensions_mut().insert(limit);
     next.run(request).await
+}
+
+/// 503 with `Retry-After: 1`: the server is at its limit now, not broken.
+pub(crate) fn busy(message: String) -> ApiError {
+    let mut error = ApiError::new(ErrorCode::Unavailable, message);
+    error.retry_after = Some(1);
+    error
 }
 
 fn too_large(limit: usize) -> ApiError {

@@ -143,6 +143,7 @@ pub const ROUTES: &[RouteAccess] = &[
     route("POST", "/api/v1/index", WRITE, C::Body),
     route("GET", "/api/v1/jobs", READ, C::Listing),
     route("GET", "/api/v1/jobs/{id}", READ, C::Listing),
+    route("DELETE", "/api/v1/jobs/{id}", WRITE, C::Listing),
     route("POST", "/v1/embeddings", READ, C::None),
     route("GET", "/metrics", READ, C::All),
 ];
