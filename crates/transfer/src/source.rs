@@ -369,6 +369,21 @@ impl NpySource {
             path: path.to_owned(),
             message,
         })?;
+        // The header's shape is a claim: it must fit in the file before anything is sized by it.
+        let file_len = reader.get_ref().metadata().map_err(io)?.len();
+        let claimed = (npy.rows as u64)
+            .checked_mul(npy.columns as u64)
+            .and_then(|values| values.checked_mul(npy.element.size() as u64))
+            .and_then(|bytes| bytes.checked_add(npy.data_offset));
+        if claimed.is_none_or(|bytes| bytes > file_len) {
+            return Err(TransferError::Format {
+                path: path.to_owned(),
+                message: format!(
+                    "the header declares {} rows of {} numbers, more than the file's {file_len} bytes hold",
+                    npy.rows, npy.columns
+                ),
+            });
+        }
         let sidecar = match sidecar
             .map(Path::to_owned)
             .or_else(|| default_sidecar(path))
@@ -783,6 +798,35 @@ fn py_json_within(value: &Py, depth: usize) -> Result<Value, String> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A .npy file of float32 rows with this shape, holding `data`.
+    fn npy_file(shape: &str, data: &[u8]) -> tempfile::NamedTempFile {
+        let dict = format!("{{'descr': '<f4', 'fortran_order': False, 'shape': {shape}, }}");
+        let mut header = dict.into_bytes();
+        while (10 + header.len() + 1) % 64 != 0 {
+            header.push(b' ');
+        }
+        header.push(b'\n');
+        let mut bytes = b"\x93NUMPY\x01\x00".to_vec();
+        bytes.extend_from_slice(&(header.len() as u16).to_le_bytes());
+        bytes.extend(header);
+        bytes.extend_from_slice(data);
+        let file = tempfile::Builder::new().suffix(".npy").tempfile().unwrap();
+        std::fs::write(file.path(), bytes).unwrap();
+        file
+    }
+
+    #[test]
+    fn a_shape_the_file_cannot_hold_is_refused_before_anything_is_sized_by_it() {
+        let error = |shape: &str| match NpySource::open(npy_file(shape, &[0; 24]).path(), None) {
+            Err(error) => error.to_string(),
+            Ok(_) => panic!("{shape} was accepted"),
+        };
+        assert!(error("(1000000000, 384)").contains("more than the file's"));
+        assert!(error("(18446744073709551615, 384)").contains("more than the file's"));
+        assert!(error("(1000000000, 0)").contains("rows of 0 numbers"));
+        assert!(NpySource::open(npy_file("(2, 3)", &[0; 24]).path(), None).is_ok());
+    }
 
     #[test]
     fn a_payload_that_holds_itself_is_refused_not_followed() {
