@@ -72,8 +72,15 @@ impl SnapshotTarget {
         }
     }
 
-    /// `snapshot`: a snapshot's name, or (on the store itself) the path of an archive.
-    pub fn restore(&self, collection: &str, snapshot: &str) -> anyhow::Result<SnapshotInfo> {
+    /// `snapshot`: a snapshot's name, or (on the store itself) the path of an archive; with
+    /// `require_checksum`, an archive file must have its checksum file beside it. (Snapshots
+    /// known by name always have theirs.)
+    pub fn restore(
+        &self,
+        collection: &str,
+        snapshot: &str,
+        require_checksum: bool,
+    ) -> anyhow::Result<SnapshotInfo> {
         let store = match self {
             Self::Store(store) => store,
             Self::Server(remote) => return remote.restore_snapshot(collection, snapshot),
@@ -83,6 +90,15 @@ impl SnapshotTarget {
             let path = path
                 .canonicalize()
                 .with_context(|| format!("cannot read the snapshot {snapshot}"))?;
+            let checksum = mnemo_store::snapshot_checksum_path(&path);
+            if require_checksum && !checksum.is_file() {
+                anyhow::bail!(
+                    "{} has no checksum file beside it ({}); --require-checksum restores only \
+                     archives whose BLAKE3 can be checked",
+                    path.display(),
+                    checksum.display()
+                );
+            }
             return Ok(store.restore_snapshot_file(collection, &path)?);
         }
         Ok(store.restore_snapshot(collection, snapshot)?)

@@ -418,6 +418,21 @@ fn snapshots_from_the_command_line() {
         "other",
     ]));
     assert_eq!(ws.count("other"), 50);
+    // A copy without its checksum file restores, unless the checksum is required.
+    let copy = ws.data.parent().unwrap().join("copied.snapshot");
+    std::fs::copy(&archive, &copy).unwrap();
+    let copy = copy.to_string_lossy().into_owned();
+    let err = failed(ws.run(&[
+        "snapshot",
+        "restore",
+        &copy,
+        "--collection",
+        "third",
+        "--require-checksum",
+    ]));
+    assert!(err.contains("has no checksum file beside it"), "{err}");
+    ok(ws.run(&["snapshot", "restore", &copy, "--collection", "third"]));
+    assert_eq!(ws.count("third"), 50);
     ok(ws.run(&["snapshot", "delete", &name, "--collection", "c"]));
     let err = failed(ws.run(&["snapshot", "delete", &name, "--collection", "c"]));
     assert!(err.contains("no snapshot"), "{err}");

@@ -29,7 +29,7 @@ pub use model::{
     VectorParams, VectorSelection,
 };
 pub use qdrant::{BreakerState, NodeMetrics, QdrantOptions, QdrantStore, ResiliencePolicy};
-pub use snapshot::SnapshotInfo;
+pub use snapshot::{MAX_RESTORED_BYTES, SnapshotInfo, checksum_path as snapshot_checksum_path};
 pub use validate::json_type;
 
 /// A store of collections of points. All methods take `&self` and implementations are

@@ -30,6 +30,14 @@ const CHECKSUM_EXTENSION: &str = "blake3";
 /// An archive being written: `NAME.snapshot.partial`, renamed to `NAME.snapshot` when whole.
 pub const PARTIAL_SUFFIX: &str = ".snapshot.partial";
 const MANIFEST: &str = "manifest.json";
+
+/// A manifest larger than this is not one this store wrote (it lists a file in about 150
+/// bytes: this is over 400,000 files).
+const MAX_MANIFEST_BYTES: u64 = 64 << 20;
+
+/// The most a restore writes, holes counted (the engine preallocates: a 2-point collection is
+/// 316 MB of files). An archive that declares more is refused before anything is written.
+pub const MAX_RESTORED_BYTES: u64 = 256 << 30;
 /// 2: the tar is zstd-compressed. 1: a plain tar; still read.
 const SNAPSHOT_FORMAT: u32 = 2;
 const READABLE_FORMATS: std::ops::RangeInclusive<u32> = 1..=SNAPSHOT_FORMAT;
@@ -433,12 +441,46 @@ fn unpack_inner(archive: &Path, into: &Path, layout_version: u64) -> Result<Snap
         }
     }
     let (mut tar, size) = open_tar(archive)?;
-    let mut manifest: Option<Manifest> = None;
-    let mut seen = std::collections::BTreeMap::new();
     fs::create_dir_all(into).map_err(|e| StoreError::io(into, e))?;
-    let entries = tar.entries().map_err(|e| damaged(archive, e.to_string()))?;
+    let mut entries = tar.entries().map_err(|e| damaged(archive, e.to_string()))?;
+    // The manifest comes first (every format writes it first): each later entry is held to
+    // it before a byte of it is written.
+    let manifest: Manifest = match entries.next() {
+        Some(Ok(entry)) if entry.path().is_ok_and(|p| p == Path::new(MANIFEST)) => {
+            if entry.header().size().unwrap_or(u64::MAX) > MAX_MANIFEST_BYTES {
+                return Err(damaged(
+                    archive,
+                    "its manifest is larger than a manifest can be",
+                ));
+            }
+            let mut bytes = Vec::new();
+            entry
+                .take(MAX_MANIFEST_BYTES)
+                .read_to_end(&mut bytes)
+                .map_err(|e| damaged(archive, e.to_string()))?;
+            serde_json::from_slice(&bytes)
+                .map_err(|e| damaged(archive, format!("bad manifest: {e}")))?
+        }
+        Some(Err(e)) => return Err(damaged(archive, e.to_string())),
+        _ => return Err(damaged(archive, "it has no manifest at its start")),
+    };
+    let declared: u64 = manifest.files.iter().map(|file| file.size).sum();
+    if declared > MAX_RESTORED_BYTES {
+        return Err(damaged(
+            archive,
+            format!(
+                "its manifest declares {declared} bytes of files, more than the {MAX_RESTORED_BYTES} a restore writes"
+            ),
+        ));
+    }
+    let expected_sizes: std::collections::HashMap<&str, u64> = manifest
+        .files
+        .iter()
+        .map(|file| (file.path.as_str(), file.size))
+        .collect();
+    let mut seen = std::collections::BTreeMap::new();
     for entry in entries {
-        let mut entry = entry.map_err(|e| damaged(archive, e.to_string()))?;
+        let entry = entry.map_err(|e| damaged(archive, e.to_string()))?;
         let path = entry
             .path()
             .map_err(|e| damaged(archive, e.to_string()))?
@@ -450,22 +492,31 @@ fn unpack_inner(archive: &Path, into: &Path, layout_version: u64) -> Result<Snap
                 format!("it holds a path outside the snapshot: {}", path.display()),
             ));
         }
-        if path == Path::new(MANIFEST) {
-            let mut bytes = Vec::new();
-            entry
-                .read_to_end(&mut bytes)
-                .map_err(|e| damaged(archive, e.to_string()))?;
-            manifest = Some(
-                serde_json::from_slice(&bytes)
-                    .map_err(|e| damaged(archive, format!("bad manifest: {e}")))?,
-            );
-            continue;
-        }
         // The builder stores files with holes as GNU sparse entries; reading one yields its
         // zeros too.
         let kind = entry.header().entry_type();
         if !kind.is_file() && !kind.is_gnu_sparse() {
             continue;
+        }
+        let key = path.to_string_lossy().replace('\\', "/");
+        let Some(&expected) = expected_sizes.get(key.as_str()) else {
+            return Err(damaged(archive, format!("{key} is not in the manifest")));
+        };
+        let claimed = if kind.is_gnu_sparse() {
+            entry.header().as_gnu().and_then(|gnu| gnu.real_size().ok())
+        } else {
+            entry.header().size().ok()
+        };
+        if claimed != Some(expected) {
+            return Err(damaged(
+                archive,
+                format!(
+                    "{key} is {} in the archive but {expected} bytes in the manifest",
+                    claimed.map_or("of no readable size".to_owned(), |size| format!(
+                        "{size} bytes"
+                    ))
+                ),
+            ));
         }
         let target = into.join(&path);
         if let Some(parent) = target.parent() {
@@ -473,17 +524,15 @@ fn unpack_inner(archive: &Path, into: &Path, layout_version: u64) -> Result<Snap
         }
         let out = File::create(&target).map_err(|e| StoreError::io(&target, e))?;
         let mut hasher = blake3::Hasher::new();
+        // At most one byte past the manifest's size is read, whatever the entry holds.
+        let mut bounded = entry.take(expected + 1);
         // Synced before the restored folder is renamed into place.
-        let size = write_sparse(&mut entry, out, SyncData::Yes, &mut |data| {
+        let size = write_sparse(&mut bounded, out, SyncData::Yes, &mut |data| {
             hasher.update(data);
         })
         .map_err(|e| damaged(archive, format!("{}: {e}", path.display())))?;
-        seen.insert(
-            path.to_string_lossy().replace('\\', "/"),
-            (size, hasher.finalize().to_hex().to_string()),
-        );
+        seen.insert(key, (size, hasher.finalize().to_hex().to_string()));
     }
-    let manifest = manifest.ok_or_else(|| damaged(archive, "it has no manifest"))?;
     if !READABLE_FORMATS.contains(&manifest.snapshot_format)
         || manifest.layout_version != layout_version
     {
@@ -520,6 +569,95 @@ fn unpack_inner(archive: &Path, into: &Path, layout_version: u64) -> Result<Snap
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A plain-tar archive (format 1) of `manifest` (path, size) then `entries`, as an attacker
+    /// would write one.
+    fn crafted(
+        dir: &Path,
+        name: &str,
+        manifest: &[(&str, u64)],
+        entries: &[(&str, Vec<u8>)],
+    ) -> PathBuf {
+        let path = dir.join(name);
+        let mut tar = tar::Builder::new(File::create(&path).unwrap());
+        let manifest = Manifest {
+            snapshot_format: 1,
+            layout_version: 1,
+            collection: "c".into(),
+            created: "2026-12-07T00:00:00.000Z".into(),
+            points: 0,
+            files: manifest
+                .iter()
+                .map(|(path, size)| ManifestFile {
+                    path: (*path).to_owned(),
+                    size: *size,
+                    blake3: "0".repeat(64),
+                })
+                .collect(),
+        };
+        let bytes = serde_json::to_vec(&manifest).unwrap();
+        let mut append = |path: &str, data: &[u8]| {
+            let mut header = tar::Header::new_gnu();
+            header.set_size(data.len() as u64);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, path, data).unwrap();
+        };
+        append(MANIFEST, &bytes);
+        for (path, data) in entries {
+            append(path, data);
+        }
+        tar.finish().unwrap();
+        path
+    }
+
+    #[test]
+    fn entries_are_held_to_the_manifest_before_a_byte_is_written() {
+        let dir = tempfile::tempdir().unwrap();
+        let into = dir.path().join("restored");
+        let refused = |archive: PathBuf| {
+            let error = unpack_verified(&archive, &into, 1).unwrap_err().to_string();
+            assert!(!into.exists(), "a refused archive leaves nothing");
+            error
+        };
+        let lying = crafted(
+            dir.path(),
+            "lying",
+            &[("shard/a", 10)],
+            &[("shard/a", vec![1; 100_000])],
+        );
+        let error = refused(lying);
+        assert!(
+            error.contains("shard/a is 100000 bytes in the archive but 10 bytes in the manifest"),
+            "{error}"
+        );
+        let extra = crafted(
+            dir.path(),
+            "extra",
+            &[("shard/a", 3)],
+            &[("shard/b", vec![1, 2, 3])],
+        );
+        assert!(refused(extra).contains("shard/b is not in the manifest"));
+        let huge = crafted(
+            dir.path(),
+            "huge",
+            &[("shard/a", 200 << 30), ("shard/b", 100 << 30)],
+            &[],
+        );
+        assert!(refused(huge).contains("more than the"));
+        let late = dir.path().join("late");
+        {
+            let mut tar = tar::Builder::new(File::create(&late).unwrap());
+            let mut header = tar::Header::new_gnu();
+            header.set_size(3);
+            header.set_mode(0o644);
+            header.set_cksum();
+            tar.append_data(&mut header, "shard/a", &[1u8, 2, 3][..])
+                .unwrap();
+            tar.finish().unwrap();
+        }
+        assert!(refused(late).contains("no manifest at its start"));
+    }
 
     /// Bytes the file system holds for a file, and its length.
     #[cfg(unix)]

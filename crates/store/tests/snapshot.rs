@@ -293,3 +293,36 @@ fn a_restore_or_a_snapshot_killed_midway_loses_nothing() {
     assert_eq!(store.count("c", None).expect("count"), 100);
     assert!(!collections.join(".c.replaced").exists());
 }
+
+/// Snapshots and restores of one collection take turns: snapshots taken at once get names of
+/// their own and each restores, and restores running beside them never share a staging folder.
+#[test]
+fn snapshots_and_restores_of_one_collection_take_turns() {
+    let dir = tempfile::tempdir().expect("temp dir");
+    let store = Arc::new(store_with_c(dir.path(), 0..50));
+    let first = store.create_snapshot("c").expect("a first snapshot");
+    let taken: Vec<String> = std::thread::scope(|scope| {
+        let snapshots: Vec<_> = (0..4)
+            .map(|_| scope.spawn(|| store.create_snapshot("c").expect("snapshot").name))
+            .collect();
+        let restores: Vec<_> = (0..2)
+            .map(|_| scope.spawn(|| store.restore_snapshot("c", &first.name).expect("restore")))
+            .collect();
+        for restore in restores {
+            restore.join().expect("a restore thread");
+        }
+        snapshots
+            .into_iter()
+            .map(|s| s.join().expect("a snapshot thread"))
+            .collect()
+    });
+    let mut distinct = taken.clone();
+    distinct.sort();
+    distinct.dedup();
+    assert_eq!(distinct.len(), 4, "{taken:?}");
+    for name in &taken {
+        let info = store.restore_snapshot("c", name).expect("each restores");
+        assert_eq!(info.points, 50);
+    }
+    assert_eq!(ids(&store, "c"), (0..50).collect::<Vec<_>>());
+}

@@ -33,6 +33,10 @@ pub enum SnapshotCommand {
         snapshot: String,
         #[arg(long)]
         collection: String,
+        /// Refuse an archive file without its checksum file (`FILE.blake3`) beside it: one from
+        /// elsewhere is then only restored when its BLAKE3 matches what its maker wrote
+        #[arg(long)]
+        require_checksum: bool,
         #[command(flatten)]
         store: StoreArgs,
     },
@@ -92,9 +96,10 @@ pub fn run(command: SnapshotCommand) -> anyhow::Result<()> {
         SnapshotCommand::Restore {
             snapshot,
             collection,
+            require_checksum,
             ..
         } => {
-            let info = store.restore(&collection, &snapshot)?;
+            let info = store.restore(&collection, &snapshot, require_checksum)?;
             println!(
                 "restored `{collection}` from {} ({} points, taken {}, checksums verified)",
                 info.name, info.points, info.created

@@ -141,6 +141,9 @@ pub struct EmbeddedStore {
     /// Held for the store's lifetime: the OS releases it when the process dies, however it dies.
     /// Flock'ed while open; holds the pid, then what `announce` says.
     lock: File,
+    /// One lock per collection name, held by a snapshot or a restore for its whole length:
+    /// two of them on one collection would share staging folders and archive names.
+    maintenance: Mutex<HashMap<String, Arc<Mutex<()>>>>,
 }
 
 impl EmbeddedStore {
@@ -195,6 +198,7 @@ impl EmbeddedStore {
             options,
             flusher,
             lock,
+            maintenance: Mutex::new(HashMap::new()),
         })
     }
 
@@ -212,6 +216,15 @@ impl EmbeddedStore {
         Ok(self
             .snapshots_dir(collection)?
             .join(format!("{name}.{SNAPSHOT_EXTENSION}")))
+    }
+
+    /// The lock a snapshot or a restore of `name` holds while it runs.
+    fn maintenance(&self, name: &str) -> Arc<Mutex<()>> {
+        let mut locks = self
+            .maintenance
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        Arc::clone(locks.entry(name.to_owned()).or_default())
     }
 
     fn collection(&self, name: &str) -> Result<Arc<Collection>> {

@@ -6,6 +6,10 @@ use super::*;
 impl EmbeddedStore {
     pub(super) fn take_snapshot(&self, name: &str) -> Result<SnapshotInfo> {
         let collection = self.collection(name)?;
+        let maintenance = self.maintenance(name);
+        let _alone = maintenance
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let dir = self.snapshots_dir(name)?;
         fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         let now = chrono::Utc::now();
@@ -60,6 +64,10 @@ impl EmbeddedStore {
 
     pub(super) fn restore_from(&self, name: &str, archive: &Path) -> Result<SnapshotInfo> {
         check_collection_name(name)?;
+        let maintenance = self.maintenance(name);
+        let _alone = maintenance
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
         let collections_dir = self.root.join(COLLECTIONS_DIR);
         let staging = collections_dir.join(format!(".{name}.restoring"));
         if staging.exists() {
@@ -67,9 +75,11 @@ impl EmbeddedStore {
         }
         let info = snapshot::unpack_verified(archive, &staging, LAYOUT_VERSION)?;
         let config_path = staging.join(COLLECTION_FILE);
+        // The config is the archive's word too: it must be one this store could have made.
         let config_ok = fs::read(&config_path)
             .map_err(|e| StoreError::io(&config_path, e))
-            .and_then(|bytes| parse_json::<CollectionFile>(&config_path, &bytes));
+            .and_then(|bytes| parse_json::<CollectionFile>(&config_path, &bytes))
+            .and_then(|file| file.config.validate());
         if let Err(err) = config_ok {
             let _ = fs::remove_dir_all(&staging);
             return Err(StoreError::DamagedSnapshot {
