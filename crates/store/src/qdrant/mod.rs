@@ -91,9 +91,18 @@ struct Known {
 enum Failure {
     /// The node is unwell or overloaded: try again (another node first).
     Retry(String),
+    /// The node is there but the request outran its deadline: a heavy request, not a sick
+    /// node. Neither counted against the node's breaker (a few heavy reads would otherwise
+    /// open every node's breaker for everyone) nor sent again (it would be as heavy there).
+    Slow(String),
     /// The answer is final.
     Final(StoreError),
 }
+
+/// Calls that must not be sent twice: a second one would do the work again (each creates a
+/// snapshot of its own). Every other call of this store is idempotent: writes carry their
+/// point ids, and a create that finds its collection made counts as done.
+const SENT_ONCE: [&str; 1] = ["create snapshot"];
 
 impl QdrantStore {
     /// Connects (lazily: nothing is sent until the first call) to the nodes of `options`.
@@ -187,11 +196,16 @@ impl QdrantStore {
         let policy = self.options.policy.clone();
         let collection = collection.to_owned();
         let all_nodes = self.node_names();
+        let max_attempts = if SENT_ONCE.contains(&operation) {
+            1
+        } else {
+            policy.max_attempts
+        };
         let work = async move {
             let mut last = String::new();
             let mut attempts = 0;
             let mut shortest_refusal: Option<Duration> = None;
-            while attempts < policy.max_attempts {
+            while attempts < max_attempts {
                 // Start at the node that answered last; skip those whose breaker refuses.
                 let start = preferred.load(Ordering::Relaxed);
                 let mut chosen = None;
@@ -232,7 +246,7 @@ impl QdrantStore {
                         return Ok(value);
                     }
                     Ok(Err(err)) => classify(err, &node.name, operation, &collection),
-                    Err(_) => Failure::Retry(format!(
+                    Err(_) => Failure::Slow(format!(
                         "{}: no answer within {} ms",
                         node.name,
                         deadline.as_millis()
@@ -243,11 +257,21 @@ impl QdrantStore {
                         node.breaker.answered();
                         return Err(err);
                     }
+                    Failure::Slow(message) => {
+                        node.breaker.answered();
+                        return Err(StoreError::Unavailable {
+                            nodes: all_nodes,
+                            operation,
+                            collection,
+                            attempts,
+                            last: message,
+                        });
+                    }
                     Failure::Retry(message) => {
                         node.breaker.failed();
                         last = message;
                         preferred.store((index + 1) % nodes.len(), Ordering::Relaxed);
-                        if attempts < policy.max_attempts {
+                        if attempts < max_attempts {
                             tokio::time::sleep(policy.backoff(attempts)).await;
                         }
                     }
@@ -542,19 +566,18 @@ fn classify(err: QdrantError, node: &str, operation: &'static str, collection: &
         && (message.starts_with("Failed to connect") || message.contains("transport error"));
     match status.code() {
         _ if transport => Failure::Retry(format!("{node}: {message}")),
-        Code::Unavailable
-        | Code::DeadlineExceeded
-        | Code::ResourceExhausted
-        | Code::Aborted
-        | Code::Cancelled => Failure::Retry(format!(
-            "{node}: {} ({})",
-            if message.is_empty() {
-                "no message"
-            } else {
-                message.as_str()
-            },
-            code_name(status.code())
-        )),
+        Code::DeadlineExceeded => Failure::Slow(format!("{node}: {message} (deadline exceeded)")),
+        Code::Unavailable | Code::ResourceExhausted | Code::Aborted | Code::Cancelled => {
+            Failure::Retry(format!(
+                "{node}: {} ({})",
+                if message.is_empty() {
+                    "no message"
+                } else {
+                    message.as_str()
+                },
+                code_name(status.code())
+            ))
+        }
         Code::NotFound if message.contains("Collection") || message.contains("collection") => {
             Failure::Final(StoreError::UnknownCollection(collection.to_owned()))
         }
@@ -1061,5 +1084,36 @@ fn snapshot_info(
         size: description.size.max(0) as u64,
         checksum: description.checksum.unwrap_or_default(),
         points,
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn status(status: tonic::Status) -> Failure {
+        classify(
+            QdrantError::ResponseError { status },
+            "q1:6334",
+            "search",
+            "tasks",
+        )
+    }
+
+    #[test]
+    fn a_request_past_its_deadline_is_slow_not_a_sick_node() {
+        assert!(matches!(
+            status(tonic::Status::deadline_exceeded("took too long")),
+            Failure::Slow(_)
+        ));
+        assert!(matches!(
+            status(tonic::Status::unavailable("restarting")),
+            Failure::Retry(_)
+        ));
+        assert!(matches!(
+            status(tonic::Status::invalid_argument("bad vector")),
+            Failure::Final(_)
+        ));
+        assert!(SENT_ONCE.contains(&"create snapshot"));
     }
 }
