@@ -221,21 +221,7 @@ fn ctrl_c_stops_indexing_at_a_safe_point() {
     use std::process::{Command, Stdio};
     let data = tempfile::tempdir().unwrap();
     let plans = tempfile::tempdir().unwrap();
-    for file in 0..240 {
-        let tasks: String = (0..20)
-            .map(|task| {
-                format!(
-                    "- [ ] Tâche {task} du plan {file}: vérifier le module {}\n",
-                    file * 20 + task
-                )
-            })
-            .collect();
-        std::fs::write(
-            plans.path().join(format!("plan-{file:03}.md")),
-            format!("# Plan {file}\n\n{tasks}"),
-        )
-        .unwrap();
-    }
+    common::write_plans(plans.path(), 240);
     let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
         .args(["index", "--tasks-only"])
         .arg(plans.path())

@@ -6,6 +6,8 @@
 //! build's, and `MNEMO_RECORD_ANSWERS=FILE` appends every answer `call` gets to FILE (what
 //! differs from run to run blanked: times, durations, ports, temporary paths, snapshot names).
 
+mod common;
+
 use std::io::{BufRead, BufReader};
 use std::path::Path;
 use std::process::{Child, Command, Stdio};
@@ -1190,21 +1192,7 @@ fn index_jobs_queue_and_cancel() {
     let data = tempfile::tempdir().unwrap();
     let plans = data.path().join("plans");
     std::fs::create_dir(&plans).unwrap();
-    for file in 0..240 {
-        let tasks: String = (0..20)
-            .map(|task| {
-                format!(
-                    "- [ ] Tâche {task} du plan {file}: vérifier le module {}\n",
-                    file * 20 + task
-                )
-            })
-            .collect();
-        std::fs::write(
-            plans.join(format!("plan-{file:03}.md")),
-            format!("# Plan {file}\n\n{tasks}"),
-        )
-        .unwrap();
-    }
+    common::write_plans(&plans, 240);
     let config = data.path().join("mnemo.toml");
     std::fs::write(
         &config,

@@ -51,3 +51,23 @@ pub fn json_lines(output: &Output) -> Vec<Value> {
         .map(|line| serde_json::from_str(line).expect("one JSON object per line"))
         .collect()
 }
+
+/// `files` plans of 20 distinct tasks each in `dir`: enough work (4,800 tasks for 240 files)
+/// for a run to be interrupted between two chunks of files.
+pub fn write_plans(dir: &Path, files: usize) {
+    for file in 0..files {
+        let tasks: String = (0..20)
+            .map(|task| {
+                format!(
+                    "- [ ] Tâche {task} du plan {file}: vérifier le module {}\n",
+                    file * 20 + task
+                )
+            })
+            .collect();
+        std::fs::write(
+            dir.join(format!("plan-{file:03}.md")),
+            format!("# Plan {file}\n\n{tasks}"),
+        )
+        .expect("write a plan");
+    }
+}

@@ -9,7 +9,7 @@ use mnemo_engine::{IndexOptions, Job, Principal, Scope, resolve_under_roots};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
-use super::{ApiJson, Shared, unprocessable};
+use super::{ApiJson, AppState, Shared, unprocessable};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 #[derive(Deserialize, ToSchema)]
@@ -115,15 +115,16 @@ pub(crate) async fn status(
     Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Job>> {
-    let not_found = || ApiError::new(ErrorCode::NotFound, format!("no job `{id}`"));
-    let number: u64 = id.parse().map_err(|_| not_found())?;
-    state
-        .engine
-        .jobs()
-        .get(number)
-        .filter(|job| visible(&caller, job))
-        .map(Json)
-        .ok_or_else(not_found)
+    visible_job(&state, &caller, &id).map(Json)
+}
+
+/// The job `id` names, if it is one `caller` may know of; else 404, as for no job at all.
+fn visible_job(state: &AppState, caller: &Principal, id: &str) -> ApiResult<Job> {
+    id.parse::<u64>()
+        .ok()
+        .and_then(|number| state.engine.jobs().get(number))
+        .filter(|job| visible(caller, job))
+        .ok_or_else(|| ApiError::new(ErrorCode::NotFound, format!("no job `{id}`")))
 }
 
 /// Whether `caller` may know of `job`: every collection it writes is one of the caller's. To
@@ -145,16 +146,9 @@ pub(crate) async fn cancel(
     Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<Job>> {
-    let not_found = || ApiError::new(ErrorCode::NotFound, format!("no job `{id}`"));
-    let number: u64 = id.parse().map_err(|_| not_found())?;
-    let job = state
-        .engine
-        .jobs()
-        .get(number)
-        .filter(|job| visible(&caller, job))
-        .ok_or_else(not_found)?;
+    let job = visible_job(&state, &caller, &id)?;
     for collection in &job.collections {
         caller.authorize(Scope::Write, Some(collection))?;
     }
-    Ok(Json(state.engine.jobs().cancel(number)?))
+    Ok(Json(state.engine.jobs().cancel(job.id)?))
 }
