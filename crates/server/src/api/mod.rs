@@ -63,13 +63,14 @@ impl AppState {
         &self,
         work: impl FnOnce(&Engine) -> ApiResult<T> + Send + 'static,
     ) -> ApiResult<T> {
-        use std::sync::atomic::Ordering;
         let started = std::time::Instant::now();
         let place = match self.working.clone().try_acquire_owned() {
             Ok(place) => place,
             Err(_) => {
-                if self.waiting.fetch_add(1, Ordering::SeqCst) >= self.config.max_queued_requests {
-                    self.waiting.fetch_sub(1, Ordering::SeqCst);
+                // Counted while it waits, and uncounted however the wait ends: a client that
+                // goes away drops this future mid-wait.
+                let waiting = Waiting::enter(&self.waiting);
+                if waiting.ahead >= self.config.max_queued_requests {
                     return Err(busy(format!(
                         "{} requests are running and {} waiting; retry in a second",
                         self.config.max_concurrent_requests, self.config.max_queued_requests
@@ -80,7 +81,7 @@ impl AppState {
                     self.working.clone().acquire_owned(),
                 )
                 .await;
-                self.waiting.fetch_sub(1, Ordering::SeqCst);
+                drop(waiting);
                 match acquired {
                     Ok(Ok(place)) => place,
                     _ => return Err(self.timed_out()),
@@ -129,6 +130,25 @@ impl AppState {
             .with_details(json!({ "count": count, "limit": self.config.max_batch })));
         }
         Ok(())
+    }
+}
+
+/// One request waiting for a place; `ahead` is how many waited before it.
+struct Waiting<'a> {
+    count: &'a std::sync::atomic::AtomicUsize,
+    ahead: usize,
+}
+
+impl<'a> Waiting<'a> {
+    fn enter(count: &'a std::sync::atomic::AtomicUsize) -> Self {
+        let ahead = count.fetch_add(1, std::sync::atomic::Ordering::SeqCst);
+        Self { count, ahead }
+    }
+}
+
+impl Drop for Waiting<'_> {
+    fn drop(&mut self) {
+        self.count.fetch_sub(1, std::sync::atomic::Ordering::SeqCst);
     }
 }
 
