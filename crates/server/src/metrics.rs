@@ -21,6 +21,9 @@ pub struct Metrics {
     cache: IntGaugeVec,
     points: IntGaugeVec,
     resident_bytes: IntGauge,
+    /// 1 while the store can keep what it acknowledges, 0 once a sync to disk failed: the
+    /// figure to alert on.
+    store_durable: IntGauge,
     index_seconds: Histogram,
 }
 
@@ -82,6 +85,11 @@ impl Metrics {
         .expect("static metric");
         let resident_bytes = IntGauge::new("process_resident_memory_bytes", "Resident set size")
             .expect("static metric");
+        let store_durable = IntGauge::new(
+            "store_durable",
+            "1 while the store keeps what it acknowledges; 0 after a failed sync to disk (writes are then refused)",
+        )
+        .expect("static metric");
         let index_seconds = Histogram::with_opts(
             HistogramOpts::new("index_job_duration_seconds", "Indexing jobs, start to end")
                 .buckets(vec![0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1200.0]),
@@ -96,6 +104,7 @@ impl Metrics {
             Box::new(cache.clone()),
             Box::new(points.clone()),
             Box::new(resident_bytes.clone()),
+            Box::new(store_durable.clone()),
             Box::new(index_seconds.clone()),
         ] {
             registry
@@ -112,6 +121,7 @@ impl Metrics {
             cache,
             points,
             resident_bytes,
+            store_durable,
             index_seconds,
         }
     }
@@ -169,6 +179,8 @@ impl Metrics {
                 self.points.with_label_values(&[&name]).set(count as i64);
             }
         }
+        self.store_durable
+            .set(i64::from(engine.store().health().is_ok()));
         if let Some(bytes) = resident_bytes() {
             self.resident_bytes.set(bytes as i64);
         }

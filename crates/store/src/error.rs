@@ -136,6 +136,12 @@ pub enum StoreError {
         "collection `{0}` was deleted or replaced by a restore while this write waited; retry it"
     )]
     Replaced(String),
+    #[error(
+        "this store acknowledges no more writes: a sync to disk failed ({0}), so what it \
+         acknowledged since the last good sync may not survive a power loss; restart it once \
+         the disk is sound"
+    )]
+    NotDurable(String),
     #[error("this store does not support {0}")]
     Unsupported(&'static str),
     #[error("store location `{location}`: {reason}")]
@@ -194,7 +200,10 @@ impl StoreError {
     pub fn is_unavailable(&self) -> bool {
         matches!(
             self,
-            Self::Unavailable { .. } | Self::CircuitOpen { .. } | Self::Replaced(_)
+            Self::Unavailable { .. }
+                | Self::CircuitOpen { .. }
+                | Self::Replaced(_)
+                | Self::NotDurable(_)
         )
     }
 

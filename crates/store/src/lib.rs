@@ -86,6 +86,11 @@ pub trait VectorStore: Send + Sync {
 
     /// Makes everything written so far durable against power loss (not only process death).
     fn flush(&self) -> Result<()>;
+    /// Whether the store can still keep what it acknowledges: an embedded store whose sync
+    /// to disk failed answers `NotDurable` here, and to every write, until it is restarted.
+    fn health(&self) -> Result<()> {
+        Ok(())
+    }
     /// Builds the vector and payload indexes of what was written since the last call; searches
     /// keep working meanwhile. Whether anything was done.
     fn optimize(&self, collection: &str) -> Result<bool>;

@@ -70,3 +70,44 @@ fn another_layout_version_or_a_foreign_folder_is_refused() {
         "mine"
     );
 }
+
+/// A failed sync to disk is not forgotten: the store acknowledges no write after it (nor
+/// says it is healthy) until it is opened again. The fault is real: the collection's files are
+/// taken away from under it.
+#[test]
+fn after_a_failed_sync_no_write_is_acknowledged() {
+    use mnemo_store::{CollectionConfig, Distance, Point, PointId, Vector, VectorStore};
+    let dir = tempfile::tempdir().unwrap();
+    let options = OpenOptions {
+        flush_interval: None,
+        ..OpenOptions::default()
+    };
+    let store = EmbeddedStore::open(dir.path(), options).unwrap();
+    store
+        .create_collection("c", &CollectionConfig::single(2, Distance::Dot))
+        .unwrap();
+    let point = |id: u64| Point {
+        id: PointId::Num(id),
+        vectors: [(String::new(), Vector::Dense(vec![1.0, id as f32]))].into(),
+        payload: Default::default(),
+    };
+    store.upsert("c", vec![point(1)]).unwrap();
+    store.health().unwrap();
+    std::fs::remove_dir_all(dir.path().join("collections/c/shard")).unwrap();
+    store.upsert("c", vec![point(2)]).unwrap();
+    let failed = store.flush().expect_err("the sync fails without its files");
+    assert!(!matches!(failed, StoreError::NotDurable(_)), "{failed}");
+    let refused = store.upsert("c", vec![point(3)]).unwrap_err();
+    assert!(matches!(refused, StoreError::NotDurable(_)), "{refused}");
+    assert!(refused.is_unavailable());
+    assert!(
+        refused.to_string().contains("acknowledges no more writes"),
+        "{refused}"
+    );
+    assert!(store.health().is_err());
+    assert!(
+        store
+            .create_collection("d", &CollectionConfig::single(2, Distance::Dot))
+            .is_err()
+    );
+}

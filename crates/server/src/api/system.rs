@@ -31,13 +31,17 @@ pub struct Readiness {
     pub collections: usize,
 }
 
-/// Readiness: the model is loaded and the store answers; 503 `unavailable` when it does not.
+/// Readiness: the model is loaded and the store answers and can keep what it acknowledges;
+/// 503 `unavailable` when not (a failed sync to disk keeps it unready until a restart).
 /// No key needed.
 #[utoipa::path(operation_id = "ready", get, path = "/ready", tag = "server", security(()),
     responses((status = 200, body = Readiness)))]
 pub(crate) async fn ready(state: Shared) -> ApiResult<Json<Readiness>> {
     let collections = state
-        .run(|engine| Ok(engine.store().list_collections()?.len()))
+        .run(|engine| {
+            engine.store().health()?;
+            Ok(engine.store().list_collections()?.len())
+        })
         .await
         .map_err(|err| {
             ApiError::new(

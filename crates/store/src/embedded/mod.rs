@@ -144,6 +144,25 @@ pub struct EmbeddedStore {
     /// One lock per collection name, held by a snapshot or a restore for its whole length:
     /// two of them on one collection would share staging folders and archive names.
     maintenance: Mutex<HashMap<String, Arc<Mutex<()>>>>,
+    /// Why a sync to disk failed, set for good by the first failure (periodic or asked for):
+    /// the system may have dropped the data of a failed sync, and a later good sync would not
+    /// bring it back, so from then on no write is acknowledged.
+    sync_failure: SyncFailure,
+}
+
+type SyncFailure = Arc<Mutex<Option<String>>>;
+
+/// `result` of a sync to disk, its failure remembered in `failure`.
+fn remember_sync(result: Result<()>, failure: &SyncFailure) -> Result<()> {
+    if let Err(err) = &result {
+        let mut failure = failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        if failure.is_none() {
+            *failure = Some(err.to_string());
+        }
+    }
+    result
 }
 
 impl EmbeddedStore {
@@ -187,9 +206,10 @@ impl EmbeddedStore {
             collections.insert(name, Arc::new(collection));
         }
         let collections = Arc::new(RwLock::new(collections));
+        let sync_failure = SyncFailure::default();
         let flusher = options
             .flush_interval
-            .map(|every| Flusher::start(Arc::clone(&collections), every))
+            .map(|every| Flusher::start(Arc::clone(&collections), every, Arc::clone(&sync_failure)))
             .transpose()
             .map_err(|e| StoreError::io(root, e))?;
         Ok(Self {
@@ -199,6 +219,7 @@ impl EmbeddedStore {
             flusher,
             lock,
             maintenance: Mutex::new(HashMap::new()),
+            sync_failure,
         })
     }
 
@@ -216,6 +237,23 @@ impl EmbeddedStore {
         Ok(self
             .snapshots_dir(collection)?
             .join(format!("{name}.{SNAPSHOT_EXTENSION}")))
+    }
+
+    /// `NotDurable` once a sync to disk has failed: every write asks first.
+    fn check_synced(&self) -> Result<()> {
+        let failure = self
+            .sync_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match failure.as_ref() {
+            Some(reason) => Err(StoreError::NotDurable(reason.clone())),
+            None => Ok(()),
+        }
+    }
+
+    /// Every collection synced to disk; a failure is remembered for good.
+    fn sync(&self) -> Result<()> {
+        remember_sync(flush_all(&self.collections), &self.sync_failure)
     }
 
     /// The lock a snapshot or a restore of `name` holds while it runs.
@@ -269,7 +307,11 @@ struct Flusher {
 }
 
 impl Flusher {
-    fn start(collections: Arc<Collections>, every: Duration) -> std::io::Result<Self> {
+    fn start(
+        collections: Arc<Collections>,
+        every: Duration,
+        failure: SyncFailure,
+    ) -> std::io::Result<Self> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
@@ -287,8 +329,8 @@ impl Flusher {
                         return;
                     }
                     drop(guard);
-                    if let Err(err) = flush_all(&collections) {
-                        eprintln!("warning: periodic flush failed: {err}");
+                    if let Err(err) = remember_sync(flush_all(&collections), &failure) {
+                        eprintln!("error: periodic sync to disk failed; no more writes are acknowledged: {err}");
                     }
                 }
             })?;

@@ -5,11 +5,13 @@ use super::*;
 
 impl EmbeddedStore {
     pub(super) fn take_snapshot(&self, name: &str) -> Result<SnapshotInfo> {
-        let collection = self.collection(name)?;
+        // The lock first: a restore that ran while this waited has replaced the collection,
+        // and the snapshot is of the one there now.
         let maintenance = self.maintenance(name);
         let _alone = maintenance
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let collection = self.collection(name)?;
         let dir = self.snapshots_dir(name)?;
         fs::create_dir_all(&dir).map_err(|e| StoreError::io(&dir, e))?;
         let now = chrono::Utc::now();

@@ -5,6 +5,7 @@ use super::*;
 
 impl VectorStore for EmbeddedStore {
     fn create_collection(&self, name: &str, config: &CollectionConfig) -> Result<()> {
+        self.check_synced()?;
         check_collection_name(name)?;
         config.validate()?;
         let mut collections = write(&self.collections);
@@ -40,6 +41,7 @@ impl VectorStore for EmbeddedStore {
     }
 
     fn delete_collection(&self, name: &str) -> Result<bool> {
+        self.check_synced()?;
         let mut collections = write(&self.collections);
         let Some(collection) = collections.remove(name) else {
             return Ok(false);
@@ -91,6 +93,7 @@ impl VectorStore for EmbeddedStore {
     }
 
     fn upsert(&self, collection_name: &str, points: Vec<Point>) -> Result<UpsertSummary> {
+        self.check_synced()?;
         let collection = self.collection(collection_name)?;
         let (points, duplicates_replaced) = prepare_batch(&collection.config, points)?;
         let written = points.len();
@@ -140,6 +143,7 @@ impl VectorStore for EmbeddedStore {
     }
 
     fn delete(&self, collection_name: &str, selector: PointSelector) -> Result<()> {
+        self.check_synced()?;
         let collection = self.collection(collection_name)?;
         let operation = match selector {
             PointSelector::Ids(ids) if ids.is_empty() => return Ok(()),
@@ -296,7 +300,12 @@ impl VectorStore for EmbeddedStore {
     }
 
     fn flush(&self) -> Result<()> {
-        flush_all(&self.collections)
+        self.check_synced()?;
+        self.sync()
+    }
+
+    fn health(&self) -> Result<()> {
+        self.check_synced()
     }
 
     fn create_snapshot(&self, collection: &str) -> Result<SnapshotInfo> {
