@@ -3,9 +3,7 @@
 //! time. The engine decides how it is answered; a door only translates its request into a
 //! [`QueryRequest`] and the hits into its answer.
 
-use mnemo_store::{
-    NearestQuery, PayloadSelection, ScoredPoint, SearchRequest, Vector, VectorSelection,
-};
+use mnemo_store::{NearestQuery, ScoredPoint, SearchRequest, Vector};
 
 use crate::{Engine, EngineError, Result, SearchMode, SearchOptions, is_engine_layout};
 
@@ -136,16 +134,8 @@ impl Engine {
                 search.score_threshold = request.score_threshold;
                 search.ef = request.ef;
                 search.exact = request.exact;
-                search.with_payload = if request.with_payload {
-                    PayloadSelection::All
-                } else {
-                    PayloadSelection::None
-                };
-                search.with_vectors = if request.with_vector {
-                    VectorSelection::All
-                } else {
-                    VectorSelection::None
-                };
+                search.with_payload = request.with_payload.into();
+                search.with_vectors = request.with_vector.into();
                 Ok(self.store().search(&request.collection, search)?)
             }
         }

@@ -314,6 +314,13 @@ pub enum PayloadSelection {
     Fields(Vec<String>),
 }
 
+/// `true`: every field (an API's `with_payload: true`); `false`: none.
+impl From<bool> for PayloadSelection {
+    fn from(all: bool) -> Self {
+        if all { Self::All } else { Self::None }
+    }
+}
+
 /// Which vectors to return.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub enum VectorSelection {
@@ -321,6 +328,13 @@ pub enum VectorSelection {
     None,
     All,
     Names(Vec<String>),
+}
+
+/// `true`: every vector (an API's `with_vector: true`); `false`: none.
+impl From<bool> for VectorSelection {
+    fn from(all: bool) -> Self {
+        if all { Self::All } else { Self::None }
+    }
 }
 
 /// The query of a search: a vector to compare with the stored vector `using`.

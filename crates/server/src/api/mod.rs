@@ -22,7 +22,7 @@ use axum::response::{IntoResponse, Response};
 use axum::routing::{get, post, put};
 use axum::{Json, Router};
 use mnemo_engine::{Engine, KeyRing};
-use mnemo_store::{CollectionConfig, PayloadSelection, VectorSelection};
+use mnemo_store::CollectionConfig;
 use serde_json::json;
 
 use crate::auth::RateLimiter;
@@ -383,24 +383,6 @@ pub(crate) fn default_true() -> bool {
 
 pub(crate) fn default_limit() -> usize {
     10
-}
-
-pub(crate) fn selections(
-    with_payload: bool,
-    with_vector: bool,
-) -> (PayloadSelection, VectorSelection) {
-    (
-        if with_payload {
-            PayloadSelection::All
-        } else {
-            PayloadSelection::None
-        },
-        if with_vector {
-            VectorSelection::All
-        } else {
-            VectorSelection::None
-        },
-    )
 }
 
 /// The dense vector a request means: the one it names, or the collection's only one, or

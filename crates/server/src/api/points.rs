@@ -9,7 +9,7 @@ use serde::{Deserialize, Serialize};
 use serde_json::Value;
 use utoipa::ToSchema;
 
-use super::{ApiJson, Shared, default_true, selections, unprocessable, vector_name};
+use super::{ApiJson, Shared, default_true, unprocessable, vector_name};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// A point's vector: a list for the collection's one vector (or the one `using` names), or
@@ -158,7 +158,7 @@ pub(crate) async fn get(
     state.check_batch("ids", body.ids.len())?;
     let points = state
         .run(move |engine| {
-            let (payload, vectors) = selections(body.with_payload, body.with_vector);
+            let (payload, vectors) = (body.with_payload.into(), body.with_vector.into());
             Ok(engine.store().get(&name, &body.ids, payload, vectors)?)
         })
         .await?;
@@ -254,7 +254,7 @@ pub(crate) async fn scroll(
     mnemo_engine::check_limit(body.limit)?;
     let page = state
         .run(move |engine| {
-            let (with_payload, with_vectors) = selections(body.with_payload, body.with_vector);
+            let (with_payload, with_vectors) = (body.with_payload.into(), body.with_vector.into());
             let request = ScrollRequest {
                 filter: body.filter,
                 limit: body.limit,
