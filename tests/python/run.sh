@@ -1,7 +1,8 @@
 #!/usr/bin/env bash
 # The API against real outside clients: the official `openai` client and an OpenAPI
 # validator (test_api.py), then schemathesis fuzzing every route from /openapi.json for a
-# bounded number of cases, failing on any 5xx or crash; then `mnemo import` and `export`
+# bounded number of cases, failing on any 5xx or crash; then HTTPS against a test CA with curl,
+# `openai` and the CLI (test_tls.py); then `mnemo import` and `export`
 # against .npy files and pickles written by numpy and Python (test_import.py). Run by
 # `make test`.
 #
@@ -77,6 +78,8 @@ wait "$server_pid"
 server_pid=
 grep -q "stopped; the store is flushed" "$work/serve.out"
 echo "API clients and fuzzing: passed"
+
+"$venv/bin/python" "$here/test_tls.py" "$binary"
 
 # Files that Python itself writes (numpy's .npy, pickles) through mnemo import and export.
 "$venv/bin/python" "$here/test_import.py" "$binary"

@@ -21,7 +21,7 @@ pub fn backend(store: &StoreArgs, model: &ModelArgs) -> anyhow::Result<Backend> 
     match store.open_any() {
         Ok(opened) => Ok(Backend::Local(engine_over(opened.shared(), model)?)),
         Err(err) => match Remote::holding(&err) {
-            Some(remote) => Ok(Backend::Remote(remote)),
+            Some(remote) => Ok(Backend::Remote(remote?)),
             None => Err(err),
         },
     }
@@ -52,7 +52,7 @@ impl SnapshotTarget {
         match store.open_any() {
             Ok(store) => Ok(Self::Store(store.shared())),
             Err(err) => match Remote::holding(&err) {
-                Some(remote) => Ok(Self::Server(remote)),
+                Some(remote) => Ok(Self::Server(remote?)),
                 None => Err(err),
             },
         }

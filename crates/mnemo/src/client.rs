@@ -12,6 +12,9 @@ use mnemo_store::{PointId, ScoredPoint, SnapshotInfo, StoreError};
 use reqwest::blocking::{Client, RequestBuilder};
 use serde_json::{Value, json};
 
+/// PEM certificates the CLI trusts, beside the system's, when the server it asks is HTTPS.
+pub const CA_CERT_ENV: &str = "MNEMO_CA_CERT";
+
 pub struct Remote {
     base: String,
     key: Option<String>,
@@ -20,8 +23,9 @@ pub struct Remote {
 
 impl Remote {
     /// The server holding the data directory, if `error` is the lock held by one that said
-    /// where it listens.
-    pub fn holding(error: &anyhow::Error) -> Option<Remote> {
+    /// where it listens. Over HTTPS, the system's CAs are trusted, and the PEM certificates in
+    /// `MNEMO_CA_CERT` beside them (a private CA, or the server's own self-signed certificate).
+    pub fn holding(error: &anyhow::Error) -> Option<anyhow::Result<Remote>> {
         let holder = error.chain().find_map(|cause| match cause.downcast_ref() {
             Some(StoreError::Locked {
                 holder: Some(holder),
@@ -31,16 +35,31 @@ impl Remote {
         })?;
         let base = holder
             .split_whitespace()
-            .find(|word| word.starts_with("http://"))?;
-        Some(Remote {
+            .find(|word| word.starts_with("http://") || word.starts_with("https://"))?;
+        Some(Self::at(base))
+    }
+
+    fn at(base: &str) -> anyhow::Result<Remote> {
+        let mut builder = Client::builder().timeout(Duration::from_secs(120));
+        if let Some(path) = std::env::var_os(CA_CERT_ENV).filter(|path| !path.is_empty()) {
+            let path = PathBuf::from(path);
+            let pem = std::fs::read(&path)
+                .with_context(|| format!("{CA_CERT_ENV}: cannot read {}", path.display()))?;
+            let certificates = reqwest::Certificate::from_pem_bundle(&pem).with_context(|| {
+                format!("{CA_CERT_ENV}: {} is not PEM certificates", path.display())
+            })?;
+            for certificate in certificates {
+                builder = builder.add_root_certificate(certificate);
+            }
+        }
+        Ok(Remote {
             base: base.trim_end_matches('/').to_owned(),
             key: std::env::var(API_KEY_ENV)
                 .ok()
                 .filter(|key| !key.trim().is_empty()),
-            client: Client::builder()
-                .timeout(Duration::from_secs(120))
+            client: builder
                 .build()
-                .ok()?,
+                .context("cannot make the client of the running server")?,
         })
     }
 
@@ -50,8 +69,13 @@ impl Remote {
             None => request,
         };
         let response = request.send().with_context(|| {
+            let hint = if self.base.starts_with("https://") {
+                format!(" (over HTTPS: set {CA_CERT_ENV} to the PEM file of the CA that signed its certificate)")
+            } else {
+                String::new()
+            };
             format!(
-                "the data directory is held by mnemo serve at {}, which does not answer",
+                "the data directory is held by mnemo serve at {}, which does not answer{hint}",
                 self.base
             )
         })?;

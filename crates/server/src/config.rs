@@ -9,6 +9,8 @@ use serde::Deserialize;
 
 use mnemo_engine::{AccessError, ApiKey, Scope};
 
+use crate::tls::TlsFiles;
+
 pub const DEFAULT_BIND: &str = "127.0.0.1:6343";
 
 #[derive(Debug, thiserror::Error)]
@@ -29,6 +31,12 @@ pub enum ConfigError {
          or bind a loopback address such as {DEFAULT_BIND}"
     )]
     OpenWithoutKeys { bind: SocketAddr },
+    #[error(
+        "refusing to serve plain HTTP on {bind}: keys and everything else would cross the network in clear. \
+         Give a certificate and its key (`tls_cert` and `tls_key` in the config file, or --tls-cert and --tls-key), \
+         or say --insecure-http when something in front of mnemo (a proxy, a tunnel) already encrypts"
+    )]
+    PublicWithoutTls { bind: SocketAddr },
 }
 
 /// The file's shape; every field optional.
@@ -49,6 +57,10 @@ struct ConfigFile {
     /// `embedded` (the default) or `qdrant`.
     store: Option<String>,
     qdrant: Option<QdrantSection>,
+    /// PEM certificate chain and private key: both, or neither.
+    tls_cert: Option<PathBuf>,
+    tls_key: Option<PathBuf>,
+    insecure_http: Option<bool>,
 }
 
 /// The Qdrant deployment behind `store = "qdrant"`.
@@ -106,6 +118,10 @@ pub struct ServerConfig {
     /// (`qdrant://...`) that `--store` may override.
     pub store: Option<String>,
     pub store_api_key: Option<String>,
+    /// HTTPS with these files; plain HTTP when `None`.
+    pub tls: Option<TlsFiles>,
+    /// Plain HTTP allowed on a public address (TLS ends in front of mnemo).
+    pub insecure_http: bool,
 }
 
 impl Default for ServerConfig {
@@ -122,6 +138,8 @@ impl Default for ServerConfig {
             keys: Vec::new(),
             store: None,
             store_api_key: None,
+            tls: None,
+            insecure_http: false,
         }
     }
 }
@@ -180,9 +198,12 @@ impl ServerConfig {
                 });
             }
         };
+        let tls = tls_files(file.tls_cert, file.tls_key)?;
         Ok(Self {
             store,
             store_api_key,
+            tls,
+            insecure_http: file.insecure_http.unwrap_or(false),
             bind: file.bind.unwrap_or(defaults.bind),
             body_limit_bytes: file.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
             max_batch: file.max_batch.unwrap_or(defaults.max_batch).max(1),
@@ -202,12 +223,43 @@ impl ServerConfig {
         })
     }
 
-    /// Refuses what must not run: a non-loopback address without keys.
+    /// Refuses what must not run: a non-loopback address without keys, or in clear text
+    /// unless told that TLS ends in front of mnemo.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.keys.is_empty() && !self.bind.ip().is_loopback() {
+        if self.bind.ip().is_loopback() {
+            return Ok(());
+        }
+        if self.keys.is_empty() {
             return Err(ConfigError::OpenWithoutKeys { bind: self.bind });
         }
+        if self.tls.is_none() && !self.insecure_http {
+            return Err(ConfigError::PublicWithoutTls { bind: self.bind });
+        }
         Ok(())
+    }
+
+    /// `http` or `https`, as the server's address is written.
+    pub fn scheme(&self) -> &'static str {
+        if self.tls.is_some() { "https" } else { "http" }
+    }
+}
+
+/// The certificate and key named together, or neither.
+pub fn tls_files(
+    cert: Option<PathBuf>,
+    key: Option<PathBuf>,
+) -> Result<Option<TlsFiles>, ConfigError> {
+    match (cert, key) {
+        (Some(cert), Some(key)) => Ok(Some(TlsFiles { cert, key })),
+        (None, None) => Ok(None),
+        (Some(_), None) => Err(ConfigError::Key {
+            name: "tls_key".into(),
+            message: "a TLS certificate needs its private key (tls_key, --tls-key)".into(),
+        }),
+        (None, Some(_)) => Err(ConfigError::Key {
+            name: "tls_cert".into(),
+            message: "a TLS private key needs its certificate (tls_cert, --tls-cert)".into(),
+        }),
     }
 }
 
@@ -229,6 +281,8 @@ mod tests {
             ("store = \"qdrant\"\n", "needs a [qdrant] table"),
             ("store = \"redis\"\n", "is not a store"),
             ("[qdrant]\nurl = \"qdrant://h:1\"\n", "only read with store"),
+            ("tls_cert = \"c.pem\"\n", "needs its private key"),
+            ("tls_key = \"k.pem\"\n", "needs its certificate"),
         ] {
             let err = ServerConfig::from_toml(text, path).unwrap_err().to_string();
             assert!(err.contains(message), "{text}: {err}");
@@ -253,9 +307,23 @@ mod tests {
         assert_eq!(config.rate_limit.per_second, 5.0);
         assert_eq!(config.keys.len(), 1);
         assert!(
-            config.check().is_ok(),
-            "keys make a public address acceptable"
+            matches!(config.check(), Err(ConfigError::PublicWithoutTls { .. })),
+            "keys alone do not make a public address acceptable: it needs TLS too"
         );
+        let behind_a_proxy = ServerConfig {
+            insecure_http: true,
+            ..config.clone()
+        };
+        assert!(behind_a_proxy.check().is_ok());
+        let with_tls = ServerConfig {
+            tls: Some(TlsFiles {
+                cert: "cert.pem".into(),
+                key: "key.pem".into(),
+            }),
+            ..config
+        };
+        assert!(with_tls.check().is_ok());
+        assert_eq!(with_tls.scheme(), "https");
     }
 
     #[test]

@@ -7,6 +7,7 @@ pub mod config;
 pub mod error;
 pub mod metrics;
 pub mod openapi;
+pub mod tls;
 
 use std::future::Future;
 use std::net::SocketAddr;
@@ -17,24 +18,56 @@ use mnemo_engine::Engine;
 pub use api::{AppState, router};
 pub use config::{ConfigError, DEFAULT_BIND, RateLimit, ServerConfig};
 pub use error::{ApiError, ErrorCode};
+pub use tls::{TlsError, TlsFiles};
 
-/// Listens on `config.bind` and serves until `shutdown` completes; requests in flight then
-/// finish, and the store is flushed. `on_listening` gets the address bound (the port chosen
-/// when 0 was asked).
+#[derive(Debug, thiserror::Error)]
+pub enum ServeError {
+    #[error(transparent)]
+    Tls(#[from] TlsError),
+    #[error("cannot listen on {bind}: {source}")]
+    Listen {
+        bind: SocketAddr,
+        #[source]
+        source: std::io::Error,
+    },
+    #[error(transparent)]
+    Io(#[from] std::io::Error),
+    #[error("the server stopped, but flushing the store failed: {0}")]
+    Flush(#[source] mnemo_store::StoreError),
+}
+
+/// Listens on `config.bind` (HTTPS when `config.tls` names a certificate) and serves until
+/// `shutdown` completes; requests in flight then finish, and the store is flushed.
+/// `on_listening` gets the address bound (the port chosen when 0 was asked) as a URL.
 pub async fn serve(
     engine: Arc<Engine>,
     config: ServerConfig,
-    on_listening: impl FnOnce(SocketAddr),
+    on_listening: impl FnOnce(String),
     shutdown: impl Future<Output = ()> + Send + 'static,
-) -> std::io::Result<()> {
-    let listener = tokio::net::TcpListener::bind(config.bind).await?;
-    on_listening(listener.local_addr()?);
-    let state = Arc::new(AppState::new(engine.clone(), config));
-    axum::serve(listener, router(state))
-        .with_graceful_shutdown(shutdown)
-        .await?;
+) -> Result<(), ServeError> {
+    // The certificate is read before listening: a wrong file is said at once.
+    let acceptor = config.tls.as_ref().map(TlsFiles::acceptor).transpose()?;
+    let bind = config.bind;
+    let listener = tokio::net::TcpListener::bind(bind)
+        .await
+        .map_err(|source| ServeError::Listen { bind, source })?;
+    let address = listener.local_addr()?;
+    on_listening(format!("{}://{address}", config.scheme()));
+    let app = router(Arc::new(AppState::new(engine.clone(), config)));
+    match acceptor {
+        Some(acceptor) => {
+            axum::serve(tls::TlsListener::new(listener, acceptor)?, app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await?
+        }
+    }
     tokio::task::spawn_blocking(move || engine.store().flush())
         .await
         .map_err(std::io::Error::other)?
-        .map_err(std::io::Error::other)
+        .map_err(ServeError::Flush)
 }

@@ -18,9 +18,20 @@ pub struct ServeArgs {
     #[arg(long)]
     bind: Option<SocketAddr>,
     /// TOML settings: bind, keys, rate_limit, body_limit_bytes, max_batch,
-    /// request_timeout_secs, index_roots, store (and [qdrant] url, api_key)
+    /// request_timeout_secs, index_roots, tls_cert, tls_key, insecure_http, store (and
+    /// [qdrant] url, api_key)
     #[arg(long, env = "MNEMO_CONFIG")]
     config: Option<PathBuf>,
+    /// Serve HTTPS with this PEM certificate chain (with --tls-key) [or the config's tls_cert]
+    #[arg(long, requires = "tls_key")]
+    tls_cert: Option<PathBuf>,
+    /// The certificate's PEM private key [or the config's tls_key]
+    #[arg(long, requires = "tls_cert")]
+    tls_key: Option<PathBuf>,
+    /// Allow plain HTTP on a non-loopback address, when a proxy in front of mnemo already
+    /// encrypts [or the config's insecure_http = true]
+    #[arg(long)]
+    insecure_http: bool,
     #[command(flatten)]
     store: StoreArgs,
     #[command(flatten)]
@@ -35,6 +46,10 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     if let Some(bind) = args.bind {
         config.bind = bind;
     }
+    if let Some(files) = mnemo_server::config::tls_files(args.tls_cert, args.tls_key)? {
+        config.tls = Some(files);
+    }
+    config.insecure_http |= args.insecure_http;
     // A key given in the environment: admin over every collection, kept as its hash only.
     if let Ok(secret) = std::env::var(API_KEY_ENV)
         && !secret.trim().is_empty()
@@ -57,19 +72,21 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .build()
         .context("cannot start the server's runtime")?;
     let open = config.keys.is_empty();
+    let listening = std::sync::atomic::AtomicBool::new(false);
     runtime
         .block_on(mnemo_server::serve(
             engine,
             config,
-            |address| {
+            |url| {
+                listening.store(true, std::sync::atomic::Ordering::Relaxed);
                 // The CLI finds the server through the lock file while it holds the directory.
                 if let OpenedStore::Embedded(store) = &store
-                    && let Err(err) = store.announce(&format!("mnemo serve at http://{address}"))
+                    && let Err(err) = store.announce(&format!("mnemo serve at {url}"))
                 {
                     eprintln!("warning: the CLI will not find this server: {err}");
                 }
                 // Tests and scripts read this line to learn the port.
-                println!("listening on http://{address}");
+                println!("listening on {url}");
                 println!("store: {}", store_args.describe());
                 if open {
                     println!("no API keys: every request is allowed (loopback only)");
@@ -77,7 +94,13 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
             },
             shutdown_signal(),
         ))
-        .context("the server stopped")?;
+        .with_context(|| {
+            if listening.load(std::sync::atomic::Ordering::Relaxed) {
+                "the server stopped"
+            } else {
+                "the server could not start"
+            }
+        })?;
     println!("stopped; the store is flushed");
     Ok(())
 }
