@@ -4,7 +4,7 @@ CARGO ?= cargo
 MNEMO := target/release/mnemo
 BENCH := target/release/mnemo-bench
 
-.PHONY: demo test api-clients model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-store-qdrant bench-index bench-http bench-import
+.PHONY: demo test api-clients model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-store-qdrant bench-index bench-http bench-import bench-durability
 
 # Fetch and verify the model, build, index the example plans into a data directory under
 # target/ (Qdrant's engine, in-process), then ask it a question by meaning and one by number.
@@ -88,3 +88,7 @@ bench-http: model build
 # A legacy task_vectors.json of 50 MB and 500 MB through mnemo import: MB/s, points/s, peak memory.
 bench-import: build
 	$(BENCH) import
+
+# What durability = "fsync" costs: single-point and batched upserts under each durability.
+bench-durability: build
+	$(BENCH) durability

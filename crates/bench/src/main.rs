@@ -3,6 +3,7 @@
 //! `make bench-*` targets and `bench/*.sh` call it. Medians and nearest-rank percentiles come
 //! from one module, `stats`.
 
+mod durability;
 mod embed;
 mod http;
 mod import;
@@ -48,6 +49,9 @@ enum Command {
     /// Importing a generated legacy task_vectors.json (50 MB and 500 MB by default) with
     /// `mnemo import`: MB/s, points/s, peak memory against the vectors' size.
     Import(import::ImportArgs),
+    /// What `durability = "fsync"` costs: single-point and batched upserts on the embedded
+    /// store under each durability, side by side.
+    Durability(durability::DurabilityArgs),
 }
 
 fn main() -> ExitCode {
@@ -58,6 +62,7 @@ fn main() -> ExitCode {
         Command::Index(args) => index::run(args),
         Command::Http(args) => http::run(args),
         Command::Import(args) => import::run(args),
+        Command::Durability(args) => durability::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -8,7 +8,9 @@ use anyhow::Context;
 use clap::Args;
 use mnemo_embed::{Backend, DEFAULT_MODEL_NAME, Embedder, EmbedderOptions, default_model_dir};
 use mnemo_engine::Engine;
-use mnemo_store::{EmbeddedStore, OpenOptions, QdrantOptions, QdrantStore, VectorStore};
+use mnemo_store::{
+    Durability, EmbeddedStore, OpenOptions, QdrantOptions, QdrantStore, VectorStore,
+};
 
 /// How to find and run the model; shared by every command that embeds.
 #[derive(Args, Clone)]
@@ -71,6 +73,11 @@ pub struct StoreArgs {
         hide_env_values = true
     )]
     qdrant_api_key: Option<String>,
+    /// When the embedded store acknowledges a write: `periodic` (in its write-ahead log:
+    /// survives kill -9; synced to disk every 5 s) or `fsync` (synced first: survives a power
+    /// loss; slower) [default: periodic, or the config file's `durability`]
+    #[arg(long, env = "MNEMO_DURABILITY", global = true)]
+    durability: Option<Durability>,
 }
 
 /// A store that is open, and which kind it is (the embedded one can announce a server).
@@ -102,14 +109,21 @@ impl StoreArgs {
         args
     }
 
-    /// `--store`, or else `fallback` (the server's config file), or else embedded.
-    pub fn with_fallback(mut self, fallback: Option<&str>, api_key: Option<&str>) -> Self {
+    /// `--store`, or else `fallback` (the server's config file), or else embedded; the same
+    /// for the API key and the durability.
+    pub fn with_fallback(
+        mut self,
+        fallback: Option<&str>,
+        api_key: Option<&str>,
+        durability: Option<Durability>,
+    ) -> Self {
         if self.location.is_none() {
             self.location = fallback.map(str::to_owned);
         }
         if self.qdrant_api_key.is_none() {
             self.qdrant_api_key = api_key.map(str::to_owned);
         }
+        self.durability = self.durability.or(durability);
         self
     }
 
@@ -125,6 +139,11 @@ impl StoreArgs {
         match self.location.as_deref() {
             None | Some("embedded") => Ok(OpenedStore::Embedded(Arc::new(self.open()?))),
             Some(location) => {
+                if self.durability.is_some() {
+                    anyhow::bail!(
+                        "durability is the embedded store's setting; {location} is a Qdrant server, which syncs as its own config says"
+                    );
+                }
                 let store = QdrantStore::open(location, self.qdrant_api_key.clone())
                     .with_context(|| format!("cannot use the store {location}"))?;
                 Ok(OpenedStore::Remote(Arc::new(store)))
@@ -151,7 +170,11 @@ impl StoreArgs {
             anyhow::bail!("this command works on the embedded store only, not on {location}");
         }
         let dir = self.dir();
-        EmbeddedStore::open(&dir, OpenOptions::default())
+        let options = OpenOptions {
+            durability: self.durability.unwrap_or_default(),
+            ..OpenOptions::default()
+        };
+        EmbeddedStore::open(&dir, options)
             .with_context(|| format!("cannot open the data directory {}", dir.display()))
     }
 }

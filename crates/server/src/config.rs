@@ -8,6 +8,7 @@ use std::time::Duration;
 use serde::Deserialize;
 
 use mnemo_engine::{AccessError, ApiKey, Scope};
+use mnemo_store::Durability;
 
 use crate::tls::TlsFiles;
 
@@ -61,6 +62,8 @@ struct ConfigFile {
     tls_cert: Option<PathBuf>,
     tls_key: Option<PathBuf>,
     insecure_http: Option<bool>,
+    /// The embedded store's: `periodic` or `fsync`.
+    durability: Option<Durability>,
 }
 
 /// The Qdrant deployment behind `store = "qdrant"`.
@@ -122,6 +125,8 @@ pub struct ServerConfig {
     pub tls: Option<TlsFiles>,
     /// Plain HTTP allowed on a public address (TLS ends in front of mnemo).
     pub insecure_http: bool,
+    /// When the embedded store acknowledges a write, if the file says (`--durability` wins).
+    pub durability: Option<Durability>,
 }
 
 impl Default for ServerConfig {
@@ -140,6 +145,7 @@ impl Default for ServerConfig {
             store_api_key: None,
             tls: None,
             insecure_http: false,
+            durability: None,
         }
     }
 }
@@ -204,6 +210,7 @@ impl ServerConfig {
             store_api_key,
             tls,
             insecure_http: file.insecure_http.unwrap_or(false),
+            durability: file.durability,
             bind: file.bind.unwrap_or(defaults.bind),
             body_limit_bytes: file.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
             max_batch: file.max_batch.unwrap_or(defaults.max_batch).max(1),
@@ -282,6 +289,7 @@ mod tests {
             ("store = \"redis\"\n", "is not a store"),
             ("[qdrant]\nurl = \"qdrant://h:1\"\n", "only read with store"),
             ("tls_cert = \"c.pem\"\n", "needs its private key"),
+            ("durability = \"always\"\n", "unknown variant `always`"),
             ("tls_key = \"k.pem\"\n", "needs its certificate"),
         ] {
             let err = ServerConfig::from_toml(text, path).unwrap_err().to_string();

@@ -17,6 +17,10 @@ pub enum StoreError {
     #[error("invalid collection config: {0}")]
     InvalidConfig(String),
     #[error(
+        "unknown durability `{0}`: use \"periodic\" (synced every few seconds; the default) or \"fsync\" (each write synced before it is acknowledged)"
+    )]
+    UnknownDurability(String),
+    #[error(
         "point {index} (id {id}): vector `{name}` has {found} dimensions, the collection expects {expected}"
     )]
     WrongDimension {

@@ -17,7 +17,7 @@ mod validate;
 
 use std::path::{Path, PathBuf};
 
-pub use embedded::{EmbeddedStore, LAYOUT_VERSION, OpenOptions};
+pub use embedded::{Durability, EmbeddedStore, LAYOUT_VERSION, OpenOptions};
 pub use error::{Result, StoreError};
 pub use filter::{
     Condition, FieldCondition, Filter, KeyRef, Match, MatchValue, NestedCondition, Range,

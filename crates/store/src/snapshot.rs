@@ -329,10 +329,21 @@ fn pack_to(
         .file_name()
         .map(|n| n.to_string_lossy().into_owned())
         .unwrap_or_default();
+    // The checksum file, then the archive's name, on disk before the snapshot is reported:
+    // after a power loss a listed snapshot is whole and has its checksum.
     let checksum_path = checksum_path(archive);
-    fs::write(&checksum_path, format!("{checksum}  {name}\n"))
+    File::create(&checksum_path)
+        .and_then(|mut file| {
+            file.write_all(format!("{checksum}  {name}\n").as_bytes())?;
+            file.sync_all()
+        })
         .map_err(|e| StoreError::io(&checksum_path, e))?;
     fs::rename(partial, archive).map_err(|e| StoreError::io(archive, e))?;
+    if let Some(folder) = archive.parent() {
+        File::open(folder)
+            .and_then(|folder| folder.sync_all())
+            .map_err(|e| StoreError::io(folder, e))?;
+    }
     Ok(SnapshotInfo {
         name: snapshot_name(archive),
         collection: collection.to_owned(),

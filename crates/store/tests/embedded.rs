@@ -111,3 +111,46 @@ fn after_a_failed_sync_no_write_is_acknowledged() {
             .is_err()
     );
 }
+
+/// Under `Durability::Fsync` a write is acknowledged only once its write-ahead log is synced:
+/// when that sync fails (the collection's files taken away, as above), the write itself is an
+/// error, where the periodic mode acknowledged it and failed only at the next flush.
+#[test]
+fn under_fsync_a_write_whose_sync_fails_is_not_acknowledged() {
+    use mnemo_store::{
+        CollectionConfig, Distance, Durability, Point, PointId, Vector, VectorStore,
+    };
+    let dir = tempfile::tempdir().unwrap();
+    let options = OpenOptions {
+        flush_interval: None,
+        durability: Durability::Fsync,
+        ..OpenOptions::default()
+    };
+    let point = |id: u64| Point {
+        id: PointId::Num(id),
+        vectors: [(String::new(), Vector::Dense(vec![1.0, id as f32]))].into(),
+        payload: Default::default(),
+    };
+    {
+        let store = EmbeddedStore::open(dir.path(), options.clone()).unwrap();
+        store
+            .create_collection("c", &CollectionConfig::single(2, Distance::Dot))
+            .unwrap();
+        store.upsert("c", vec![point(1), point(2)]).unwrap();
+        store
+            .delete("c", mnemo_store::PointSelector::Ids(vec![PointId::Num(2)]))
+            .unwrap();
+    }
+    let store = EmbeddedStore::open(dir.path(), options).unwrap();
+    assert_eq!(store.count("c", None).unwrap(), 1);
+    std::fs::remove_dir_all(dir.path().join("collections/c/shard")).unwrap();
+    let failed = store
+        .upsert("c", vec![point(3)])
+        .expect_err("a write whose log cannot be synced is not acknowledged");
+    assert!(!matches!(failed, StoreError::NotDurable(_)), "{failed}");
+    let refused = store.upsert("c", vec![point(4)]).unwrap_err();
+    assert!(matches!(refused, StoreError::NotDurable(_)), "{refused}");
+    assert!("fsync".parse::<Durability>().unwrap() == Durability::Fsync);
+    let unknown = "always".parse::<Durability>().unwrap_err().to_string();
+    assert!(unknown.contains("\"periodic\""), "{unknown}");
+}

@@ -18,8 +18,8 @@ pub struct ServeArgs {
     #[arg(long)]
     bind: Option<SocketAddr>,
     /// TOML settings: bind, keys, rate_limit, body_limit_bytes, max_batch,
-    /// request_timeout_secs, index_roots, tls_cert, tls_key, insecure_http, store (and
-    /// [qdrant] url, api_key)
+    /// request_timeout_secs, index_roots, tls_cert, tls_key, insecure_http, durability, store
+    /// (and [qdrant] url, api_key)
     #[arg(long, env = "MNEMO_CONFIG")]
     config: Option<PathBuf>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key) [or the config's tls_cert]
@@ -61,10 +61,11 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
     config.check()?;
-    let store_args = args
-        .store
-        .clone()
-        .with_fallback(config.store.as_deref(), config.store_api_key.as_deref());
+    let store_args = args.store.clone().with_fallback(
+        config.store.as_deref(),
+        config.store_api_key.as_deref(),
+        config.durability,
+    );
     let store = store_args.open_any()?;
     let engine = Arc::new(engine_over(store.shared(), &args.model)?);
     let runtime = tokio::runtime::Builder::new_multi_thread()

@@ -180,6 +180,51 @@ pub(super) fn sync_dir(dir: &Path) -> Result<()> {
         .map_err(|e| StoreError::io(dir, e))
 }
 
+/// The files directly in `dir` synced to disk, then `dir` itself (names added or renamed in
+/// it). A file gone meanwhile (a WAL segment retired) has nothing left to sync.
+pub(super) fn sync_folder_files(dir: &Path) -> Result<()> {
+    for entry in fs::read_dir(dir).map_err(|e| StoreError::io(dir, e))? {
+        let entry = entry.map_err(|e| StoreError::io(dir, e))?;
+        let path = entry.path();
+        if !entry.file_type().is_ok_and(|kind| kind.is_file()) {
+            continue;
+        }
+        match File::open(&path).and_then(|file| file.sync_data()) {
+            Ok(()) => {}
+            Err(err) if err.kind() == std::io::ErrorKind::NotFound => {}
+            Err(err) => return Err(StoreError::io(&path, err)),
+        }
+    }
+    sync_dir(dir)
+}
+
+/// Every file and folder under `root` synced to disk, deepest first, so that a tree written
+/// by copying or unpacking is all there before anything that depended on it is deleted.
+pub(super) fn sync_tree(root: &Path) -> Result<()> {
+    // Our own layout, a few levels deep, but walked without recursion all the same.
+    let mut folders = vec![root.to_owned()];
+    let mut index = 0;
+    while let Some(dir) = folders.get(index).cloned() {
+        index += 1;
+        for entry in fs::read_dir(&dir).map_err(|e| StoreError::io(&dir, e))? {
+            let entry = entry.map_err(|e| StoreError::io(&dir, e))?;
+            let kind = entry.file_type().map_err(|e| StoreError::io(&dir, e))?;
+            if kind.is_dir() {
+                folders.push(entry.path());
+            } else if kind.is_file() {
+                let path = entry.path();
+                File::open(&path)
+                    .and_then(|file| file.sync_data())
+                    .map_err(|e| StoreError::io(&path, e))?;
+            }
+        }
+    }
+    for dir in folders.iter().rev() {
+        sync_dir(dir)?;
+    }
+    Ok(())
+}
+
 pub(super) fn load_collection(name: &str, dir: &Path, options: &OpenOptions) -> Result<Collection> {
     let path = dir.join(COLLECTION_FILE);
     let bytes = fs::read(&path).map_err(|e| StoreError::io(&path, e))?;

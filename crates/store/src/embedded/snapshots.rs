@@ -89,6 +89,12 @@ impl EmbeddedStore {
                 reason: err.to_string(),
             });
         }
+        // On disk whole before the collection it replaces is let go: a power loss after the
+        // swap must not find the new copy's files half written and the old one deleted.
+        if let Err(err) = sync_tree(&staging) {
+            let _ = fs::remove_dir_all(&staging);
+            return Err(err);
+        }
         let dir = collections_dir.join(name);
         let replaced = collections_dir.join(format!(".{name}{REPLACED_SUFFIX}"));
         let mut collections = write(&self.collections);

@@ -136,6 +136,7 @@ impl VectorStore for EmbeddedStore {
             .shard
             .update(operation)
             .map_err(|e| backend(collection_name, "upsert", e))?;
+        self.sync_written(collection_name)?;
         Ok(UpsertSummary {
             written,
             duplicates_replaced,
@@ -158,7 +159,8 @@ impl VectorStore for EmbeddedStore {
         collection
             .shard
             .update(UpdateOperation::PointOperation(operation))
-            .map_err(|e| backend(collection_name, "delete", e))
+            .map_err(|e| backend(collection_name, "delete", e))?;
+        self.sync_written(collection_name)
     }
 
     fn get(
@@ -296,7 +298,8 @@ impl VectorStore for EmbeddedStore {
         collection
             .shard
             .update(operation)
-            .map_err(|e| backend(collection_name, "create payload index", e))
+            .map_err(|e| backend(collection_name, "create payload index", e))?;
+        self.sync_written(collection_name)
     }
 
     fn flush(&self) -> Result<()> {
