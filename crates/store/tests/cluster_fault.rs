@@ -251,3 +251,55 @@ fn a_node_that_does_not_answer_is_skipped_for_the_next() {
     assert!(!err.is_client_error());
     assert!(err.is_unavailable());
 }
+
+/// Given one address of a 3-node cluster and no replication chosen, a new collection gets 2
+/// copies of each shard, as when every node is listed (it had 1: when any node died, every
+/// search failed); a search through the address given then survives killing another node.
+/// On a single node the collection stays at Qdrant's one copy.
+#[test]
+fn one_address_of_a_cluster_gets_replicated_collections() {
+    let Some(mut cluster) = Qdrant::cluster(3) else {
+        return;
+    };
+    let mut options = QdrantOptions::new(vec![format!(
+        "http://127.0.0.1:{}",
+        cluster.nodes[0].grpc_port
+    )]);
+    assert_eq!(options.replication_factor, None, "nothing chosen");
+    options.policy = policy();
+    let store = QdrantStore::connect(options).unwrap();
+    store
+        .create_collection(
+            "one-address",
+            &CollectionConfig::single(DIM, Distance::Cosine),
+        )
+        .unwrap();
+    let replicas = cluster.nodes[0]
+        .get("/collections/one-address/cluster")
+        .expect("cluster info");
+    let result = &replicas["result"];
+    let copies = result["local_shards"].as_array().map_or(0, Vec::len)
+        + result["remote_shards"].as_array().map_or(0, Vec::len);
+    let shards = result["shard_count"].as_u64().unwrap_or(0) as usize;
+    assert!(shards >= 1, "{replicas}");
+    assert_eq!(copies, 2 * shards, "two copies of each shard: {replicas}");
+
+    let points = (0..30)
+        .map(|id| Point::dense(id, "", vector(id), Default::default()))
+        .collect();
+    store.upsert("one-address", points).unwrap();
+    cluster.nodes[2].kill();
+    for id in 0..10 {
+        let request = SearchRequest::new(
+            NearestQuery {
+                using: String::new(),
+                vector: Vector::Dense(vector(id)),
+            },
+            5,
+        );
+        let hits = store
+            .search("one-address", request)
+            .expect("a search with one node down");
+        assert!(!hits.is_empty());
+    }
+}

@@ -197,7 +197,8 @@ impl QdrantNode {
         lines[lines.len().saturating_sub(30)..].join("\n")
     }
 
-    fn get(&self, path: &str) -> Option<Value> {
+    /// GET `path` on the node's REST port; the JSON answer, or `None`.
+    pub fn get(&self, path: &str) -> Option<Value> {
         let client = reqwest::blocking::Client::builder()
             .timeout(Duration::from_secs(2))
             .build()

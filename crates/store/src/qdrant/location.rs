@@ -16,8 +16,9 @@ pub struct QdrantOptions {
     pub api_key: Option<String>,
     /// Shards of a new collection; `None` lets Qdrant choose (one per node).
     pub shard_number: Option<u32>,
-    /// Copies of each shard: 1 on a single node; 2 when several nodes are given, so a node can
-    /// be lost without losing or refusing anything.
+    /// Copies of each shard: 2 when several nodes are given, so a node can be lost without
+    /// losing or refusing anything; `None` (one node given) lets the store look: a collection
+    /// whose shards land on several peers is made again with 2.
     pub replication_factor: Option<u32>,
     /// Copies that must acknowledge a write before it is acknowledged.
     pub write_consistency_factor: Option<u32>,

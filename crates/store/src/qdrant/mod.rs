@@ -176,6 +176,66 @@ impl QdrantStore {
         })
     }
 
+    /// Creates `name` on the deployment with `replication` copies of each shard (Qdrant's
+    /// default when `None`); `CollectionExists` if it was there.
+    fn send_create(
+        &self,
+        name: &str,
+        config: &CollectionConfig,
+        replication: Option<u32>,
+    ) -> Result<()> {
+        let mut builder = CreateCollectionBuilder::new(name);
+        if let Some(vectors) = convert::vectors_config(config)? {
+            builder = builder.vectors_config(vectors);
+        }
+        if let Some(sparse) = convert::sparse_vectors_config(config) {
+            builder = builder.sparse_vectors_config(sparse);
+        }
+        if let Some(n) = self.options.shard_number {
+            builder = builder.shard_number(n);
+        }
+        if let Some(n) = replication {
+            builder = builder.replication_factor(n);
+        }
+        if let Some(n) = self.options.write_consistency_factor {
+            builder = builder.write_consistency_factor(n);
+        }
+        let request = builder.build();
+        // A create whose answer was lost may have happened: its retry finding the collection
+        // made is a success, not "already exists".
+        let tries = Arc::new(std::sync::atomic::AtomicU32::new(0));
+        let outcome = self.call("create collection", name, move |client| {
+            let request = request.clone();
+            let tries = Arc::clone(&tries);
+            async move {
+                let retried = tries.fetch_add(1, Ordering::Relaxed) > 0;
+                match client.create_collection(request).await {
+                    Ok(_) => Ok(true),
+                    Err(err) if retried && already_exists(&err) => Ok(true),
+                    Err(err) if already_exists(&err) => Ok(false),
+                    Err(err) => Err(err),
+                }
+            }
+        });
+        if !outcome? {
+            return Err(StoreError::CollectionExists(name.to_owned()));
+        }
+        Ok(())
+    }
+
+    /// How many peers hold a shard of `collection`: the node asked and those it names.
+    fn peers_holding(&self, collection: &str) -> Result<usize> {
+        let name = collection.to_owned();
+        let info = self.call("collection cluster info", collection, move |client| {
+            let name = name.clone();
+            async move { client.collection_cluster_info(name).await }
+        })?;
+        let peers: BTreeSet<u64> = std::iter::once(info.peer_id)
+            .chain(info.remote_shards.iter().map(|shard| shard.peer_id))
+            .collect();
+        Ok(peers.len())
+    }
+
     fn node_names(&self) -> String {
         self.nodes
             .iter()
@@ -619,41 +679,19 @@ impl VectorStore for QdrantStore {
     fn create_collection(&self, name: &str, config: &CollectionConfig) -> Result<()> {
         check_collection_name(name)?;
         config.validate()?;
-        let mut builder = CreateCollectionBuilder::new(name);
-        if let Some(vectors) = convert::vectors_config(config)? {
-            builder = builder.vectors_config(vectors);
-        }
-        if let Some(sparse) = convert::sparse_vectors_config(config) {
-            builder = builder.sparse_vectors_config(sparse);
-        }
-        if let Some(n) = self.options.shard_number {
-            builder = builder.shard_number(n);
-        }
-        if let Some(n) = self.options.replication_factor {
-            builder = builder.replication_factor(n);
-        }
-        if let Some(n) = self.options.write_consistency_factor {
-            builder = builder.write_consistency_factor(n);
-        }
-        let request = builder.build();
-        // A create whose answer was lost may have happened: its retry finding the collection
-        // made is a success, not "already exists".
-        let tries = Arc::new(std::sync::atomic::AtomicU32::new(0));
-        let outcome = self.call("create collection", name, move |client| {
-            let request = request.clone();
-            let tries = Arc::clone(&tries);
-            async move {
-                let retried = tries.fetch_add(1, Ordering::Relaxed) > 0;
-                match client.create_collection(request).await {
-                    Ok(_) => Ok(true),
-                    Err(err) if retried && already_exists(&err) => Ok(true),
-                    Err(err) if already_exists(&err) => Ok(false),
-                    Err(err) => Err(err),
-                }
+        let chosen = self.options.replication_factor;
+        self.send_create(name, config, chosen)?;
+        // One address given and no replication chosen: the address may be one node of a
+        // cluster, where a collection of one copy fails every search when any node dies.
+        // Qdrant spreads a new collection's shards over every peer, so its shard placement
+        // says whether there are others; then the collection is made again with 2 copies,
+        // as when several nodes are listed.
+        if chosen.is_none() {
+            let peers = self.peers_holding(name);
+            if peers.as_ref().is_ok_and(|peers| *peers > 1) {
+                self.delete_collection(name)?;
+                self.send_create(name, config, Some(2))?;
             }
-        });
-        if !outcome? {
-            return Err(StoreError::CollectionExists(name.to_owned()));
         }
         // The terms index of each sparse vector weighed by IDF; without it the collection
         // would not be what was asked, so it goes again if one cannot be made.
