@@ -10,7 +10,7 @@ use std::time::{Duration, Instant};
 use anyhow::Context;
 use clap::Args;
 use mnemo_embed::DEFAULT_MODEL_NAME;
-use mnemo_engine::Engine;
+use mnemo_engine::{Engine, QueryRequest};
 use mnemo_server::{RateLimit, ServerConfig};
 use mnemo_store::{
     CollectionConfig, Distance, EmbeddedStore, OpenOptions, Point, PointId, Vector, VectorStore,
@@ -228,6 +228,13 @@ fn read_texts(args: &HttpArgs) -> anyhow::Result<Vec<String>> {
             texts.len()
         );
     }
+    // The file runs in stretches (one plan's long tasks, another's short ones): shuffled, every
+    // run of consecutive queries has the same mix, so the columns of a row are comparable.
+    let mut rng = Rng(2026);
+    for i in (1..texts.len()).rev() {
+        let j = (rng.next() % (i as u64 + 1)) as usize;
+        texts.swap(i, j);
+    }
     Ok(texts)
 }
 
@@ -298,7 +305,7 @@ pub fn run(args: HttpArgs) -> anyhow::Result<()> {
     let address = address_rx
         .recv_timeout(Duration::from_secs(30))
         .context("the server did not start")?;
-    let url = format!("http://{address}/api/v1/collections/{COLLECTION}/search");
+    let url = format!("{address}/api/v1/collections/{COLLECTION}/search");
 
     // Both paths must answer the same: same ef, same results, hence the same recall.
     let vector_bodies: Arc<Vec<Vec<u8>>> = queries
@@ -385,9 +392,15 @@ pub fn run(args: HttpArgs) -> anyhow::Result<()> {
         texts.len()
     );
     println!(
-        "{:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>10} | {:>12}",
+        "one text per forward pass (what every query cost before queries were batched), then the engine's query in-process, then over HTTP"
+    );
+    println!(
+        "{:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>8} {:>8} {:>8} | {:>10} | {:>12}",
         "clients",
         "embed/s",
+        "p50 ms",
+        "p99 ms",
+        "lib QPS",
         "p50 ms",
         "p99 ms",
         "HTTP QPS",
@@ -408,17 +421,28 @@ pub fn run(args: HttpArgs) -> anyhow::Result<()> {
     // One count through every text run: no text is asked twice while texts last.
     let next_text = Arc::new(AtomicUsize::new(0));
     for &clients in &args.clients {
-        let mut embedder = in_process(clients, args.seconds, &AtomicUsize::new(0), |i| {
+        // The same texts as the engine's run that follows (the embedder has no cache).
+        let start = next_text.load(Ordering::Relaxed);
+        let mut embedder = in_process(clients, args.seconds, &AtomicUsize::new(start), |i| {
             engine
                 .embedder()
                 .embed(&[texts[i % texts.len()].as_str()])
                 .is_ok()
         });
+        let mut library = in_process(clients, args.seconds, &next_text, |i| {
+            let request = QueryRequest {
+                limit: 10,
+                with_payload: false,
+                ..QueryRequest::text(COLLECTION, &texts[i % texts.len()])
+            };
+            engine.query(&request).is_ok()
+        });
         let mut http = over_http(&url, &text_bodies, &next_text, clients, args.seconds);
-        errors += embedder.errors + http.errors;
+        errors += embedder.errors + library.errors + http.errors;
         println!(
-            "{clients:>8} | {} | {} | {:>9.1}% | {:>12}",
+            "{clients:>8} | {} | {} | {} | {:>9.1}% | {:>12}",
             embedder.cells(),
+            library.cells(),
             http.cells(),
             100.0 * http.qps() / embedder.qps().max(f64::MIN_POSITIVE),
             http.client_cores()

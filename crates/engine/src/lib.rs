@@ -15,6 +15,7 @@
 //! `mnemo tasks --json` plus `kind`, `model`, `indexed_at` and bookkeeping fields.
 
 pub mod access;
+mod batcher;
 mod bm25;
 mod cache;
 mod filter_expr;
@@ -36,6 +37,8 @@ pub use index::{IndexOptions, IndexProgress, IndexSummary, Quiet, task_embed_tex
 pub use jobs::{Job, JobQueue, JobState, resolve_under_roots};
 pub use listing::{TaskPage, TaskQuery, under_section};
 use mnemo_embed::Embedder;
+
+use crate::batcher::QueryBatcher;
 pub use mnemo_store::{DENSE_VECTOR, VectorStore};
 pub use payload::{passage_json, task_json};
 pub use query::{MAX_RESULTS, QueryRequest, check_limit};
@@ -74,7 +77,7 @@ pub enum EngineError {
     IncompatibleCollection { name: String, reason: String },
     #[error("the {0} thread stopped unexpectedly")]
     WorkerPanicked(&'static str),
-    #[error("cannot start the indexing thread: {0}")]
+    #[error("cannot start a background thread (indexing, query embedding): {0}")]
     JobThread(std::io::Error),
     #[error(
         "indexing was cancelled after {files_done} of {files} files; what was written stays, \
@@ -109,6 +112,7 @@ pub struct Engine {
     embedder: Arc<Embedder>,
     model_id: String,
     query_cache: QueryCache,
+    query_batcher: QueryBatcher,
     jobs: JobQueue,
 }
 
@@ -118,6 +122,7 @@ impl Engine {
     pub fn new(store: Arc<dyn VectorStore>, embedder: Arc<Embedder>, model_id: &str) -> Self {
         Self {
             store,
+            query_batcher: QueryBatcher::new(Arc::clone(&embedder)),
             embedder,
             model_id: model_id.to_owned(),
             query_cache: QueryCache::new(1024, Duration::from_secs(600)),

@@ -110,18 +110,13 @@ fn looks_like_identifier(query: &str) -> bool {
 }
 
 impl Engine {
-    /// The query's vector, from the cache when it was asked recently.
+    /// The query's vector, from the cache when it was asked recently, else embedded together
+    /// with the queries that other callers are asking at the same moment.
     pub fn query_vector(&self, query: &str) -> Result<Vec<f32>> {
         if let Some(vector) = self.query_cache().get(query) {
             return Ok(vector);
         }
-        let vector = self
-            .embedder()
-            .embed(&[query])?
-            .rows()
-            .next()
-            .map(<[f32]>::to_vec)
-            .unwrap_or_default();
+        let vector = self.query_batcher.embed(query)?;
         self.query_cache().put(query, vector.clone());
         Ok(vector)
     }
