@@ -8,6 +8,7 @@ mod embed;
 mod http;
 mod import;
 mod index;
+mod soak;
 mod stats;
 mod store;
 mod tasks;
@@ -52,6 +53,10 @@ enum Command {
     /// What `durability = "fsync"` costs: single-point and batched upserts on the embedded
     /// store under each durability, side by side.
     Durability(durability::DurabilityArgs),
+    /// A real `mnemo serve` under mixed clients (searches, upserts, embeddings, index jobs and
+    /// hostile inputs) for a bounded time: memory steady, no 5xx but 503 with Retry-After,
+    /// every acknowledged upsert read back.
+    Soak(soak::SoakArgs),
 }
 
 fn main() -> ExitCode {
@@ -63,6 +68,7 @@ fn main() -> ExitCode {
         Command::Http(args) => http::run(args),
         Command::Import(args) => import::run(args),
         Command::Durability(args) => durability::run(args),
+        Command::Soak(args) => soak::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,

@@ -78,6 +78,10 @@ pub struct StoreArgs {
     /// loss; slower) [default: periodic, or the config file's `durability`]
     #[arg(long, env = "MNEMO_DURABILITY", global = true)]
     durability: Option<Durability>,
+    /// Collections written since are optimised this often in the background (a service's
+    /// store: `mnemo serve`); a command optimises what it wrote itself.
+    #[arg(skip)]
+    optimize_interval: Option<std::time::Duration>,
 }
 
 /// A store that is open, and which kind it is (the embedded one can announce a server).
@@ -127,6 +131,13 @@ impl StoreArgs {
         self
     }
 
+    /// These settings for a long-running service: the embedded store optimises what was
+    /// written in the background, as a Qdrant server does.
+    pub fn for_service(mut self) -> Self {
+        self.optimize_interval = Some(std::time::Duration::from_secs(10));
+        self
+    }
+
     /// What `--store` names, for messages.
     pub fn describe(&self) -> String {
         match self.location.as_deref() {
@@ -172,6 +183,7 @@ impl StoreArgs {
         let dir = self.dir();
         let options = OpenOptions {
             durability: self.durability.unwrap_or_default(),
+            optimize_interval: self.optimize_interval,
             ..OpenOptions::default()
         };
         EmbeddedStore::open(&dir, options)

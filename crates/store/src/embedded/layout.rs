@@ -238,5 +238,6 @@ pub(super) fn load_collection(name: &str, dir: &Path, options: &OpenOptions) -> 
         shard,
         gate: RwLock::new(()),
         retired: false.into(),
+        written: false.into(),
     })
 }

@@ -77,6 +77,10 @@ pub struct OpenOptions {
     pub search_threads: Option<usize>,
     /// What an acknowledged write survives.
     pub durability: Durability,
+    /// How often collections written since are optimised in the background (segments merged,
+    /// deleted versions vacuumed, HNSW built past the indexing threshold), as a Qdrant server
+    /// does; `None`: only when `optimize` is called (`mnemo index` calls it at its end).
+    pub optimize_interval: Option<Duration>,
 }
 
 impl Default for OpenOptions {
@@ -85,6 +89,7 @@ impl Default for OpenOptions {
             flush_interval: Some(Duration::from_secs(5)),
             search_threads: None,
             durability: Durability::default(),
+            optimize_interval: None,
         }
     }
 }
@@ -143,6 +148,8 @@ struct Collection {
     /// Set when the collection is deleted or replaced by a restore: a write that got this
     /// collection before must not land in files that are gone.
     retired: std::sync::atomic::AtomicBool,
+    /// Written since the background optimiser last looked at it.
+    written: std::sync::atomic::AtomicBool,
 }
 
 impl Collection {
@@ -175,7 +182,8 @@ pub struct EmbeddedStore {
     root: PathBuf,
     collections: Arc<Collections>,
     options: OpenOptions,
-    flusher: Option<Flusher>,
+    flusher: Option<Ticker>,
+    optimizer: Option<Ticker>,
     /// Held for the store's lifetime: the OS releases it when the process dies, however it dies.
     /// Flock'ed while open; holds the pid, then what `announce` says.
     lock: File,
@@ -247,7 +255,24 @@ impl EmbeddedStore {
         let sync_failure = SyncFailure::default();
         let flusher = options
             .flush_interval
-            .map(|every| Flusher::start(Arc::clone(&collections), every, Arc::clone(&sync_failure)))
+            .map(|every| {
+                let (collections, failure) = (Arc::clone(&collections), Arc::clone(&sync_failure));
+                Ticker::start("mnemo-flush", every, move || {
+                    if let Err(err) = remember_sync(flush_all(&collections), &failure) {
+                        eprintln!("error: periodic sync to disk failed; no more writes are acknowledged: {err}");
+                    }
+                })
+            })
+            .transpose()
+            .map_err(|e| StoreError::io(root, e))?;
+        let optimizer = options
+            .optimize_interval
+            .map(|every| {
+                let collections = Arc::clone(&collections);
+                Ticker::start("mnemo-optimize", every, move || {
+                    optimize_written(&collections);
+                })
+            })
             .transpose()
             .map_err(|e| StoreError::io(root, e))?;
         Ok(Self {
@@ -255,6 +280,7 @@ impl EmbeddedStore {
             collections,
             options,
             flusher,
+            optimizer,
             lock,
             maintenance: Mutex::new(HashMap::new()),
             sync_failure,
@@ -329,6 +355,9 @@ impl EmbeddedStore {
 
 impl Drop for EmbeddedStore {
     fn drop(&mut self) {
+        if let Some(optimizer) = self.optimizer.take() {
+            optimizer.stop();
+        }
         if let Some(flusher) = self.flusher.take() {
             flusher.stop();
         }
@@ -354,22 +383,46 @@ fn flush_all(collections: &Collections) -> Result<()> {
     Ok(())
 }
 
-/// Syncs every collection on a timer until stopped.
-struct Flusher {
+/// Optimises each collection written since the last round; planning finds nothing to do
+/// for most, and that costs little. A failure is said and left for the next round: the
+/// collection still answers from the segments it has.
+fn optimize_written(collections: &Collections) {
+    let snapshot: Vec<(String, Arc<Collection>)> = read(collections)
+        .iter()
+        .map(|(name, c)| (name.clone(), Arc::clone(c)))
+        .collect();
+    for (name, collection) in snapshot {
+        if !collection
+            .written
+            .swap(false, std::sync::atomic::Ordering::Relaxed)
+        {
+            continue;
+        }
+        let Ok(_changing) = collection.changing(&name) else {
+            continue;
+        };
+        if let Err(err) = collection.shard.optimize() {
+            eprintln!("warning: background optimisation of collection `{name}` failed: {err}");
+        }
+    }
+}
+
+/// Runs a task on a timer, on a thread of its own, until stopped.
+struct Ticker {
     stop: Arc<(Mutex<bool>, Condvar)>,
     thread: JoinHandle<()>,
 }
 
-impl Flusher {
+impl Ticker {
     fn start(
-        collections: Arc<Collections>,
+        name: &str,
         every: Duration,
-        failure: SyncFailure,
+        mut task: impl FnMut() + Send + 'static,
     ) -> std::io::Result<Self> {
         let stop = Arc::new((Mutex::new(false), Condvar::new()));
         let signal = Arc::clone(&stop);
         let thread = std::thread::Builder::new()
-            .name("mnemo-flush".into())
+            .name(name.into())
             .spawn(move || {
                 let (stopped, wake) = &*signal;
                 loop {
@@ -383,9 +436,7 @@ impl Flusher {
                         return;
                     }
                     drop(guard);
-                    if let Err(err) = remember_sync(flush_all(&collections), &failure) {
-                        eprintln!("error: periodic sync to disk failed; no more writes are acknowledged: {err}");
-                    }
+                    task();
                 }
             })?;
         Ok(Self { stop, thread })

@@ -136,6 +136,9 @@ impl VectorStore for EmbeddedStore {
             .shard
             .update(operation)
             .map_err(|e| backend(collection_name, "upsert", e))?;
+        collection
+            .written
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.sync_written(collection_name)?;
         Ok(UpsertSummary {
             written,
@@ -160,6 +163,9 @@ impl VectorStore for EmbeddedStore {
             .shard
             .update(UpdateOperation::PointOperation(operation))
             .map_err(|e| backend(collection_name, "delete", e))?;
+        collection
+            .written
+            .store(true, std::sync::atomic::Ordering::Relaxed);
         self.sync_written(collection_name)
     }
 
