@@ -150,8 +150,10 @@ fn is_word_char(c: char) -> bool {
 }
 
 /// How deep parentheses and `not` may nest. The parser recurses once per level: without a
-/// bound, a filter of 60,000 `(` (one GET) overflowed a server thread's stack.
-pub const MAX_FILTER_DEPTH: usize = 32;
+/// bound, a filter of 60,000 `(` (one GET) overflowed a server thread's stack. Half the
+/// store's own bound on filters (`mnemo_store::MAX_FILTER_DEPTH`), so that what the language
+/// builds always fits, with the conditions commands add around it.
+pub const MAX_FILTER_DEPTH: usize = mnemo_store::MAX_FILTER_DEPTH / 2;
 
 struct Parser<'a> {
     tokens: Vec<Spanned>,

@@ -296,6 +296,23 @@ fn collections_points_and_search_over_http() {
     assert!(hits.iter().all(|h| h["payload"]["status"] == "open"));
     assert!(hits[0]["score"].as_f64().unwrap() >= hits[1]["score"].as_f64().unwrap());
 
+    // Filters nested past what is read: refused as unprocessable, the limit named, whether
+    // the JSON reader's depth (128) or the filter's (64) stops them.
+    for (depth, limit) in [(200, "128 levels"), (70, "at most 64")] {
+        let mut filter = json!({"must": [{"key": "status", "match": {"value": "open"}}]});
+        for _ in 0..depth {
+            filter = json!({"must": [filter]});
+        }
+        let (status, refused) = send(
+            Method::POST,
+            "/api/v1/collections/notes/search",
+            Some(json!({"text": "mise en cache", "filter": filter})),
+        );
+        assert_eq!(status, StatusCode::UNPROCESSABLE_ENTITY, "{refused}");
+        let message = refused["error"]["message"].as_str().unwrap_or_default();
+        assert!(message.contains(limit), "depth {depth}: {message}");
+    }
+
     // The same text through /v1/embeddings, then searched by vector: the same first hit.
     let (status, embedded) = send(
         Method::POST,

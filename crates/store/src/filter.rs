@@ -5,6 +5,12 @@
 use serde::{Deserialize, Serialize};
 
 use crate::PointId;
+use crate::error::StoreError;
+
+/// How deep filters nest at most (a filter inside `must`, `should`, `must_not` or `nested`
+/// counts one level), whichever door they come through: deep enough for any filter a person
+/// or a program writes, and a bound on the work and recursion of every backend that reads one.
+pub const MAX_FILTER_DEPTH: usize = 64;
 
 /// Points match when every `must` condition holds, at least one `should` holds (if any are
 /// given), and no `must_not` holds.
@@ -44,6 +50,39 @@ impl Filter {
 
     pub fn is_empty(&self) -> bool {
         self.must.is_empty() && self.should.is_empty() && self.must_not.is_empty()
+    }
+
+    /// Levels of nesting, this filter being the first; counted without recursion.
+    pub fn depth(&self) -> usize {
+        let mut deepest = 0;
+        let mut pending = vec![(self, 1)];
+        while let Some((filter, depth)) = pending.pop() {
+            deepest = deepest.max(depth);
+            for condition in filter
+                .must
+                .iter()
+                .chain(&filter.should)
+                .chain(&filter.must_not)
+            {
+                match condition {
+                    Condition::Filter(inner) => pending.push((inner, depth + 1)),
+                    Condition::Nested { nested } => pending.push((&nested.filter, depth + 1)),
+                    _ => {}
+                }
+            }
+        }
+        deepest
+    }
+
+    /// `BadFilter`, naming the limit, when the filter nests deeper than [`MAX_FILTER_DEPTH`].
+    pub fn check_depth(&self) -> Result<(), StoreError> {
+        let depth = self.depth();
+        if depth > MAX_FILTER_DEPTH {
+            return Err(StoreError::BadFilter(format!(
+                "the filter nests {depth} levels deep; at most {MAX_FILTER_DEPTH} are read"
+            )));
+        }
+        Ok(())
     }
 
     /// Both filters must hold.
@@ -272,5 +311,35 @@ mod tests {
     fn refuses_unknown_shapes() {
         let err = serde_json::from_value::<Filter>(serde_json::json!({"must": [{"kee": "x"}]}));
         assert!(err.is_err());
+    }
+
+    #[test]
+    fn depth_counts_filters_and_nested_conditions_and_is_bounded() {
+        let leaf = Filter::must([Condition::matches("status", "open")]);
+        assert_eq!(leaf.depth(), 1);
+        let mut filter = leaf.clone();
+        for level in 2..=MAX_FILTER_DEPTH {
+            filter = if level % 2 == 0 {
+                Filter::should([Condition::Filter(filter)])
+            } else {
+                Filter::must_not([Condition::Nested {
+                    nested: NestedCondition {
+                        key: "items[]".into(),
+                        filter,
+                    },
+                }])
+            };
+        }
+        assert_eq!(filter.depth(), MAX_FILTER_DEPTH);
+        assert!(filter.check_depth().is_ok());
+        let deeper = Filter::must([Condition::Filter(filter), Condition::Filter(leaf)]);
+        let err = deeper.check_depth().unwrap_err().to_string();
+        assert!(
+            err.contains(&format!(
+                "{} levels deep; at most {MAX_FILTER_DEPTH}",
+                MAX_FILTER_DEPTH + 1
+            )),
+            "{err}"
+        );
     }
 }

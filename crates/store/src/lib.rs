@@ -20,7 +20,8 @@ use std::path::{Path, PathBuf};
 pub use embedded::{Durability, EmbeddedStore, LAYOUT_VERSION, OpenOptions};
 pub use error::{Result, StoreError};
 pub use filter::{
-    Condition, FieldCondition, Filter, KeyRef, Match, MatchValue, NestedCondition, Range,
+    Condition, FieldCondition, Filter, KeyRef, MAX_FILTER_DEPTH, Match, MatchValue,
+    NestedCondition, Range,
 };
 pub use model::{
     CollectionConfig, CollectionInfo, DENSE_VECTOR, DenseVectorChoice, Distance, FieldType,

@@ -329,13 +329,28 @@ where
             Err(rejection) if rejection.status() == StatusCode::PAYLOAD_TOO_LARGE => {
                 Err(too_large(limit.unwrap_or_default()))
             }
-            Err(rejection) => Err(ApiError::new(
-                ErrorCode::InvalidRequest,
-                rejection.body_text(),
-            )),
+            Err(rejection) => Err(refused_json(rejection.body_text())),
         }
     }
 }
+
+/// The error for a body that is not this route's JSON: 400, except a body nested past the
+/// JSON reader's depth limit, which is well-formed but refused (422, naming the limit).
+fn refused_json(message: String) -> ApiError {
+    if message.contains("recursion limit exceeded") {
+        return ApiError::new(
+            ErrorCode::Unprocessable,
+            format!(
+                "the JSON body nests deeper than {MAX_JSON_DEPTH} levels, the most it may (filters nest at most {}): {message}",
+                mnemo_store::MAX_FILTER_DEPTH
+            ),
+        );
+    }
+    ApiError::new(ErrorCode::InvalidRequest, message)
+}
+
+/// serde_json's nesting limit, which it applies to every body before our types see it.
+const MAX_JSON_DEPTH: usize = 128;
 
 /// An optional body: none, or only whitespace, is `None`.
 impl<S, T> axum::extract::OptionalFromRequest<S> for ApiJson<T>
@@ -362,10 +377,9 @@ where
         serde_json::from_slice(&bytes)
             .map(|value| Some(Self(value)))
             .map_err(|err| {
-                ApiError::new(
-                    ErrorCode::InvalidRequest,
-                    format!("Failed to deserialize the JSON body into the target type: {err}"),
-                )
+                refused_json(format!(
+                    "Failed to deserialize the JSON body into the target type: {err}"
+                ))
             })
     }
 }

@@ -57,6 +57,7 @@ pub(super) fn our_id(id: qdrant_edge::PointId) -> PointId {
 }
 
 pub(super) fn edge_filter(filter: &Filter) -> Result<qdrant_edge::Filter> {
+    filter.check_depth()?;
     let json = serde_json::to_value(filter).map_err(|e| StoreError::BadFilter(e.to_string()))?;
     serde_json::from_value(json).map_err(|e| StoreError::BadFilter(e.to_string()))
 }

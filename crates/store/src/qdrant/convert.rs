@@ -321,6 +321,7 @@ pub(crate) fn filter_opt(filter: Option<&Filter>) -> Result<Option<grpc::Filter>
 }
 
 pub(crate) fn filter(filter: &Filter) -> Result<grpc::Filter> {
+    filter.check_depth()?;
     let conditions = |list: &[Condition]| list.iter().map(condition).collect::<Result<Vec<_>>>();
     Ok(grpc::Filter {
         must: conditions(&filter.must)?,
