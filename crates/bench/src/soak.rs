@@ -84,6 +84,17 @@ impl Tally {
     }
 }
 
+/// What every client task holds.
+#[derive(Clone)]
+struct Kit {
+    client: Client,
+    tally: Arc<Tally>,
+    texts: Arc<Vec<String>>,
+    base: String,
+    /// Whether the run goes on: neither stopped, nor past its time or request budget.
+    running: Arc<dyn Fn() -> bool + Send + Sync>,
+}
+
 struct Server {
     child: Child,
     base: String,
@@ -436,25 +447,32 @@ async fn soak(
     let stop = Arc::new(AtomicBool::new(false));
     let mut tasks = Vec::new();
     let max_requests = args.max_requests;
-    let running = {
+    let running: Arc<dyn Fn() -> bool + Send + Sync> = {
         let stop = Arc::clone(&stop);
         let tally = Arc::clone(tally);
-        move || {
+        Arc::new(move || {
             !stop.load(Ordering::Relaxed)
                 && Instant::now() < deadline
                 && tally.requests.load(Ordering::Relaxed) < max_requests
-        }
+        })
+    };
+    let kit = Kit {
+        client: client.clone(),
+        tally: Arc::clone(tally),
+        texts: Arc::clone(texts),
+        base: base.to_owned(),
+        running: Arc::clone(&running),
     };
 
     // Searchers: text on the indexed plans, and vector on the soak collection.
     for searcher in 0..4u64 {
-        let (client, tally, texts, base, running) = (
-            client.clone(),
-            Arc::clone(tally),
-            Arc::clone(texts),
-            base.to_owned(),
-            running.clone(),
-        );
+        let Kit {
+            client,
+            tally,
+            texts,
+            base,
+            running,
+        } = kit.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(100 + searcher);
             let mut i = searcher as usize * 997;
@@ -485,12 +503,13 @@ async fn soak(
     // Upserters: 64 points a batch, each writer on its own ids; the last acknowledged
     // version of each id kept.
     for writer in 0..WRITERS {
-        let (client, tally, base, running) = (
-            client.clone(),
-            Arc::clone(tally),
-            base.to_owned(),
-            running.clone(),
-        );
+        let Kit {
+            client,
+            tally,
+            base,
+            running,
+            ..
+        } = kit.clone();
         tasks.push(tokio::spawn(async move {
             let mut rng = Rng(200 + writer);
             let mut version = 0u64;
@@ -529,13 +548,13 @@ async fn soak(
     }
     // OpenAI embeddings, eight texts a request.
     {
-        let (client, tally, texts, base, running) = (
-            client.clone(),
-            Arc::clone(tally),
-            Arc::clone(texts),
-            base.to_owned(),
-            running.clone(),
-        );
+        let Kit {
+            client,
+            tally,
+            texts,
+            base,
+            running,
+        } = kit.clone();
         tasks.push(tokio::spawn(async move {
             let mut i = 0;
             while running() {
@@ -559,12 +578,13 @@ async fn soak(
     }
     // Index jobs: the plans re-indexed, then followed until done, again and again.
     {
-        let (client, tally, base, running) = (
-            client.clone(),
-            Arc::clone(tally),
-            base.to_owned(),
-            running.clone(),
-        );
+        let Kit {
+            client,
+            tally,
+            base,
+            running,
+            ..
+        } = kit.clone();
         tasks.push(tokio::spawn(async move {
             while running() {
                 let started = send(
@@ -607,7 +627,12 @@ async fn soak(
     }
     // The hostile client.
     {
-        let (client, tally, running) = (client.clone(), Arc::clone(tally), running.clone());
+        let Kit {
+            client,
+            tally,
+            running,
+            ..
+        } = kit.clone();
         let requests = hostile_requests(base);
         tasks.push(tokio::spawn(async move {
             let mut i = 0;
