@@ -154,3 +154,59 @@ fn under_fsync_a_write_whose_sync_fails_is_not_acknowledged() {
     let unknown = "always".parse::<Durability>().unwrap_err().to_string();
     assert!(unknown.contains("\"periodic\""), "{unknown}");
 }
+
+/// A service's store (`optimize_interval` set) optimises what was written without being asked:
+/// past the indexing threshold, written vectors end up in HNSW; a store without the interval
+/// leaves them to the next `optimize` call.
+#[test]
+fn a_service_store_optimises_what_was_written_in_the_background() {
+    use mnemo_store::{CollectionConfig, Distance, Point, PointId, Vector, VectorStore};
+    use std::time::{Duration, Instant};
+    const POINTS: u64 = 8_000; // 12 MB of 384-d vectors: past qdrant's 10 MB indexing threshold
+    let write = |store: &EmbeddedStore| {
+        store
+            .create_collection("c", &CollectionConfig::single(384, Distance::Cosine))
+            .unwrap();
+        for chunk in (0..POINTS).collect::<Vec<_>>().chunks(1000) {
+            let points = chunk
+                .iter()
+                .map(|&id| Point {
+                    id: PointId::Num(id),
+                    vectors: [(
+                        String::new(),
+                        Vector::Dense(
+                            (0..384)
+                                .map(|i| ((id * 31 + i) % 97) as f32 + 1.0)
+                                .collect(),
+                        ),
+                    )]
+                    .into(),
+                    payload: Default::default(),
+                })
+                .collect();
+            store.upsert("c", points).unwrap();
+        }
+    };
+
+    let idle = tempfile::tempdir().unwrap();
+    let store = EmbeddedStore::open(idle.path(), OpenOptions::default()).unwrap();
+    write(&store);
+    std::thread::sleep(Duration::from_millis(1500));
+    assert_eq!(store.collection_info("c").unwrap().indexed_vectors, 0);
+
+    let service = tempfile::tempdir().unwrap();
+    let options = OpenOptions {
+        optimize_interval: Some(Duration::from_millis(200)),
+        ..OpenOptions::default()
+    };
+    let store = EmbeddedStore::open(service.path(), options).unwrap();
+    write(&store);
+    let started = Instant::now();
+    let mut info = store.collection_info("c").unwrap();
+    while info.indexed_vectors < POINTS as usize && started.elapsed() < Duration::from_secs(120) {
+        std::thread::sleep(Duration::from_millis(200));
+        info = store.collection_info("c").unwrap();
+    }
+    assert_eq!(info.indexed_vectors, POINTS as usize, "{info:?}");
+    assert_eq!(info.points, POINTS as usize);
+}
