@@ -1,0 +1,114 @@
+//! Memories, their scopes and their history, as stored.
+
+use serde::{Deserialize, Serialize};
+use serde_json::{Map, Value};
+
+use crate::{RecordsError, Result};
+
+/// Whose a memory is. At least one field is set; the engine decides who sees what.
+#[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
+pub struct Scope {
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub agent_id: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub run_id: Option<String>,
+}
+
+impl Scope {
+    /// `NoScope` when no field is set: a memory must belong to someone.
+    pub fn check(&self) -> Result<()> {
+        if self.user_id.is_none() && self.agent_id.is_none() && self.run_id.is_none() {
+            return Err(RecordsError::NoScope);
+        }
+        Ok(())
+    }
+}
+
+/// A memory as stored. Times are UTC, RFC 3339 with microseconds ([`timestamp`]), so that
+/// they order as text.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct Memory {
+    pub id: String,
+    pub text: String,
+    pub metadata: Map<String, Value>,
+    pub scope: Scope,
+    pub created_at: String,
+    pub updated_at: String,
+    pub expires_at: Option<String>,
+    /// Of the text, as the engine computes it: the same text in the same scope is one memory.
+    pub content_hash: String,
+    /// Who wrote it (a key's name, or the agent).
+    pub author: String,
+}
+
+/// What an update writes.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Version {
+    pub text: String,
+    pub metadata: Map<String, Value>,
+    pub content_hash: String,
+    pub expires_at: Option<String>,
+}
+
+/// One kind of change in a memory's history.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "lowercase")]
+pub enum Change {
+    Added,
+    Updated,
+    Deleted,
+    Expired,
+}
+
+impl Change {
+    pub fn as_str(self) -> &'static str {
+        match self {
+            Self::Added => "added",
+            Self::Updated => "updated",
+            Self::Deleted => "deleted",
+            Self::Expired => "expired",
+        }
+    }
+
+    pub(crate) fn parse(text: &str) -> Option<Self> {
+        match text {
+            "added" => Some(Self::Added),
+            "updated" => Some(Self::Updated),
+            "deleted" => Some(Self::Deleted),
+            "expired" => Some(Self::Expired),
+            _ => None,
+        }
+    }
+}
+
+/// One change of one memory: what it was before and after (text and metadata), who, when.
+#[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
+pub struct HistoryEntry {
+    /// Strictly increasing over the whole store.
+    pub sequence: i64,
+    pub memory_id: String,
+    pub change: Change,
+    pub before: Option<Value>,
+    pub after: Option<Value>,
+    pub actor: String,
+    pub at: String,
+}
+
+/// Which memories `list` returns: those matching every field given.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct ListQuery {
+    pub user_id: Option<String>,
+    pub agent_id: Option<String>,
+    pub run_id: Option<String>,
+    /// Leave out memories expired at this time (not yet swept); `None` returns them too.
+    pub now: Option<String>,
+    pub limit: usize,
+    pub offset: usize,
+}
+
+/// `time` as stored: UTC, RFC 3339, microseconds, `Z`.
+pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> String {
+    time.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}

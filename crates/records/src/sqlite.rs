@@ -1,0 +1,429 @@
+//! `MemoryRecords` on SQLite: one file, write-ahead journal, every commit synced to disk
+//! (`synchronous = FULL`), so a memory whose write returned survives a power loss.
+
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, MutexGuard};
+use std::time::Duration;
+
+use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
+use serde_json::{Map, Value, json};
+
+use crate::model::{Change, HistoryEntry, ListQuery, Memory, Scope, Version};
+use crate::{MemoryRecords, RecordsError, Result};
+
+/// The layout this build reads and writes; another is refused rather than misread.
+const SCHEMA_VERSION: i64 = 1;
+
+const SCHEMA: &str = "
+CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
+CREATE TABLE IF NOT EXISTS memories (
+    id TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    user_id TEXT,
+    agent_id TEXT,
+    run_id TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    expires_at TEXT,
+    content_hash TEXT NOT NULL,
+    author TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS memories_by_scope ON memories (user_id, agent_id, run_id);
+CREATE INDEX IF NOT EXISTS memories_by_hash ON memories (content_hash);
+CREATE INDEX IF NOT EXISTS memories_by_expiry ON memories (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE IF NOT EXISTS history (
+    sequence INTEGER PRIMARY KEY AUTOINCREMENT,
+    memory_id TEXT NOT NULL,
+    change TEXT NOT NULL,
+    before TEXT,
+    after TEXT,
+    actor TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS history_by_memory ON history (memory_id, sequence);
+";
+
+const COLUMNS: &str = "id, text, metadata, user_id, agent_id, run_id, created_at, updated_at, \
+                       expires_at, content_hash, author";
+
+pub struct SqliteRecords {
+    path: PathBuf,
+    connection: Mutex<Connection>,
+}
+
+impl SqliteRecords {
+    /// Opens (creating if needed) the database at `path`.
+    pub fn open(path: &Path) -> Result<Self> {
+        let error = |err: rusqlite::Error| database(path, err);
+        let connection = Connection::open(path).map_err(error)?;
+        connection
+            .busy_timeout(Duration::from_secs(5))
+            .map_err(error)?;
+        connection
+            .pragma_update(None, "journal_mode", "WAL")
+            .map_err(error)?;
+        connection
+            .pragma_update(None, "synchronous", "FULL")
+            .map_err(error)?;
+        connection.execute_batch(SCHEMA).map_err(error)?;
+        let found: Option<String> = connection
+            .query_row(
+                "SELECT value FROM meta WHERE key = 'schema_version'",
+                [],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(error)?;
+        match found {
+            None => {
+                connection
+                    .execute(
+                        "INSERT INTO meta (key, value) VALUES ('schema_version', ?1)",
+                        params![SCHEMA_VERSION.to_string()],
+                    )
+                    .map_err(error)?;
+            }
+            Some(version) => {
+                let found = version.parse::<i64>().unwrap_or(-1);
+                if found != SCHEMA_VERSION {
+                    return Err(RecordsError::SchemaVersion {
+                        path: path.display().to_string(),
+                        found,
+                        expected: SCHEMA_VERSION,
+                    });
+                }
+            }
+        }
+        Ok(Self {
+            path: path.to_owned(),
+            connection: Mutex::new(connection),
+        })
+    }
+
+    fn connection(&self) -> MutexGuard<'_, Connection> {
+        // A panic while holding it left no transaction open (rusqlite rolls back on drop).
+        self.connection
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+    }
+
+    fn error(&self, err: rusqlite::Error) -> RecordsError {
+        database(&self.path, err)
+    }
+
+    fn in_transaction<T>(&self, work: impl FnOnce(&Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut connection = self.connection();
+        let transaction = connection.transaction().map_err(|e| self.error(e))?;
+        let result = work(&transaction)?;
+        transaction.commit().map_err(|e| self.error(e))?;
+        Ok(result)
+    }
+
+    fn select_one(&self, connection: &Connection, id: &str) -> Result<Option<Memory>> {
+        let raw = connection
+            .query_row(
+                &format!("SELECT {COLUMNS} FROM memories WHERE id = ?1"),
+                params![id],
+                raw_memory,
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        raw.map(RawMemory::into_memory).transpose()
+    }
+}
+
+fn database(path: &Path, err: rusqlite::Error) -> RecordsError {
+    RecordsError::Database {
+        path: path.display().to_string(),
+        message: err.to_string(),
+    }
+}
+
+/// A row as read, before its metadata is parsed.
+struct RawMemory {
+    memory: Memory,
+    metadata: String,
+}
+
+fn raw_memory(row: &Row<'_>) -> rusqlite::Result<RawMemory> {
+    Ok(RawMemory {
+        memory: Memory {
+            id: row.get(0)?,
+            text: row.get(1)?,
+            metadata: Map::new(),
+            scope: Scope {
+                user_id: row.get(3)?,
+                agent_id: row.get(4)?,
+                run_id: row.get(5)?,
+            },
+            created_at: row.get(6)?,
+            updated_at: row.get(7)?,
+            expires_at: row.get(8)?,
+            content_hash: row.get(9)?,
+            author: row.get(10)?,
+        },
+        metadata: row.get(2)?,
+    })
+}
+
+impl RawMemory {
+    fn into_memory(self) -> Result<Memory> {
+        let mut memory = self.memory;
+        memory.metadata =
+            serde_json::from_str(&self.metadata).map_err(|err| RecordsError::Corrupt {
+                id: memory.id.clone(),
+                message: format!("metadata is not a JSON object: {err}"),
+            })?;
+        Ok(memory)
+    }
+}
+
+/// What history keeps of a memory's content.
+fn content(memory: &Memory) -> Value {
+    json!({"text": memory.text, "metadata": memory.metadata, "expires_at": memory.expires_at})
+}
+
+fn record_change(
+    transaction: &Transaction<'_>,
+    memory_id: &str,
+    change: Change,
+    before: Option<&Memory>,
+    after: Option<&Memory>,
+    actor: &str,
+    at: &str,
+) -> rusqlite::Result<()> {
+    transaction.execute(
+        "INSERT INTO history (memory_id, change, before, after, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+        params![
+            memory_id,
+            change.as_str(),
+            before.map(|m| content(m).to_string()),
+            after.map(|m| content(m).to_string()),
+            actor,
+            at
+        ],
+    )?;
+    Ok(())
+}
+
+impl MemoryRecords for SqliteRecords {
+    fn add(&self, memory: &Memory) -> Result<()> {
+        memory.scope.check()?;
+        let metadata = Value::Object(memory.metadata.clone()).to_string();
+        self.in_transaction(|transaction| {
+            let inserted = transaction.execute(
+                &format!(
+                    "INSERT OR IGNORE INTO memories ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                ),
+                params![
+                    memory.id,
+                    memory.text,
+                    metadata,
+                    memory.scope.user_id,
+                    memory.scope.agent_id,
+                    memory.scope.run_id,
+                    memory.created_at,
+                    memory.updated_at,
+                    memory.expires_at,
+                    memory.content_hash,
+                    memory.author
+                ],
+            );
+            match inserted {
+                Ok(0) => return Err(RecordsError::Exists(memory.id.clone())),
+                Ok(_) => {}
+                Err(err) => return Err(self.error(err)),
+            }
+            record_change(
+                transaction,
+                &memory.id,
+                Change::Added,
+                None,
+                Some(memory),
+                &memory.author,
+                &memory.created_at,
+            )
+            .map_err(|e| self.error(e))
+        })
+    }
+
+    fn find_same(&self, scope: &Scope, content_hash: &str) -> Result<Option<Memory>> {
+        let connection = self.connection();
+        // `IS` compares NULLs as equal: the same scope means the same fields unset too.
+        let raw = connection
+            .query_row(
+                &format!(
+                    "SELECT {COLUMNS} FROM memories WHERE content_hash = ?1 AND user_id IS ?2 \
+                     AND agent_id IS ?3 AND run_id IS ?4 ORDER BY created_at LIMIT 1"
+                ),
+                params![content_hash, scope.user_id, scope.agent_id, scope.run_id],
+                raw_memory,
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        raw.map(RawMemory::into_memory).transpose()
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Memory>> {
+        let connection = self.connection();
+        self.select_one(&connection, id)
+    }
+
+    fn update(
+        &self,
+        id: &str,
+        change: &Version,
+        actor: &str,
+        at: &str,
+    ) -> Result<Option<(Memory, Memory)>> {
+        let metadata = Value::Object(change.metadata.clone()).to_string();
+        self.in_transaction(|transaction| {
+            let Some(before) = self.select_one(transaction, id)? else {
+                return Ok(None);
+            };
+            transaction
+                .execute(
+                    "UPDATE memories SET text = ?2, metadata = ?3, content_hash = ?4, \
+                     expires_at = ?5, updated_at = ?6 WHERE id = ?1",
+                    params![
+                        id,
+                        change.text,
+                        metadata,
+                        change.content_hash,
+                        change.expires_at,
+                        at
+                    ],
+                )
+                .map_err(|e| self.error(e))?;
+            let after = Memory {
+                text: change.text.clone(),
+                metadata: change.metadata.clone(),
+                content_hash: change.content_hash.clone(),
+                expires_at: change.expires_at.clone(),
+                updated_at: at.to_owned(),
+                ..before.clone()
+            };
+            record_change(
+                transaction,
+                id,
+                Change::Updated,
+                Some(&before),
+                Some(&after),
+                actor,
+                at,
+            )
+            .map_err(|e| self.error(e))?;
+            Ok(Some((before, after)))
+        })
+    }
+
+    fn remove(&self, id: &str, change: Change, actor: &str, at: &str) -> Result<Option<Memory>> {
+        self.in_transaction(|transaction| {
+            let Some(before) = self.select_one(transaction, id)? else {
+                return Ok(None);
+            };
+            transaction
+                .execute("DELETE FROM memories WHERE id = ?1", params![id])
+                .map_err(|e| self.error(e))?;
+            record_change(transaction, id, change, Some(&before), None, actor, at)
+                .map_err(|e| self.error(e))?;
+            Ok(Some(before))
+        })
+    }
+
+    fn list(&self, query: &ListQuery) -> Result<Vec<Memory>> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT {COLUMNS} FROM memories WHERE (?1 IS NULL OR user_id = ?1) \
+                 AND (?2 IS NULL OR agent_id = ?2) AND (?3 IS NULL OR run_id = ?3) \
+                 AND (?4 IS NULL OR expires_at IS NULL OR expires_at > ?4) \
+                 ORDER BY created_at, id LIMIT ?5 OFFSET ?6"
+            ))
+            .map_err(|e| self.error(e))?;
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+        let rows = statement
+            .query_map(
+                params![
+                    query.user_id,
+                    query.agent_id,
+                    query.run_id,
+                    query.now,
+                    limit,
+                    offset
+                ],
+                raw_memory,
+            )
+            .map_err(|e| self.error(e))?;
+        rows.map(|row| row.map_err(|e| self.error(e))?.into_memory())
+            .collect()
+    }
+
+    fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare(
+                "SELECT sequence, memory_id, change, before, after, actor, at FROM history \
+                 WHERE memory_id = ?1 ORDER BY sequence",
+            )
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![id], |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, Option<String>>(4)?,
+                    row.get::<_, String>(5)?,
+                    row.get::<_, String>(6)?,
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        let mut entries = Vec::new();
+        for row in rows {
+            let (sequence, memory_id, change, before, after, actor, at) =
+                row.map_err(|e| self.error(e))?;
+            let corrupt = |message: String| RecordsError::Corrupt {
+                id: memory_id.clone(),
+                message,
+            };
+            let change = Change::parse(&change)
+                .ok_or_else(|| corrupt(format!("unknown change `{change}` in its history")))?;
+            let parse = |text: Option<String>| -> Result<Option<Value>> {
+                text.map(|text| {
+                    serde_json::from_str(&text)
+                        .map_err(|err| corrupt(format!("history entry {sequence}: {err}")))
+                })
+                .transpose()
+            };
+            entries.push(HistoryEntry {
+                sequence,
+                change,
+                before: parse(before)?,
+                after: parse(after)?,
+                memory_id,
+                actor,
+                at,
+            });
+        }
+        Ok(entries)
+    }
+
+    fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare(
+                "SELECT id FROM memories WHERE expires_at IS NOT NULL AND expires_at <= ?1 \
+                 ORDER BY expires_at LIMIT ?2",
+            )
+            .map_err(|e| self.error(e))?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        let rows = statement
+            .query_map(params![now, limit], |row| row.get::<_, String>(0))
+            .map_err(|e| self.error(e))?;
+        rows.map(|row| row.map_err(|e| self.error(e))).collect()
+    }
+}
