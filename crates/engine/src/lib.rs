@@ -22,6 +22,7 @@ mod filter_expr;
 mod index;
 mod jobs;
 mod listing;
+pub mod memory;
 mod payload;
 mod query;
 mod search;
@@ -77,6 +78,12 @@ pub enum EngineError {
     IncompatibleCollection { name: String, reason: String },
     #[error("the {0} thread stopped unexpectedly")]
     WorkerPanicked(&'static str),
+    #[error(transparent)]
+    Records(#[from] mnemo_records::RecordsError),
+    #[error("this engine has no memory store (the relational store of agents' memories)")]
+    MemoryStoreMissing,
+    #[error("no memory with id `{0}`")]
+    UnknownMemory(String),
     #[error("cannot start a background thread (indexing, query embedding): {0}")]
     JobThread(std::io::Error),
     #[error(
@@ -114,6 +121,8 @@ pub struct Engine {
     query_cache: QueryCache,
     query_batcher: QueryBatcher,
     jobs: JobQueue,
+    /// Agents' memories' records and history, when the engine serves memories.
+    records: Option<Arc<dyn mnemo_records::MemoryRecords>>,
 }
 
 impl Engine {
@@ -127,7 +136,15 @@ impl Engine {
             model_id: model_id.to_owned(),
             query_cache: QueryCache::new(1024, Duration::from_secs(600)),
             jobs: JobQueue::default(),
+            records: None,
         }
+    }
+
+    /// This engine serving agents' memories from `records` (and the vector store's
+    /// `memories` collection).
+    pub fn with_records(mut self, records: Arc<dyn mnemo_records::MemoryRecords>) -> Self {
+        self.records = Some(records);
+        self
     }
 
     pub fn store(&self) -> &dyn VectorStore {

@@ -157,7 +157,15 @@ impl From<EngineError> for ApiError {
             }
             EngineError::NoIndexRoots => ApiError::new(ErrorCode::Forbidden, err.to_string()),
             EngineError::JobQueueFull { .. } => crate::api::busy(err.to_string()),
-            EngineError::UnknownJob(_) => ApiError::new(ErrorCode::NotFound, err.to_string()),
+            EngineError::UnknownJob(_) | EngineError::UnknownMemory(_) => {
+                ApiError::new(ErrorCode::NotFound, err.to_string())
+            }
+            EngineError::Records(mnemo_records::RecordsError::NoScope) => {
+                ApiError::new(ErrorCode::Unprocessable, err.to_string())
+            }
+            EngineError::Records(_) | EngineError::MemoryStoreMissing => {
+                ApiError::new(ErrorCode::Internal, err.to_string())
+            }
             EngineError::Cancelled { .. } => ApiError::new(ErrorCode::Unavailable, err.to_string()),
             EngineError::Access(access) => access.into(),
         }

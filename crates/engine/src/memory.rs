@@ -1,0 +1,579 @@
+//! Agents' memories: each one's record and history in the relational store
+//! (`records::MemoryRecords`), its vector in the collection `memories` of the vector store,
+//! the two kept in agreement. Every door (REST, MCP) calls these methods.
+//!
+//! Visibility follows the scope: a search by `(user, agent, run)` sees a memory when each of
+//! the memory's scope fields is unset or equal to the search's. So a memory with only
+//! `user_id` is seen by every agent of that user; one with `user_id` + `agent_id` by that
+//! agent only; one with `run_id` by that run only. `wider` lifts the rule for the fields the
+//! search leaves unset (a user's search then sees the memories of all of that user's agents
+//! and runs).
+//!
+//! Writes go to the records first, then to the vectors; `repair` (run at start) re-embeds a
+//! record whose vector is missing or stale and deletes a vector without a record, so a kill
+//! between the two writes is mended.
+
+use std::collections::{BTreeMap, HashSet};
+
+use chrono::{DateTime, Utc};
+use mnemo_records::{Change, ListQuery, Memory, MemoryRecords, Scope, Version, timestamp};
+use mnemo_store::{
+    CollectionConfig, Condition, Distance, FieldCondition, FieldType, Filter, KeyRef, NearestQuery,
+    PayloadSelection, Point, PointId, PointSelector, Range, SearchRequest, StoreError, Vector,
+    VectorSelection,
+};
+use serde::Serialize;
+use serde_json::{Map, Value, json};
+
+use crate::{Engine, EngineError, Result};
+
+/// The vector collection of memories.
+pub const MEMORY_COLLECTION: &str = "memories";
+/// The longest memory text, in bytes: a memory is a fact or a note, not a document.
+pub const MAX_MEMORY_BYTES: usize = 64 * 1024;
+/// Near-duplicates at or above this cosine are returned beside a new memory.
+pub const DEFAULT_SIMILAR_THRESHOLD: f32 = 0.9;
+/// Records read at a time by `repair`, `delete_many` and the expiry sweep.
+const PAGE: usize = 500;
+
+const SCOPE_FIELDS: [&str; 3] = ["user_id", "agent_id", "run_id"];
+const EXPIRES_FIELD: &str = "expires_at_seconds";
+const HASH_FIELD: &str = "content_hash";
+
+/// A memory to add.
+#[derive(Debug, Clone, Default)]
+pub struct NewMemory {
+    pub text: String,
+    pub metadata: Map<String, Value>,
+    pub scope: Scope,
+    pub expires_at: Option<DateTime<Utc>>,
+    /// Who writes it (a key's name, the agent).
+    pub actor: String,
+    /// Near-duplicates at or above this cosine come back as `similar`.
+    pub similar_threshold: Option<f32>,
+}
+
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize)]
+#[serde(rename_all = "lowercase")]
+pub enum AddStatus {
+    Added,
+    /// The same text in the same scope was there: its id is returned, nothing written.
+    Unchanged,
+}
+
+/// A memory close in meaning to the one added; for the caller to decide, never dropped.
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct SimilarMemory {
+    pub id: String,
+    pub text: String,
+    pub score: f32,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct Added {
+    pub id: String,
+    pub status: AddStatus,
+    pub similar: Vec<SimilarMemory>,
+}
+
+/// A memory search.
+#[derive(Debug, Clone, Default)]
+pub struct MemoryQuery {
+    pub text: String,
+    pub scope: Scope,
+    /// Also the memories of narrower scopes than the search's (see the module's rule).
+    pub wider: bool,
+    /// On the memory's metadata, in the store's filter shape (keys as in the metadata).
+    pub filter: Option<Filter>,
+    pub limit: usize,
+    pub score_threshold: Option<f32>,
+}
+
+#[derive(Debug, Clone, PartialEq, Serialize)]
+pub struct FoundMemory {
+    pub memory: Memory,
+    pub score: f32,
+}
+
+/// What `repair` mended.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Repaired {
+    pub vectors_written: usize,
+    pub vectors_removed: usize,
+}
+
+impl Engine {
+    /// The relational store of memories; `MemoryStoreMissing` when none was given.
+    fn records(&self) -> Result<&dyn MemoryRecords> {
+        self.records
+            .as_deref()
+            .ok_or(EngineError::MemoryStoreMissing)
+    }
+
+    /// The memories collection, made on first use with its scope fields indexed.
+    fn memory_collection(&self) -> Result<()> {
+        match self.store().collection_config(MEMORY_COLLECTION) {
+            Ok(_) => return Ok(()),
+            Err(StoreError::UnknownCollection(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+        let config = CollectionConfig::single(self.dim(), Distance::Cosine);
+        match self.store().create_collection(MEMORY_COLLECTION, &config) {
+            Ok(()) | Err(StoreError::CollectionExists(_)) => {}
+            Err(err) => return Err(err.into()),
+        }
+        for field in SCOPE_FIELDS {
+            self.store()
+                .create_payload_index(MEMORY_COLLECTION, field, FieldType::Keyword)?;
+        }
+        self.store()
+            .create_payload_index(MEMORY_COLLECTION, EXPIRES_FIELD, FieldType::Float)?;
+        Ok(())
+    }
+
+    /// Adds a memory: the same text in the same scope returns the existing id (`Unchanged`);
+    /// memories of the same visibility close in meaning come back as `similar`.
+    pub fn add_memory(&self, new: &NewMemory) -> Result<Added> {
+        let records = self.records()?;
+        new.scope.check()?;
+        check_text(&new.text)?;
+        let hash = content_hash(&new.text);
+        if let Some(same) = records.find_same(&new.scope, &hash)? {
+            return Ok(Added {
+                id: same.id,
+                status: AddStatus::Unchanged,
+                similar: Vec::new(),
+            });
+        }
+        self.memory_collection()?;
+        let vector = self.embed_memory(&new.text)?;
+        let threshold = new.similar_threshold.unwrap_or(DEFAULT_SIMILAR_THRESHOLD);
+        let now = timestamp(Utc::now());
+        let similar = self
+            .nearest_memories(&vector, &new.scope, false, None, 5, Some(threshold), &now)?
+            .into_iter()
+            .map(|found| SimilarMemory {
+                id: found.memory.id,
+                text: found.memory.text,
+                score: found.score,
+            })
+            .collect();
+        let memory = Memory {
+            id: uuid::Uuid::new_v4().to_string(),
+            text: new.text.clone(),
+            metadata: new.metadata.clone(),
+            scope: new.scope.clone(),
+            created_at: now.clone(),
+            updated_at: now,
+            expires_at: new.expires_at.map(timestamp),
+            content_hash: hash,
+            author: new.actor.clone(),
+        };
+        records.add(&memory)?;
+        self.write_memory_vector(&memory, vector)?;
+        Ok(Added {
+            id: memory.id,
+            status: AddStatus::Added,
+            similar,
+        })
+    }
+
+    /// Memories visible to `query.scope`, by meaning, best first; expired ones never.
+    pub fn search_memories(&self, query: &MemoryQuery) -> Result<Vec<FoundMemory>> {
+        crate::check_limit(query.limit)?;
+        if self
+            .store()
+            .collection_config(MEMORY_COLLECTION)
+            .is_err_and(|err| matches!(err, StoreError::UnknownCollection(_)))
+        {
+            return Ok(Vec::new());
+        }
+        let vector = self.query_vector(&query.text)?;
+        self.nearest_memories(
+            &vector,
+            &query.scope,
+            query.wider,
+            query.filter.as_ref(),
+            query.limit,
+            query.score_threshold,
+            &timestamp(Utc::now()),
+        )
+    }
+
+    /// The memory `id`, unless it expired.
+    pub fn get_memory(&self, id: &str) -> Result<Memory> {
+        let memory = self
+            .records()?
+            .get(id)?
+            .ok_or_else(|| EngineError::UnknownMemory(id.to_owned()))?;
+        if is_expired(&memory, &timestamp(Utc::now())) {
+            return Err(EngineError::UnknownMemory(id.to_owned()));
+        }
+        Ok(memory)
+    }
+
+    /// New text and metadata for `id`, re-embedded; the old ones stay in its history.
+    pub fn update_memory(
+        &self,
+        id: &str,
+        text: Option<&str>,
+        metadata: Option<Map<String, Value>>,
+        actor: &str,
+    ) -> Result<Memory> {
+        let records = self.records()?;
+        let current = self.get_memory(id)?;
+        let text = text.unwrap_or(&current.text).to_owned();
+        check_text(&text)?;
+        let version = Version {
+            content_hash: content_hash(&text),
+            metadata: metadata.unwrap_or_else(|| current.metadata.clone()),
+            expires_at: current.expires_at.clone(),
+            text,
+        };
+        let (_, updated) = records
+            .update(id, &version, actor, &timestamp(Utc::now()))?
+            .ok_or_else(|| EngineError::UnknownMemory(id.to_owned()))?;
+        self.memory_collection()?;
+        let vector = self.embed_memory(&updated.text)?;
+        self.write_memory_vector(&updated, vector)?;
+        Ok(updated)
+    }
+
+    /// Forgets `id`: its record and vector go, its history stays.
+    pub fn delete_memory(&self, id: &str, actor: &str) -> Result<Memory> {
+        let removed = self
+            .records()?
+            .remove(id, Change::Deleted, actor, &timestamp(Utc::now()))?
+            .ok_or_else(|| EngineError::UnknownMemory(id.to_owned()))?;
+        self.remove_memory_vectors(vec![removed.id.clone()])?;
+        Ok(removed)
+    }
+
+    /// Forgets every memory whose scope has the fields given (all of a user's, all of an
+    /// agent's, ...); how many.
+    pub fn delete_memories(&self, scope: &Scope, actor: &str) -> Result<usize> {
+        scope.check()?;
+        let records = self.records()?;
+        let query = ListQuery {
+            user_id: scope.user_id.clone(),
+            agent_id: scope.agent_id.clone(),
+            run_id: scope.run_id.clone(),
+            now: None,
+            limit: PAGE,
+            offset: 0,
+        };
+        let mut deleted = 0;
+        loop {
+            let page = records.list(&query)?;
+            if page.is_empty() {
+                return Ok(deleted);
+            }
+            let at = timestamp(Utc::now());
+            let mut ids = Vec::with_capacity(page.len());
+            for memory in page {
+                if records
+                    .remove(&memory.id, Change::Deleted, actor, &at)?
+                    .is_some()
+                {
+                    deleted += 1;
+                }
+                ids.push(memory.id);
+            }
+            self.remove_memory_vectors(ids)?;
+        }
+    }
+
+    /// Every change of `id`, also after it was deleted.
+    pub fn memory_history(&self, id: &str) -> Result<Vec<mnemo_records::HistoryEntry>> {
+        let history = self.records()?.history(id)?;
+        if history.is_empty() {
+            return Err(EngineError::UnknownMemory(id.to_owned()));
+        }
+        Ok(history)
+    }
+
+    /// Deletes the memories expired by `now` (`Expired` in their history); how many.
+    pub fn sweep_expired_memories(&self, now: DateTime<Utc>) -> Result<usize> {
+        let records = self.records()?;
+        let now = timestamp(now);
+        let mut swept = 0;
+        loop {
+            let ids = records.expired(&now, PAGE)?;
+            if ids.is_empty() {
+                return Ok(swept);
+            }
+            for id in &ids {
+                if records
+                    .remove(id, Change::Expired, "expiry", &now)?
+                    .is_some()
+                {
+                    swept += 1;
+                }
+            }
+            self.remove_memory_vectors(ids)?;
+        }
+    }
+
+    /// Brings the vectors back in line with the records after a crash between the two
+    /// writes: a record without its vector (or with one of another text) is embedded again;
+    /// a vector without a record is removed.
+    pub fn repair_memories(&self) -> Result<Repaired> {
+        let records = self.records()?;
+        let mut repaired = Repaired::default();
+        if self
+            .store()
+            .collection_config(MEMORY_COLLECTION)
+            .is_err_and(|err| matches!(err, StoreError::UnknownCollection(_)))
+        {
+            self.memory_collection()?;
+        }
+        let mut known = HashSet::new();
+        let mut offset = 0;
+        loop {
+            let page = records.list(&ListQuery {
+                limit: PAGE,
+                offset,
+                ..ListQuery::default()
+            })?;
+            if page.is_empty() {
+                break;
+            }
+            offset += page.len();
+            let ids: Vec<PointId> = page.iter().filter_map(|m| point_id(&m.id)).collect();
+            let stored: BTreeMap<PointId, Option<String>> = self
+                .store()
+                .get(
+                    MEMORY_COLLECTION,
+                    &ids,
+                    PayloadSelection::All,
+                    VectorSelection::None,
+                )?
+                .into_iter()
+                .map(|record| {
+                    let hash = record
+                        .payload
+                        .get(HASH_FIELD)
+                        .and_then(Value::as_str)
+                        .map(str::to_owned);
+                    (record.id, hash)
+                })
+                .collect();
+            for memory in page {
+                known.insert(memory.id.clone());
+                let current = point_id(&memory.id)
+                    .and_then(|id| stored.get(&id).cloned())
+                    .flatten();
+                if current.as_deref() != Some(memory.content_hash.as_str()) {
+                    let vector = self.embed_memory(&memory.text)?;
+                    self.write_memory_vector(&memory, vector)?;
+                    repaired.vectors_written += 1;
+                }
+            }
+        }
+        let mut orphans = Vec::new();
+        let mut request = mnemo_store::ScrollRequest::new(PAGE);
+        request.with_payload = PayloadSelection::None;
+        loop {
+            let page = self.store().scroll(MEMORY_COLLECTION, request.clone())?;
+            orphans.extend(
+                page.points
+                    .iter()
+                    .map(|point| point.id.to_string())
+                    .filter(|id| !known.contains(id)),
+            );
+            match page.next {
+                Some(next) => request.offset = Some(next),
+                None => break,
+            }
+        }
+        repaired.vectors_removed = orphans.len();
+        self.remove_memory_vectors(orphans)?;
+        Ok(repaired)
+    }
+
+    fn embed_memory(&self, text: &str) -> Result<Vec<f32>> {
+        Ok(self.embedder().embed(&[text])?.row(0).to_vec())
+    }
+
+    fn write_memory_vector(&self, memory: &Memory, vector: Vec<f32>) -> Result<()> {
+        let id =
+            point_id(&memory.id).ok_or_else(|| EngineError::UnknownMemory(memory.id.clone()))?;
+        let mut payload = Map::new();
+        for (field, value) in SCOPE_FIELDS.iter().zip([
+            &memory.scope.user_id,
+            &memory.scope.agent_id,
+            &memory.scope.run_id,
+        ]) {
+            payload.insert((*field).to_owned(), json!(value));
+        }
+        let expires = memory
+            .expires_at
+            .as_deref()
+            .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| at.timestamp_micros() as f64 / 1e6);
+        payload.insert(EXPIRES_FIELD.to_owned(), json!(expires));
+        payload.insert(HASH_FIELD.to_owned(), json!(memory.content_hash));
+        payload.insert(
+            "metadata".to_owned(),
+            Value::Object(memory.metadata.clone()),
+        );
+        self.store().upsert(
+            MEMORY_COLLECTION,
+            vec![Point::dense(id, "", vector, payload)],
+        )?;
+        Ok(())
+    }
+
+    fn remove_memory_vectors(&self, ids: Vec<String>) -> Result<()> {
+        let ids: Vec<PointId> = ids.iter().filter_map(|id| point_id(id)).collect();
+        if ids.is_empty() {
+            return Ok(());
+        }
+        match self
+            .store()
+            .delete(MEMORY_COLLECTION, PointSelector::Ids(ids))
+        {
+            Ok(()) | Err(StoreError::UnknownCollection(_)) => Ok(()),
+            Err(err) => Err(err.into()),
+        }
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn nearest_memories(
+        &self,
+        vector: &[f32],
+        scope: &Scope,
+        wider: bool,
+        metadata: Option<&Filter>,
+        limit: usize,
+        score_threshold: Option<f32>,
+        now: &str,
+    ) -> Result<Vec<FoundMemory>> {
+        let records = self.records()?;
+        let mut filter = visibility(scope, wider, now);
+        if let Some(metadata) = metadata {
+            filter = filter.and(under_metadata(metadata));
+        }
+        let mut request = SearchRequest::new(
+            NearestQuery {
+                using: String::new(),
+                vector: Vector::Dense(vector.to_vec()),
+            },
+            limit,
+        );
+        request.filter = Some(filter);
+        request.score_threshold = score_threshold;
+        request.with_payload = PayloadSelection::None;
+        let hits = self.store().search(MEMORY_COLLECTION, request)?;
+        let mut found = Vec::with_capacity(hits.len());
+        for hit in hits {
+            // The record is the truth: a vector whose record is gone (a crash, before repair)
+            // or expired meanwhile is not an answer.
+            if let Some(memory) = records.get(&hit.id.to_string())?
+                && !is_expired(&memory, now)
+            {
+                found.push(FoundMemory {
+                    memory,
+                    score: hit.score,
+                });
+            }
+        }
+        Ok(found)
+    }
+}
+
+fn check_text(text: &str) -> Result<()> {
+    if text.trim().is_empty() {
+        return Err(EngineError::InvalidQuery("a memory's text is empty".into()));
+    }
+    if text.len() > MAX_MEMORY_BYTES {
+        return Err(EngineError::InvalidQuery(format!(
+            "a memory's text is {} bytes; at most {MAX_MEMORY_BYTES}",
+            text.len()
+        )));
+    }
+    Ok(())
+}
+
+/// The same text is the same memory: hashed as written, whitespace at the ends aside.
+fn content_hash(text: &str) -> String {
+    blake3::hash(text.trim().as_bytes()).to_hex().to_string()
+}
+
+fn point_id(id: &str) -> Option<PointId> {
+    uuid::Uuid::parse_str(id).ok().map(PointId::Uuid)
+}
+
+fn is_expired(memory: &Memory, now: &str) -> bool {
+    memory
+        .expires_at
+        .as_deref()
+        .is_some_and(|expires| expires <= now)
+}
+
+/// Who sees what (the module's rule), and nothing expired at `now`.
+fn visibility(scope: &Scope, wider: bool, now: &str) -> Filter {
+    let mut must = Vec::new();
+    for (field, value) in SCOPE_FIELDS
+        .iter()
+        .zip([&scope.user_id, &scope.agent_id, &scope.run_id])
+    {
+        let unset = Condition::IsNull {
+            is_null: KeyRef {
+                key: (*field).to_owned(),
+            },
+        };
+        match value {
+            Some(value) => must.push(Condition::Filter(Filter::should([
+                Condition::matches(field, value.as_str()),
+                unset,
+            ]))),
+            None if wider => {}
+            None => must.push(unset),
+        }
+    }
+    let now_seconds = DateTime::parse_from_rfc3339(now)
+        .map(|at| at.timestamp_micros() as f64 / 1e6)
+        .unwrap_or(f64::MAX);
+    must.push(Condition::Filter(Filter::should([
+        Condition::IsNull {
+            is_null: KeyRef {
+                key: EXPIRES_FIELD.to_owned(),
+            },
+        },
+        Condition::Field(FieldCondition {
+            key: EXPIRES_FIELD.to_owned(),
+            r#match: None,
+            range: Some(Range {
+                gt: Some(now_seconds),
+                ..Range::default()
+            }),
+        }),
+    ])));
+    Filter::must(must)
+}
+
+/// A filter on a memory's metadata, its keys moved under `metadata.`.
+fn under_metadata(filter: &Filter) -> Filter {
+    let mut filter = filter.clone();
+    let mut pending = vec![&mut filter];
+    while let Some(current) = pending.pop() {
+        for condition in current
+            .must
+            .iter_mut()
+            .chain(current.should.iter_mut())
+            .chain(current.must_not.iter_mut())
+        {
+            match condition {
+                Condition::Field(field) => field.key = format!("metadata.{}", field.key),
+                Condition::IsNull { is_null: key } | Condition::IsEmpty { is_empty: key } => {
+                    key.key = format!("metadata.{}", key.key);
+                }
+                Condition::Nested { nested } => nested.key = format!("metadata.{}", nested.key),
+                Condition::Filter(inner) => pending.push(inner),
+                Condition::HasId { .. } => {}
+            }
+        }
+    }
+    filter
+}
