@@ -11,7 +11,7 @@ use chrono::Utc;
 use mnemo_engine::memory::{AddStatus, MemoryQuery, NewMemory};
 use mnemo_engine::{Engine, EngineError};
 use mnemo_records::{Change, Memory, MemoryRecords, Scope, SqliteRecords, timestamp};
-use mnemo_store::{Point, PointId, VectorStore};
+use mnemo_store::{Point, PointId};
 use serde_json::{Map, json};
 
 fn scope(user: Option<&str>, agent: Option<&str>, run: Option<&str>) -> Scope {
