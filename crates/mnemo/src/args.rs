@@ -162,6 +162,12 @@ impl StoreArgs {
         }
     }
 
+    /// Where agents' memories' records and history are kept: beside the data directory's
+    /// collections, whichever store holds the vectors.
+    pub fn memory_database(&self) -> PathBuf {
+        self.dir().join("memory.sqlite")
+    }
+
     fn dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| {
             let data_home = std::env::var_os("XDG_DATA_HOME")

@@ -1132,7 +1132,10 @@ fn every_route_refuses_what_its_access_row_refuses() {
         }
         let (status, body) = send(route.method, &path, Some("elsewhere-secret"), None);
         match route.collections {
-            CollectionRule::Path | CollectionRule::All | CollectionRule::Query => {
+            CollectionRule::Path
+            | CollectionRule::All
+            | CollectionRule::Query
+            | CollectionRule::Memories => {
                 assert_eq!(
                     (status, code(&body)),
                     (StatusCode::FORBIDDEN, "forbidden"),
@@ -1199,6 +1202,131 @@ fn every_route_refuses_what_its_access_row_refuses() {
     assert_eq!(listed["jobs"], json!([]));
     let (_, listed) = send("GET", "/api/v1/jobs", Some("reader-secret"), None);
     assert_eq!(listed["jobs"].as_array().map(Vec::len), Some(2));
+}
+
+/// Agents' memories over REST: added (201), the same text again unchanged (200, same id), a
+/// near-duplicate written and its twin listed as similar, searched by scope, updated with
+/// history, forgotten one and by scope; the records survive a restart, and the vectors agree.
+#[test]
+fn memories_over_http() {
+    use reqwest::Method;
+    let data = tempfile::tempdir().unwrap();
+    let store = data.path().join("store");
+    let client = Client::new();
+    let first_id;
+    {
+        let server = Server::start(&store, &[]);
+        let send = |method: Method, path: &str, body: Option<Value>| {
+            call_unrecorded(&client, method, &server.url(path), None, body)
+        };
+        let (status, added) = send(
+            Method::POST,
+            "/api/v1/memories",
+            Some(
+                json!({"text": "Standup is at 10:00 on Mondays", "user_id": "alice", "metadata": {"topic": "meetings"}}),
+            ),
+        );
+        assert_eq!(status, StatusCode::CREATED, "{added}");
+        assert_eq!(added["status"], "added");
+        first_id = added["id"].as_str().unwrap().to_owned();
+        let (status, again) = send(
+            Method::POST,
+            "/api/v1/memories",
+            Some(json!({"text": "Standup is at 10:00 on Mondays", "user_id": "alice"})),
+        );
+        assert_eq!(
+            (status, again["status"].as_str()),
+            (StatusCode::OK, Some("unchanged"))
+        );
+        assert_eq!(again["id"], added["id"]);
+        let (status, twin) = send(
+            Method::POST,
+            "/api/v1/memories",
+            Some(json!({"text": "Standup is at 11:00 on Mondays", "user_id": "alice"})),
+        );
+        assert_eq!(status, StatusCode::CREATED, "{twin}");
+        assert_eq!(twin["similar"][0]["id"], added["id"], "{twin}");
+        let (status, refused) = send(
+            Method::POST,
+            "/api/v1/memories",
+            Some(json!({"text": "nobody's"})),
+        );
+        assert_eq!(
+            (status, code(&refused)),
+            (StatusCode::UNPROCESSABLE_ENTITY, "unprocessable"),
+            "{refused}"
+        );
+        let (status, found) = send(
+            Method::POST,
+            "/api/v1/memories/search",
+            Some(
+                json!({"query": "when is the standup", "user_id": "alice", "agent_id": "planner", "filter": {"must": [{"key": "topic", "match": {"value": "meetings"}}]}}),
+            ),
+        );
+        assert_eq!(status, StatusCode::OK, "{found}");
+        assert_eq!(found["result"].as_array().map(Vec::len), Some(1), "{found}");
+        assert_eq!(found["result"][0]["memory"]["id"], added["id"]);
+        let (_, bobs) = send(
+            Method::POST,
+            "/api/v1/memories/search",
+            Some(json!({"query": "when is the standup", "user_id": "bob"})),
+        );
+        assert_eq!(bobs["result"], json!([]), "alice's memories are not bob's");
+        let (status, updated) = send(
+            Method::PUT,
+            &format!("/api/v1/memories/{first_id}"),
+            Some(json!({"text": "Standup is at 09:30 on Mondays"})),
+        );
+        assert_eq!(status, StatusCode::OK, "{updated}");
+        let (status, missing) = send(Method::GET, "/api/v1/memories/not-an-id", None);
+        assert_eq!(
+            (status, code(&missing)),
+            (StatusCode::NOT_FOUND, "not_found")
+        );
+    }
+    // Restarted on the same data directory: the records, their history and vectors are there.
+    let server = Server::start(&store, &[]);
+    let send = |method: Method, path: &str, body: Option<Value>| {
+        call_unrecorded(&client, method, &server.url(path), None, body)
+    };
+    let (status, memory) = send(Method::GET, &format!("/api/v1/memories/{first_id}"), None);
+    assert_eq!(status, StatusCode::OK, "{memory}");
+    assert_eq!(memory["text"], "Standup is at 09:30 on Mondays");
+    let (_, found) = send(
+        Method::POST,
+        "/api/v1/memories/search",
+        Some(json!({"query": "standup time", "user_id": "alice"})),
+    );
+    assert_eq!(found["result"].as_array().map(Vec::len), Some(2), "{found}");
+    let (status, deleted) = send(
+        Method::POST,
+        "/api/v1/memories/delete",
+        Some(json!({"user_id": "alice"})),
+    );
+    assert_eq!(
+        (status, deleted["deleted"].as_u64()),
+        (StatusCode::OK, Some(2)),
+        "{deleted}"
+    );
+    let (_, history) = send(
+        Method::GET,
+        &format!("/api/v1/memories/{first_id}/history"),
+        None,
+    );
+    let changes: Vec<&str> = history["history"]
+        .as_array()
+        .map(|entries| {
+            entries
+                .iter()
+                .filter_map(|e| e["change"].as_str())
+                .collect()
+        })
+        .unwrap_or_default();
+    assert_eq!(changes, ["added", "updated", "deleted"], "{history}");
+    assert_eq!(
+        history["history"][1]["before"]["text"],
+        "Standup is at 10:00 on Mondays"
+    );
 }
 
 /// Index jobs run one at a time from a bounded queue: a queued job cancelled never starts, a

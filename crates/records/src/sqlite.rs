@@ -53,9 +53,18 @@ pub struct SqliteRecords {
 }
 
 impl SqliteRecords {
-    /// Opens (creating if needed) the database at `path`.
+    /// Opens (creating if needed, with its folder) the database at `path`.
     pub fn open(path: &Path) -> Result<Self> {
         let error = |err: rusqlite::Error| database(path, err);
+        if let Some(folder) = path
+            .parent()
+            .filter(|folder| !folder.as_os_str().is_empty())
+        {
+            std::fs::create_dir_all(folder).map_err(|err| RecordsError::Database {
+                path: path.display().to_string(),
+                message: format!("cannot create its folder: {err}"),
+            })?;
+        }
         let connection = Connection::open(path).map_err(error)?;
         connection
             .busy_timeout(Duration::from_secs(5))

@@ -8,7 +8,7 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, SecurityRequirement};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{collections, embeddings, jobs, points, search, snapshots, system};
+use crate::api::{collections, embeddings, jobs, memories, points, search, snapshots, system};
 use crate::error::ErrorResponse;
 
 #[derive(OpenApi)]
@@ -42,6 +42,13 @@ use crate::error::ErrorResponse;
         jobs::list,
         jobs::status,
         jobs::cancel,
+        memories::add,
+        memories::search,
+        memories::get,
+        memories::update,
+        memories::delete,
+        memories::delete_many,
+        memories::history,
         embeddings::create,
         snapshots::list,
         snapshots::create,
@@ -56,6 +63,7 @@ use crate::error::ErrorResponse;
         (name = "points", description = "Points: ids, vectors, JSON payloads"),
         (name = "search", description = "Search by vector or text, similar items, task listing"),
         (name = "indexing", description = "Index Markdown on the server as background jobs"),
+        (name = "memories", description = "Agents' memories: scoped, deduplicated, with history and expiry"),
         (name = "embeddings", description = "OpenAI-compatible embeddings"),
         (name = "snapshots", description = "Consistent, checksummed snapshots of a collection"),
         (name = "server", description = "Health, readiness, metrics, this document"),

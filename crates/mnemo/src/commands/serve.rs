@@ -7,6 +7,7 @@ use std::sync::Arc;
 use anyhow::Context;
 use clap::{Args, Subcommand};
 use mnemo_engine::{ApiKey, Scope};
+use mnemo_records::SqliteRecords;
 use mnemo_server::ServerConfig;
 
 use mnemo::args::{ModelArgs, OpenedStore, StoreArgs, engine_over};
@@ -67,7 +68,26 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.durability,
     );
     let store = store_args.open_any()?;
-    let engine = Arc::new(engine_over(store.shared(), &args.model)?);
+    let memory_database = store_args.memory_database();
+    let records = SqliteRecords::open(&memory_database).with_context(|| {
+        format!(
+            "cannot open the memory database {}",
+            memory_database.display()
+        )
+    })?;
+    let engine =
+        Arc::new(engine_over(store.shared(), &args.model)?.with_records(Arc::new(records)));
+    // A kill between a memory's two writes is mended before anyone asks.
+    let repaired = engine
+        .repair_memories()
+        .context("cannot bring the memories' vectors in line with their records")?;
+    if repaired.vectors_written + repaired.vectors_removed > 0 {
+        println!(
+            "memories repaired: {} vectors written again, {} without a record removed",
+            repaired.vectors_written, repaired.vectors_removed
+        );
+    }
+    start_expiry_sweep(Arc::clone(&engine));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
@@ -104,6 +124,24 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         })?;
     println!("stopped; the store is flushed");
     Ok(())
+}
+
+/// Deletes expired memories every minute (they are hidden from the moment they expire; the
+/// sweep frees their space and writes `expired` in their history).
+fn start_expiry_sweep(engine: Arc<mnemo_engine::Engine>) {
+    let spawned = std::thread::Builder::new()
+        .name("mnemo-memory-expiry".into())
+        .spawn(move || {
+            loop {
+                std::thread::sleep(std::time::Duration::from_secs(60));
+                if let Err(err) = engine.sweep_expired_memories(chrono::Utc::now()) {
+                    eprintln!("warning: the expiry sweep of memories failed: {err}");
+                }
+            }
+        });
+    if let Err(err) = spawned {
+        eprintln!("warning: expired memories will not be swept: {err}");
+    }
 }
 
 /// SIGTERM or Ctrl-C.

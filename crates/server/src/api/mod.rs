@@ -5,6 +5,7 @@
 pub(crate) mod collections;
 pub(crate) mod embeddings;
 pub(crate) mod jobs;
+pub(crate) mod memories;
 pub(crate) mod points;
 pub mod routes;
 pub(crate) mod search;
@@ -192,6 +193,16 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/index", post(jobs::start))
         .route("/api/v1/jobs", get(jobs::list))
         .route("/api/v1/jobs/{id}", get(jobs::status).delete(jobs::cancel))
+        .route("/api/v1/memories", post(memories::add))
+        .route("/api/v1/memories/search", post(memories::search))
+        .route("/api/v1/memories/delete", post(memories::delete_many))
+        .route(
+            "/api/v1/memories/{id}",
+            get(memories::get)
+                .put(memories::update)
+                .delete(memories::delete),
+        )
+        .route("/api/v1/memories/{id}/history", get(memories::history))
         .route("/v1/embeddings", post(embeddings::create))
         .route("/metrics", get(system::metrics))
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard));

@@ -22,6 +22,9 @@ pub enum CollectionRule {
     Listing,
     /// Every collection: refused to a key limited to some.
     All,
+    /// Agents' memories, which live in the collection `memories`: a key limited to some
+    /// collections must include it.
+    Memories,
 }
 
 impl CollectionRule {
@@ -34,6 +37,7 @@ impl CollectionRule {
             Self::Body => "`collection`, `passages_collection` (admin to create one)",
             Self::Listing => "only the key's are listed",
             Self::All => "all: refused to a key limited to some",
+            Self::Memories => "`memories`",
         }
     }
 }
@@ -144,6 +148,13 @@ pub const ROUTES: &[RouteAccess] = &[
     route("GET", "/api/v1/jobs", READ, C::Listing),
     route("GET", "/api/v1/jobs/{id}", READ, C::Listing),
     route("DELETE", "/api/v1/jobs/{id}", WRITE, C::Listing),
+    route("POST", "/api/v1/memories", WRITE, C::Memories),
+    route("POST", "/api/v1/memories/search", READ, C::Memories),
+    route("POST", "/api/v1/memories/delete", WRITE, C::Memories),
+    route("GET", "/api/v1/memories/{id}", READ, C::Memories),
+    route("PUT", "/api/v1/memories/{id}", WRITE, C::Memories),
+    route("DELETE", "/api/v1/memories/{id}", WRITE, C::Memories),
+    route("GET", "/api/v1/memories/{id}/history", READ, C::Memories),
     route("POST", "/v1/embeddings", READ, C::None),
     route("GET", "/metrics", READ, C::All),
 ];
@@ -167,6 +178,7 @@ pub fn check(
     };
     match access.collections {
         C::Path => principal.authorize(scope, path_collection),
+        C::Memories => principal.authorize(scope, Some(mnemo_engine::memory::MEMORY_COLLECTION)),
         C::All if principal.is_restricted() => Err(AccessError::CollectionsLimited {
             key: principal.name().to_owned(),
         }),
