@@ -169,7 +169,21 @@ impl Engine {
             content_hash: hash,
             author: new.actor.clone(),
         };
-        records.add(&memory)?;
+        match records.add(&memory) {
+            Ok(()) => {}
+            // Another writer added the same text in the same scope meanwhile: theirs it is.
+            Err(mnemo_records::RecordsError::Exists(_)) => {
+                if let Some(same) = records.find_same(&new.scope, &memory.content_hash)? {
+                    return Ok(Added {
+                        id: same.id,
+                        status: AddStatus::Unchanged,
+                        similar: Vec::new(),
+                    });
+                }
+                return Err(mnemo_records::RecordsError::Exists(memory.id).into());
+            }
+            Err(err) => return Err(err.into()),
+        }
         self.write_memory_vector(&memory, vector)?;
         Ok(Added {
             id: memory.id,
@@ -230,8 +244,23 @@ impl Engine {
             expires_at: current.expires_at.clone(),
             text,
         };
+        let taken = || {
+            EngineError::InvalidQuery(format!(
+                "another memory of this scope holds that text already; update or delete it instead of {id}"
+            ))
+        };
+        if records
+            .find_same(&current.scope, &version.content_hash)?
+            .is_some_and(|same| same.id != id)
+        {
+            return Err(taken());
+        }
         let (_, updated) = records
-            .update(id, &version, actor, &timestamp(Utc::now()))?
+            .update(id, &version, actor, &timestamp(Utc::now()))
+            .map_err(|err| match err {
+                mnemo_records::RecordsError::Exists(_) => taken(),
+                other => other.into(),
+            })?
             .ok_or_else(|| EngineError::UnknownMemory(id.to_owned()))?;
         self.memory_collection()?;
         let vector = self.embed_memory(&updated.text)?;

@@ -111,6 +111,47 @@ fn same_text_is_one_memory_and_near_duplicates_are_never_dropped() {
 }
 
 #[test]
+fn racing_adds_of_one_text_make_one_memory() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine(dir.path());
+    let engine = Arc::new(engine);
+    let start = Arc::new(std::sync::Barrier::new(6));
+    let writers: Vec<_> = (0..6)
+        .map(|_| {
+            let (engine, start) = (Arc::clone(&engine), Arc::clone(&start));
+            std::thread::spawn(move || {
+                start.wait();
+                engine
+                    .add_memory(&new(
+                        "Erin reviews every migration",
+                        scope(Some("erin"), None, None),
+                    ))
+                    .unwrap()
+            })
+        })
+        .collect();
+    let added: Vec<_> = writers.into_iter().map(|w| w.join().unwrap()).collect();
+    assert!(added.iter().all(|a| a.id == added[0].id), "{added:?}");
+    assert_eq!(
+        added
+            .iter()
+            .filter(|a| a.status == AddStatus::Added)
+            .count(),
+        1
+    );
+    assert_eq!(
+        search(
+            &engine,
+            "who reviews migrations",
+            scope(Some("erin"), None, None),
+            false
+        )
+        .len(),
+        1
+    );
+}
+
+#[test]
 fn each_scope_sees_what_it_should() {
     let dir = tempfile::tempdir().unwrap();
     let (engine, _) = engine(dir.path());
@@ -191,6 +232,14 @@ fn update_delete_forget_and_expire_keep_their_history() {
         search(&engine, "what does Carol eat", carol.clone(), false),
         ["Carol is vegan"]
     );
+    let other = engine
+        .add_memory(&new("Carol likes hiking", carol.clone()))
+        .unwrap();
+    let clash = engine
+        .update_memory(&other.id, Some("Carol is vegan"), None, "carol")
+        .unwrap_err();
+    assert!(matches!(clash, EngineError::InvalidQuery(_)), "{clash}");
+    engine.delete_memory(&other.id, "carol").unwrap();
     let filtered = engine
         .search_memories(&MemoryQuery {
             text: "what does Carol eat".into(),

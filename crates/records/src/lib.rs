@@ -28,7 +28,9 @@ pub enum RecordsError {
     },
     #[error("a memory needs at least one of user_id, agent_id and run_id")]
     NoScope,
-    #[error("memory {0} exists already")]
+    #[error("`{0}` is empty: leave a scope field out rather than give it empty")]
+    EmptyScopeField(&'static str),
+    #[error("memory {0} exists already, or its text does in its scope")]
     Exists(String),
     #[error("stored memory {id} is damaged: {message}")]
     Corrupt { id: String, message: String },
@@ -39,7 +41,8 @@ pub type Result<T, E = RecordsError> = std::result::Result<T, E>;
 /// Where memories and their history are kept. Every method is one transaction: a change and
 /// its history entry are written together or not at all.
 pub trait MemoryRecords: Send + Sync {
-    /// Stores a new memory and its `Added` history entry.
+    /// Stores a new memory and its `Added` history entry; `Exists` when the id is taken or
+    /// the same text is already in the same scope (a racing writer got there first).
     fn add(&self, memory: &Memory) -> Result<()>;
     /// The memory of exactly `scope` whose content hash is `content_hash`, if any.
     fn find_same(&self, scope: &Scope, content_hash: &str) -> Result<Option<Memory>>;

@@ -22,6 +22,18 @@ impl Scope {
         if self.user_id.is_none() && self.agent_id.is_none() && self.run_id.is_none() {
             return Err(RecordsError::NoScope);
         }
+        for (name, value) in [
+            ("user_id", &self.user_id),
+            ("agent_id", &self.agent_id),
+            ("run_id", &self.run_id),
+        ] {
+            if value
+                .as_deref()
+                .is_some_and(|value| value.trim().is_empty())
+            {
+                return Err(RecordsError::EmptyScopeField(name));
+            }
+        }
         Ok(())
     }
 }

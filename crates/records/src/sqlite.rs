@@ -30,7 +30,9 @@ CREATE TABLE IF NOT EXISTS memories (
     author TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS memories_by_scope ON memories (user_id, agent_id, run_id);
-CREATE INDEX IF NOT EXISTS memories_by_hash ON memories (content_hash);
+-- One memory per text and scope, also when two writers race: unset fields compare equal.
+CREATE UNIQUE INDEX IF NOT EXISTS memories_one_per_text ON memories
+    (content_hash, COALESCE(user_id, ''), COALESCE(agent_id, ''), COALESCE(run_id, ''));
 CREATE INDEX IF NOT EXISTS memories_by_expiry ON memories (expires_at) WHERE expires_at IS NOT NULL;
 CREATE TABLE IF NOT EXISTS history (
     sequence INTEGER PRIMARY KEY AUTOINCREMENT,
@@ -240,6 +242,7 @@ impl MemoryRecords for SqliteRecords {
                 ],
             );
             match inserted {
+                // The id, or the same text in the same scope, written by someone else first.
                 Ok(0) => return Err(RecordsError::Exists(memory.id.clone())),
                 Ok(_) => {}
                 Err(err) => return Err(self.error(err)),
@@ -304,7 +307,13 @@ impl MemoryRecords for SqliteRecords {
                         at
                     ],
                 )
-                .map_err(|e| self.error(e))?;
+                .map_err(|err| match err.sqlite_error_code() {
+                    // Another memory of the scope holds that text already.
+                    Some(rusqlite::ErrorCode::ConstraintViolation) => {
+                        RecordsError::Exists(id.to_owned())
+                    }
+                    _ => self.error(err),
+                })?;
             let after = Memory {
                 text: change.text.clone(),
                 metadata: change.metadata.clone(),

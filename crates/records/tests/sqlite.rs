@@ -58,6 +58,36 @@ fn add_update_remove_and_the_history_that_outlives_them() {
         Err(RecordsError::NoScope)
     ));
 
+    // A second writer of the same text in the same scope (another id) is refused by the
+    // database itself, so two racing adds cannot both land; an empty scope field is refused.
+    let racing = memory(
+        "m1-twin",
+        "prefers tea",
+        alice.clone(),
+        "2026-12-01T10:00:01.000000Z",
+        None,
+    );
+    assert!(matches!(records.add(&racing), Err(RecordsError::Exists(_))));
+    let blank = memory(
+        "m9",
+        "x",
+        scope(Some(" "), None, None),
+        "2026-12-01T10:00:00.000000Z",
+        None,
+    );
+    assert!(matches!(
+        records.add(&blank),
+        Err(RecordsError::EmptyScopeField("user_id"))
+    ));
+    let elsewhere = memory(
+        "m1-bob",
+        "prefers tea",
+        scope(Some("bob"), None, None),
+        "2026-12-01T10:00:01.000000Z",
+        None,
+    );
+    records.add(&elsewhere).unwrap();
+
     // The same text in the same scope is found; in a wider or narrower scope it is not.
     let found = records.find_same(&alice, "hash-of-prefers tea").unwrap();
     assert_eq!(found.as_ref().map(|m| m.id.as_str()), Some("m1"));

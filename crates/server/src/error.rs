@@ -160,9 +160,10 @@ impl From<EngineError> for ApiError {
             EngineError::UnknownJob(_) | EngineError::UnknownMemory(_) => {
                 ApiError::new(ErrorCode::NotFound, err.to_string())
             }
-            EngineError::Records(mnemo_records::RecordsError::NoScope) => {
-                ApiError::new(ErrorCode::Unprocessable, err.to_string())
-            }
+            EngineError::Records(
+                mnemo_records::RecordsError::NoScope
+                | mnemo_records::RecordsError::EmptyScopeField(_),
+            ) => ApiError::new(ErrorCode::Unprocessable, err.to_string()),
             EngineError::Records(_) | EngineError::MemoryStoreMissing => {
                 ApiError::new(ErrorCode::Internal, err.to_string())
             }
