@@ -354,6 +354,14 @@ impl Engine {
             .collection_config(MEMORY_COLLECTION)
             .is_err_and(|err| matches!(err, StoreError::UnknownCollection(_)))
         {
+            // No memory was ever added: nothing to mend, and no collection to make for it.
+            let any = records.list(&ListQuery {
+                limit: 1,
+                ..ListQuery::default()
+            })?;
+            if any.is_empty() {
+                return Ok(repaired);
+            }
             self.memory_collection()?;
         }
         let mut known = HashSet::new();
