@@ -110,6 +110,13 @@ impl Engine {
             .ok_or(EngineError::MemoryStoreMissing)
     }
 
+    /// Whether no memory was ever added: the memories collection is not made yet.
+    fn memory_collection_missing(&self) -> bool {
+        self.store()
+            .collection_config(MEMORY_COLLECTION)
+            .is_err_and(|err| matches!(err, StoreError::UnknownCollection(_)))
+    }
+
     /// The memories collection, made on first use with its scope fields indexed.
     fn memory_collection(&self) -> Result<()> {
         match self.store().collection_config(MEMORY_COLLECTION) {
@@ -195,11 +202,7 @@ impl Engine {
     /// Memories visible to `query.scope`, by meaning, best first; expired ones never.
     pub fn search_memories(&self, query: &MemoryQuery) -> Result<Vec<FoundMemory>> {
         crate::check_limit(query.limit)?;
-        if self
-            .store()
-            .collection_config(MEMORY_COLLECTION)
-            .is_err_and(|err| matches!(err, StoreError::UnknownCollection(_)))
-        {
+        if self.memory_collection_missing() {
             return Ok(Vec::new());
         }
         let vector = self.query_vector(&query.text)?;
@@ -349,11 +352,7 @@ impl Engine {
     pub fn repair_memories(&self) -> Result<Repaired> {
         let records = self.records()?;
         let mut repaired = Repaired::default();
-        if self
-            .store()
-            .collection_config(MEMORY_COLLECTION)
-            .is_err_and(|err| matches!(err, StoreError::UnknownCollection(_)))
-        {
+        if self.memory_collection_missing() {
             // No memory was ever added: nothing to mend, and no collection to make for it.
             let any = records.list(&ListQuery {
                 limit: 1,
@@ -443,11 +442,7 @@ impl Engine {
         ]) {
             payload.insert((*field).to_owned(), json!(value));
         }
-        let expires = memory
-            .expires_at
-            .as_deref()
-            .and_then(|at| DateTime::parse_from_rfc3339(at).ok())
-            .map(|at| at.timestamp_micros() as f64 / 1e6);
+        let expires = memory.expires_at.as_deref().and_then(epoch_seconds);
         payload.insert(EXPIRES_FIELD.to_owned(), json!(expires));
         payload.insert(HASH_FIELD.to_owned(), json!(memory.content_hash));
         payload.insert(
@@ -537,6 +532,13 @@ fn content_hash(text: &str) -> String {
     blake3::hash(text.trim().as_bytes()).to_hex().to_string()
 }
 
+/// A stored time as seconds since the epoch: how expiry is compared in the vector store.
+fn epoch_seconds(at: &str) -> Option<f64> {
+    DateTime::parse_from_rfc3339(at)
+        .ok()
+        .map(|at| at.timestamp_micros() as f64 / 1e6)
+}
+
 fn point_id(id: &str) -> Option<PointId> {
     uuid::Uuid::parse_str(id).ok().map(PointId::Uuid)
 }
@@ -569,9 +571,7 @@ fn visibility(scope: &Scope, wider: bool, now: &str) -> Filter {
             None => must.push(unset),
         }
     }
-    let now_seconds = DateTime::parse_from_rfc3339(now)
-        .map(|at| at.timestamp_micros() as f64 / 1e6)
-        .unwrap_or(f64::MAX);
+    let now_seconds = epoch_seconds(now).unwrap_or(f64::MAX);
     must.push(Condition::Filter(Filter::should([
         Condition::IsNull {
             is_null: KeyRef {
