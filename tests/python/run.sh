@@ -81,5 +81,8 @@ echo "API clients and fuzzing: passed"
 
 "$venv/bin/python" "$here/test_tls.py" "$binary"
 
+# Agents' memories and the plan index through the official MCP SDK, over HTTP and stdio.
+"$venv/bin/python" "$here/test_mcp.py" "$binary"
+
 # Files that Python itself writes (numpy's .npy, pickles) through mnemo import and export.
 "$venv/bin/python" "$here/test_import.py" "$binary"

@@ -76,6 +76,13 @@ pub enum AccessError {
     CollectionsLimited { key: String },
     #[error("unknown scope `{0}`: use read, write or admin")]
     UnknownScope(String),
+    #[error("key `{key}` acts for {field} `{owner}` and may not use the memories of `{asked}`")]
+    MemoryOwnerDenied {
+        key: String,
+        field: &'static str,
+        owner: String,
+        asked: String,
+    },
     #[error("key `{name}`: {message}")]
     InvalidKey { name: String, message: String },
 }
@@ -96,6 +103,16 @@ pub struct ApiKey {
     pub scope: Scope,
     /// `None`: every collection.
     pub collections: Option<Vec<String>>,
+    /// Whose memories this key reads and writes: a key tied to a user (or an agent) uses
+    /// that user's memories only, and its calls default to that user.
+    pub memory_owner: MemoryOwner,
+}
+
+/// The user and agent a key acts for, when it is tied to them.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct MemoryOwner {
+    pub user_id: Option<String>,
+    pub agent_id: Option<String>,
 }
 
 pub const HASH_PREFIX: &str = "blake3:";
@@ -127,6 +144,7 @@ impl ApiKey {
             hash,
             scope,
             collections,
+            memory_owner: MemoryOwner::default(),
         })
     }
 
@@ -137,7 +155,14 @@ impl ApiKey {
             hash: blake3::hash(secret.as_bytes()),
             scope,
             collections: None,
+            memory_owner: MemoryOwner::default(),
         }
+    }
+
+    /// This key tied to `owner`'s memories.
+    pub fn owning_memories_of(mut self, owner: MemoryOwner) -> Self {
+        self.memory_owner = owner;
+        self
     }
 
     /// The line of the config file for `secret`.
@@ -162,6 +187,24 @@ impl Principal {
     /// Anyone, on a service that has no keys.
     pub fn anonymous() -> Self {
         Self { key: None }
+    }
+
+    /// The user of this machine (`mnemo mcp` over stdio): every scope, acting for `owner`'s
+    /// memories when one is given.
+    pub fn local(owner: MemoryOwner) -> Self {
+        if owner == MemoryOwner::default() {
+            return Self::anonymous();
+        }
+        Self {
+            key: Some(ApiKey {
+                name: "local".to_owned(),
+                // Never presented: this principal is not found by a secret.
+                hash: blake3::hash(b""),
+                scope: Scope::Admin,
+                collections: None,
+                memory_owner: owner,
+            }),
+        }
     }
 
     pub fn name(&self) -> &str {
@@ -199,6 +242,58 @@ impl Principal {
     /// Whether `collection` is one this principal may know of (listings leave out the others).
     pub fn may_see(&self, collection: &str) -> bool {
         self.key.as_ref().is_none_or(|key| key.may_use(collection))
+    }
+
+    /// The scope of a memory call: the fields `asked`, the key's own user and agent where
+    /// none is asked. A key tied to a user or agent may not name another one.
+    pub fn memory_scope(
+        &self,
+        mut asked: mnemo_records::Scope,
+    ) -> Result<mnemo_records::Scope, AccessError> {
+        let Some(key) = &self.key else {
+            return Ok(asked);
+        };
+        for (field, owner, asked) in [
+            ("user_id", &key.memory_owner.user_id, &mut asked.user_id),
+            ("agent_id", &key.memory_owner.agent_id, &mut asked.agent_id),
+        ] {
+            match (owner, asked.as_deref()) {
+                (Some(owner), Some(value)) if owner != value => {
+                    return Err(AccessError::MemoryOwnerDenied {
+                        key: key.name.clone(),
+                        field,
+                        owner: owner.clone(),
+                        asked: value.to_owned(),
+                    });
+                }
+                (Some(owner), None) => *asked = Some(owner.clone()),
+                _ => {}
+            }
+        }
+        Ok(asked)
+    }
+
+    /// Whether this principal may read or change a memory of `scope` (by its id).
+    pub fn may_use_memory(&self, scope: &mnemo_records::Scope) -> Result<(), AccessError> {
+        let Some(key) = &self.key else {
+            return Ok(());
+        };
+        for (field, owner, held) in [
+            ("user_id", &key.memory_owner.user_id, &scope.user_id),
+            ("agent_id", &key.memory_owner.agent_id, &scope.agent_id),
+        ] {
+            if let Some(owner) = owner
+                && held.as_ref() != Some(owner)
+            {
+                return Err(AccessError::MemoryOwnerDenied {
+                    key: key.name.clone(),
+                    field,
+                    owner: owner.clone(),
+                    asked: held.clone().unwrap_or_else(|| "nobody".to_owned()),
+                });
+            }
+        }
+        Ok(())
     }
 
     /// Whether this principal is held to some collections only.

@@ -31,7 +31,7 @@ mod sources;
 use std::sync::Arc;
 use std::time::Duration;
 
-pub use access::{API_KEY_ENV, AccessError, ApiKey, KeyRing, Principal, Scope};
+pub use access::{API_KEY_ENV, AccessError, ApiKey, KeyRing, MemoryOwner, Principal, Scope};
 pub use cache::{CacheStats, QueryCache};
 pub use filter_expr::{FilterError, parse_filter};
 pub use index::{IndexOptions, IndexProgress, IndexSummary, Quiet, task_embed_text};

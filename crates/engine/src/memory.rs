@@ -19,13 +19,13 @@ use chrono::{DateTime, Utc};
 use mnemo_records::{Change, ListQuery, Memory, MemoryRecords, Scope, Version, timestamp};
 use mnemo_store::{
     CollectionConfig, Condition, Distance, FieldCondition, FieldType, Filter, KeyRef, NearestQuery,
-    PayloadSelection, Point, PointId, PointSelector, Range, SearchRequest, StoreError, Vector,
-    VectorSelection,
+    PayloadSelection, Point, PointId, PointSelector, Range, ScoredPoint, SearchRequest, StoreError,
+    Vector, VectorSelection,
 };
 use serde::Serialize;
 use serde_json::{Map, Value, json};
 
-use crate::{Engine, EngineError, Result};
+use crate::{Engine, EngineError, KEYWORD_VECTOR, Principal, Result, SearchMode, bm25};
 
 /// The vector collection of memories.
 pub const MEMORY_COLLECTION: &str = "memories";
@@ -38,6 +38,9 @@ const PAGE: usize = 500;
 
 const SCOPE_FIELDS: [&str; 3] = ["user_id", "agent_id", "run_id"];
 const EXPIRES_FIELD: &str = "expires_at_seconds";
+const CREATED_FIELD: &str = "created_at_seconds";
+/// The memory's meaning; BM25 keywords beside it under [`KEYWORD_VECTOR`] for hybrid search.
+const MEANING_VECTOR: &str = "";
 const HASH_FIELD: &str = "content_hash";
 
 /// A memory to add.
@@ -87,6 +90,12 @@ pub struct MemoryQuery {
     pub filter: Option<Filter>,
     pub limit: usize,
     pub score_threshold: Option<f32>,
+    /// Dense (meaning), hybrid (meaning and keywords fused by rank) or keyword.
+    pub mode: SearchMode,
+    /// Only memories created at or after this time.
+    pub created_after: Option<DateTime<Utc>>,
+    /// Only memories created before this time.
+    pub created_before: Option<DateTime<Utc>>,
 }
 
 #[derive(Debug, Clone, PartialEq, Serialize)]
@@ -95,11 +104,30 @@ pub struct FoundMemory {
     pub score: f32,
 }
 
+/// One line of an export: a memory and every change of it.
+#[derive(Debug, Clone, PartialEq, Serialize, serde::Deserialize)]
+pub struct ExportedMemory {
+    pub memory: Memory,
+    #[serde(default)]
+    pub history: Vec<mnemo_records::HistoryEntry>,
+}
+
+/// What an import wrote.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
+pub struct Imported {
+    pub imported: usize,
+    /// Already there: the same id, or the same text in the same scope.
+    pub skipped: usize,
+}
+
 /// What `repair` mended.
 #[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Serialize)]
 pub struct Repaired {
     pub vectors_written: usize,
     pub vectors_removed: usize,
+    /// The collection was made again (its layout or dimension was not this build's), every
+    /// memory embedded anew from its record.
+    pub rebuilt: bool,
 }
 
 impl Engine {
@@ -124,8 +152,10 @@ impl Engine {
             Err(StoreError::UnknownCollection(_)) => {}
             Err(err) => return Err(err.into()),
         }
-        let config = CollectionConfig::single(self.dim(), Distance::Cosine);
-        match self.store().create_collection(MEMORY_COLLECTION, &config) {
+        match self
+            .store()
+            .create_collection(MEMORY_COLLECTION, &self.memory_layout())
+        {
             Ok(()) | Err(StoreError::CollectionExists(_)) => {}
             Err(err) => return Err(err.into()),
         }
@@ -133,9 +163,17 @@ impl Engine {
             self.store()
                 .create_payload_index(MEMORY_COLLECTION, field, FieldType::Keyword)?;
         }
-        self.store()
-            .create_payload_index(MEMORY_COLLECTION, EXPIRES_FIELD, FieldType::Float)?;
+        for field in [EXPIRES_FIELD, CREATED_FIELD] {
+            self.store()
+                .create_payload_index(MEMORY_COLLECTION, field, FieldType::Float)?;
+        }
         Ok(())
+    }
+
+    /// The memories collection as this build makes it: the model's vector, and BM25 keywords.
+    fn memory_layout(&self) -> CollectionConfig {
+        CollectionConfig::single(self.dim(), Distance::Cosine)
+            .with_sparse_vector(KEYWORD_VECTOR, true)
     }
 
     /// Adds a memory: the same text in the same scope returns the existing id (`Unchanged`);
@@ -205,16 +243,74 @@ impl Engine {
         if self.memory_collection_missing() {
             return Ok(Vec::new());
         }
-        let vector = self.query_vector(&query.text)?;
-        self.nearest_memories(
-            &vector,
-            &query.scope,
-            query.wider,
-            query.filter.as_ref(),
-            query.limit,
-            query.score_threshold,
-            &timestamp(Utc::now()),
-        )
+        let now = timestamp(Utc::now());
+        let mut filter = visibility(&query.scope, query.wider, &now);
+        if let Some(metadata) = &query.filter {
+            filter = filter.and(under_metadata(metadata));
+        }
+        if query.created_after.is_some() || query.created_before.is_some() {
+            filter = filter.and(Filter::must([Condition::Field(FieldCondition {
+                key: CREATED_FIELD.to_owned(),
+                r#match: None,
+                range: Some(Range {
+                    gte: query.created_after.map(seconds_of),
+                    lt: query.created_before.map(seconds_of),
+                    ..Range::default()
+                }),
+            })]));
+        }
+        let meaning = |limit| -> Result<SearchRequest> {
+            let mut request = SearchRequest::new(
+                NearestQuery {
+                    using: MEANING_VECTOR.to_owned(),
+                    vector: Vector::Dense(self.query_vector(&query.text)?),
+                },
+                limit,
+            );
+            request.filter = Some(filter.clone());
+            request.with_payload = PayloadSelection::None;
+            Ok(request)
+        };
+        let keywords = |limit| {
+            let mut request =
+                crate::search::keyword_request(&query.text, Some(filter.clone()), limit);
+            request.with_payload = PayloadSelection::None;
+            request
+        };
+        let hits = match query.mode {
+            SearchMode::Dense => {
+                let mut request = meaning(query.limit)?;
+                request.score_threshold = query.score_threshold;
+                self.store().search(MEMORY_COLLECTION, request)?
+            }
+            SearchMode::Keyword => {
+                let mut request = keywords(query.limit);
+                request.score_threshold = query.score_threshold;
+                self.store().search(MEMORY_COLLECTION, request)?
+            }
+            SearchMode::Hybrid => {
+                // Fused by rank: a threshold on the fused score would mean nothing, so it
+                // applies to the meaning's cosine of each candidate.
+                let depth = (query.limit * 5).max(50);
+                let mut dense = meaning(depth)?;
+                dense.score_threshold = query.score_threshold;
+                let mut answers = self
+                    .store()
+                    .search_batch(MEMORY_COLLECTION, vec![dense, keywords(depth)])?
+                    .into_iter();
+                let dense_hits = answers.next().unwrap_or_default();
+                let mut keyword_hits = answers.next().unwrap_or_default();
+                if query.score_threshold.is_some() {
+                    let kept: HashSet<PointId> = dense_hits.iter().map(|hit| hit.id).collect();
+                    keyword_hits.retain(|hit| kept.contains(&hit.id));
+                }
+                crate::search::reciprocal_rank_fusion(
+                    &[(dense_hits, 1.0), (keyword_hits, 1.0)],
+                    query.limit,
+                )
+            }
+        };
+        self.found_memories(hits, &now)
     }
 
     /// The memory `id`, unless it expired.
@@ -282,9 +378,26 @@ impl Engine {
     }
 
     /// Forgets every memory whose scope has the fields given (all of a user's, all of an
-    /// agent's, ...); how many.
-    pub fn delete_memories(&self, scope: &Scope, actor: &str) -> Result<usize> {
-        scope.check()?;
+    /// agent's, ...) and whose metadata matches `filter`; how many. A scope or a filter is
+    /// needed: forgetting everything is not one call.
+    pub fn delete_memories(
+        &self,
+        scope: &Scope,
+        filter: Option<&Filter>,
+        actor: &str,
+    ) -> Result<usize> {
+        let scoped = *scope != Scope::default();
+        if scoped {
+            scope.check()?;
+        }
+        match filter {
+            Some(filter) => self.delete_matching_memories(scope, filter, actor),
+            None if scoped => self.delete_memories_of(scope, actor),
+            None => Err(mnemo_records::RecordsError::NoScope.into()),
+        }
+    }
+
+    fn delete_memories_of(&self, scope: &Scope, actor: &str) -> Result<usize> {
         let records = self.records()?;
         let query = ListQuery {
             user_id: scope.user_id.clone(),
@@ -315,12 +428,86 @@ impl Engine {
         }
     }
 
+    /// The memories of `scope` (the fields given) whose metadata matches `filter`, found in
+    /// the vector store, whose payload holds both.
+    fn delete_matching_memories(
+        &self,
+        scope: &Scope,
+        filter: &Filter,
+        actor: &str,
+    ) -> Result<usize> {
+        let records = self.records()?;
+        if self.memory_collection_missing() {
+            return Ok(0);
+        }
+        let mut must = Vec::new();
+        for (field, value) in
+            SCOPE_FIELDS
+                .iter()
+                .zip([&scope.user_id, &scope.agent_id, &scope.run_id])
+        {
+            if let Some(value) = value {
+                must.push(Condition::matches(field, value.as_str()));
+            }
+        }
+        let selection = Filter::must(must).and(under_metadata(filter));
+        let mut deleted = 0;
+        loop {
+            let mut request = mnemo_store::ScrollRequest::new(PAGE);
+            request.filter = Some(selection.clone());
+            request.with_payload = PayloadSelection::None;
+            let page = self.store().scroll(MEMORY_COLLECTION, request)?;
+            if page.points.is_empty() {
+                return Ok(deleted);
+            }
+            let at = timestamp(Utc::now());
+            let ids: Vec<String> = page
+                .points
+                .iter()
+                .map(|point| point.id.to_string())
+                .collect();
+            for id in &ids {
+                // A vector whose record is gone already goes too: each page makes progress.
+                if records.remove(id, Change::Deleted, actor, &at)?.is_some() {
+                    deleted += 1;
+                }
+            }
+            self.remove_memory_vectors(ids)?;
+        }
+    }
+
     /// Every change of `id`, also after it was deleted.
     pub fn memory_history(&self, id: &str) -> Result<Vec<mnemo_records::HistoryEntry>> {
         let history = self.records()?.history(id)?;
         if history.is_empty() {
             return Err(EngineError::UnknownMemory(id.to_owned()));
         }
+        Ok(history)
+    }
+
+    /// The memory `id`, when `caller` may use it (a key tied to a user uses that user's
+    /// memories only); a memory of someone else's is refused, not hidden.
+    pub fn memory_for(&self, caller: &Principal, id: &str) -> Result<Memory> {
+        let memory = self.get_memory(id)?;
+        caller.may_use_memory(&memory.scope)?;
+        Ok(memory)
+    }
+
+    /// [`Self::memory_history`] for `caller`: the memory's scope, kept in its history, must be
+    /// one the caller may use.
+    pub fn memory_history_for(
+        &self,
+        caller: &Principal,
+        id: &str,
+    ) -> Result<Vec<mnemo_records::HistoryEntry>> {
+        let history = self.memory_history(id)?;
+        let scope = history
+            .iter()
+            .flat_map(|entry| [&entry.after, &entry.before])
+            .flatten()
+            .find_map(|content| serde_json::from_value::<Scope>(content.get("scope")?.clone()).ok())
+            .unwrap_or_default();
+        caller.may_use_memory(&scope)?;
         Ok(history)
     }
 
@@ -362,6 +549,14 @@ impl Engine {
                 return Ok(repaired);
             }
             self.memory_collection()?;
+        }
+        let config = self.store().collection_config(MEMORY_COLLECTION)?;
+        if config != self.memory_layout() {
+            // Made by an earlier build or for another model: the records are the truth, so the
+            // collection is made again from them.
+            self.store().delete_collection(MEMORY_COLLECTION)?;
+            self.memory_collection()?;
+            repaired.rebuilt = true;
         }
         let mut known = HashSet::new();
         let mut offset = 0;
@@ -427,32 +622,96 @@ impl Engine {
         Ok(repaired)
     }
 
+    /// Every memory with its whole history, oldest first, page by page to `visit`; how many.
+    pub fn export_memories(
+        &self,
+        mut visit: impl FnMut(ExportedMemory) -> Result<()>,
+    ) -> Result<usize> {
+        let records = self.records()?;
+        let mut offset = 0;
+        loop {
+            let page = records.list(&ListQuery {
+                limit: PAGE,
+                offset,
+                ..ListQuery::default()
+            })?;
+            if page.is_empty() {
+                return Ok(offset);
+            }
+            offset += page.len();
+            for memory in page {
+                let history = records.history(&memory.id)?;
+                visit(ExportedMemory { memory, history })?;
+            }
+        }
+    }
+
+    /// Writes exported memories with their ids, times and histories, embedding them in one
+    /// batch. A memory whose id is taken, or whose text is in its scope already, is skipped.
+    /// Each is checked as an added one is (scope, text, times); the content hash is computed
+    /// again, never trusted.
+    pub fn import_memories(&self, batch: Vec<ExportedMemory>) -> Result<Imported> {
+        let records = self.records()?;
+        let mut checked = Vec::with_capacity(batch.len());
+        for (index, mut item) in batch.into_iter().enumerate() {
+            let memory = &mut item.memory;
+            let invalid = |message: String| {
+                EngineError::InvalidQuery(format!("memory {index} ({}): {message}", memory.id))
+            };
+            if point_id(&memory.id).is_none() {
+                return Err(invalid("the id is not a UUID".into()));
+            }
+            memory
+                .scope
+                .check()
+                .map_err(|err| invalid(err.to_string()))?;
+            check_text(&memory.text).map_err(|err| invalid(err.to_string()))?;
+            for (field, value) in [
+                ("created_at", Some(&memory.created_at)),
+                ("updated_at", Some(&memory.updated_at)),
+                ("expires_at", memory.expires_at.as_ref()),
+            ] {
+                if let Some(value) = value
+                    && epoch_seconds(value).is_none()
+                {
+                    return Err(invalid(format!("`{field}` {value:?} is not RFC 3339")));
+                }
+            }
+            memory.content_hash = content_hash(&memory.text);
+            checked.push(item);
+        }
+        let mut imported = Imported::default();
+        let mut written = Vec::new();
+        for item in checked {
+            if records.restore(&item.memory, &item.history)? {
+                written.push(item.memory);
+            } else {
+                imported.skipped += 1;
+            }
+        }
+        if written.is_empty() {
+            return Ok(imported);
+        }
+        self.memory_collection()?;
+        let texts: Vec<&str> = written.iter().map(|memory| memory.text.as_str()).collect();
+        let vectors = self.embedder().embed(&texts)?;
+        let points = written
+            .iter()
+            .enumerate()
+            .map(|(row, memory)| memory_point(memory, vectors.row(row).to_vec()))
+            .collect::<Result<Vec<_>>>()?;
+        self.store().upsert(MEMORY_COLLECTION, points)?;
+        imported.imported = written.len();
+        Ok(imported)
+    }
+
     fn embed_memory(&self, text: &str) -> Result<Vec<f32>> {
         Ok(self.embedder().embed(&[text])?.row(0).to_vec())
     }
 
     fn write_memory_vector(&self, memory: &Memory, vector: Vec<f32>) -> Result<()> {
-        let id =
-            point_id(&memory.id).ok_or_else(|| EngineError::UnknownMemory(memory.id.clone()))?;
-        let mut payload = Map::new();
-        for (field, value) in SCOPE_FIELDS.iter().zip([
-            &memory.scope.user_id,
-            &memory.scope.agent_id,
-            &memory.scope.run_id,
-        ]) {
-            payload.insert((*field).to_owned(), json!(value));
-        }
-        let expires = memory.expires_at.as_deref().and_then(epoch_seconds);
-        payload.insert(EXPIRES_FIELD.to_owned(), json!(expires));
-        payload.insert(HASH_FIELD.to_owned(), json!(memory.content_hash));
-        payload.insert(
-            "metadata".to_owned(),
-            Value::Object(memory.metadata.clone()),
-        );
-        self.store().upsert(
-            MEMORY_COLLECTION,
-            vec![Point::dense(id, "", vector, payload)],
-        )?;
+        let point = memory_point(memory, vector)?;
+        self.store().upsert(MEMORY_COLLECTION, vec![point])?;
         Ok(())
     }
 
@@ -481,14 +740,13 @@ impl Engine {
         score_threshold: Option<f32>,
         now: &str,
     ) -> Result<Vec<FoundMemory>> {
-        let records = self.records()?;
         let mut filter = visibility(scope, wider, now);
         if let Some(metadata) = metadata {
             filter = filter.and(under_metadata(metadata));
         }
         let mut request = SearchRequest::new(
             NearestQuery {
-                using: String::new(),
+                using: MEANING_VECTOR.to_owned(),
                 vector: Vector::Dense(vector.to_vec()),
             },
             limit,
@@ -497,6 +755,12 @@ impl Engine {
         request.score_threshold = score_threshold;
         request.with_payload = PayloadSelection::None;
         let hits = self.store().search(MEMORY_COLLECTION, request)?;
+        self.found_memories(hits, now)
+    }
+
+    /// The records of `hits`, in order.
+    fn found_memories(&self, hits: Vec<ScoredPoint>, now: &str) -> Result<Vec<FoundMemory>> {
+        let records = self.records()?;
         let mut found = Vec::with_capacity(hits.len());
         for hit in hits {
             // The record is the truth: a vector whose record is gone (a crash, before repair)
@@ -512,6 +776,34 @@ impl Engine {
         }
         Ok(found)
     }
+}
+
+/// The vector-store point of `memory`: its meaning, its keywords, its scope and times.
+fn memory_point(memory: &Memory, vector: Vec<f32>) -> Result<Point> {
+    let id = point_id(&memory.id).ok_or_else(|| EngineError::UnknownMemory(memory.id.clone()))?;
+    let mut payload = Map::new();
+    for (field, value) in SCOPE_FIELDS.iter().zip([
+        &memory.scope.user_id,
+        &memory.scope.agent_id,
+        &memory.scope.run_id,
+    ]) {
+        payload.insert((*field).to_owned(), json!(value));
+    }
+    let expires = memory.expires_at.as_deref().and_then(epoch_seconds);
+    payload.insert(EXPIRES_FIELD.to_owned(), json!(expires));
+    let created = epoch_seconds(&memory.created_at);
+    payload.insert(CREATED_FIELD.to_owned(), json!(created));
+    payload.insert(HASH_FIELD.to_owned(), json!(memory.content_hash));
+    payload.insert(
+        "metadata".to_owned(),
+        Value::Object(memory.metadata.clone()),
+    );
+    let mut point = Point::dense(id, MEANING_VECTOR, vector, payload);
+    point.vectors.insert(
+        KEYWORD_VECTOR.to_owned(),
+        Vector::Sparse(bm25::document_vector(&bm25::tokens(&memory.text))),
+    );
+    Ok(point)
 }
 
 fn check_text(text: &str) -> Result<()> {
@@ -532,11 +824,15 @@ fn content_hash(text: &str) -> String {
     blake3::hash(text.trim().as_bytes()).to_hex().to_string()
 }
 
-/// A stored time as seconds since the epoch: how expiry is compared in the vector store.
+/// A stored time as seconds since the epoch: how times are compared in the vector store.
 fn epoch_seconds(at: &str) -> Option<f64> {
     DateTime::parse_from_rfc3339(at)
         .ok()
-        .map(|at| at.timestamp_micros() as f64 / 1e6)
+        .map(|at| seconds_of(at.with_timezone(&Utc)))
+}
+
+fn seconds_of(at: DateTime<Utc>) -> f64 {
+    at.timestamp_micros() as f64 / 1e6
 }
 
 fn point_id(id: &str) -> Option<PointId> {

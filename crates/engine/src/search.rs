@@ -476,7 +476,7 @@ fn model_requests(
         .collect()
 }
 
-fn keyword_request(query: &str, filter: Option<Filter>, limit: usize) -> SearchRequest {
+pub(crate) fn keyword_request(query: &str, filter: Option<Filter>, limit: usize) -> SearchRequest {
     let mut request = SearchRequest::new(
         NearestQuery {
             using: KEYWORD_VECTOR.to_owned(),
@@ -559,7 +559,10 @@ const RRF_K: f32 = 60.0;
 /// `weight / (RRF_K + rank)`, ranks from 1. Points with equal scores in a list share its rank
 /// (1, 2, 2, 4): twenty copies of one task text are equally near the query, and the order the
 /// store happened to list them in must not decide which of them the other list can lift.
-fn reciprocal_rank_fusion(lists: &[(Vec<ScoredPoint>, f32)], limit: usize) -> Vec<ScoredPoint> {
+pub(crate) fn reciprocal_rank_fusion(
+    lists: &[(Vec<ScoredPoint>, f32)],
+    limit: usize,
+) -> Vec<ScoredPoint> {
     let mut scores: HashMap<PointId, f32> = HashMap::new();
     for (hits, weight) in lists {
         let mut rank = 0;

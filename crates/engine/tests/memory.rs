@@ -8,8 +8,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use chrono::Utc;
-use mnemo_engine::memory::{AddStatus, MemoryQuery, NewMemory};
-use mnemo_engine::{Engine, EngineError};
+use mnemo_engine::memory::{AddStatus, ExportedMemory, MemoryQuery, NewMemory};
+use mnemo_engine::{Engine, EngineError, SearchMode};
 use mnemo_records::{Change, Memory, MemoryRecords, Scope, SqliteRecords, timestamp};
 use mnemo_store::{Point, PointId};
 use serde_json::{Map, json};
@@ -278,7 +278,7 @@ fn update_delete_forget_and_expire_keep_their_history() {
         .unwrap();
     assert_eq!(
         engine
-            .delete_memories(&scope(Some("carol"), None, None), "admin")
+            .delete_memories(&scope(Some("carol"), None, None), None, "admin")
             .unwrap(),
         3
     );
@@ -370,4 +370,144 @@ fn repair_mends_a_crash_between_the_two_writes() {
     assert_eq!(engine.store().count("memories", None).unwrap(), 2);
     let again = engine.repair_memories().unwrap();
     assert_eq!((again.vectors_written, again.vectors_removed), (0, 0));
+}
+
+#[test]
+fn hybrid_and_time_range_searches_and_forgetting_by_metadata() {
+    let dir = tempfile::tempdir().unwrap();
+    let (engine, _) = engine(dir.path());
+    let team = scope(Some("team"), None, None);
+    for (text, topic) in [
+        ("Deploys happen on Friday afternoons", "ops"),
+        (
+            "The invoice service PR-4821 needs a second review",
+            "billing",
+        ),
+        ("Refunds are computed by the invoice service", "billing"),
+    ] {
+        let mut metadata = Map::new();
+        metadata.insert("topic".into(), json!(topic));
+        engine
+            .add_memory(&NewMemory {
+                metadata,
+                ..new(text, team.clone())
+            })
+            .unwrap();
+    }
+    let ask = |text: &str, mode: SearchMode| -> Vec<String> {
+        engine
+            .search_memories(&MemoryQuery {
+                text: text.to_owned(),
+                scope: team.clone(),
+                mode,
+                limit: 1,
+                ..MemoryQuery::default()
+            })
+            .unwrap()
+            .into_iter()
+            .map(|found| found.memory.text)
+            .collect()
+    };
+    // An identifier the model barely sees; the keywords find it.
+    assert_eq!(
+        ask("PR-4821", SearchMode::Keyword),
+        ["The invoice service PR-4821 needs a second review"]
+    );
+    assert_eq!(
+        ask("PR-4821 review", SearchMode::Hybrid),
+        ["The invoice service PR-4821 needs a second review"]
+    );
+
+    let in_range = |after: chrono::DateTime<Utc>, before: chrono::DateTime<Utc>| {
+        engine
+            .search_memories(&MemoryQuery {
+                text: "deploys".into(),
+                scope: team.clone(),
+                created_after: Some(after),
+                created_before: Some(before),
+                limit: 10,
+                ..MemoryQuery::default()
+            })
+            .unwrap()
+            .len()
+    };
+    let hour = chrono::Duration::hours(1);
+    assert_eq!(in_range(Utc::now() - hour, Utc::now() + hour), 3);
+    assert_eq!(in_range(Utc::now() + hour, Utc::now() + hour * 2), 0);
+
+    let billing = mnemo_store::Filter::must([mnemo_store::Condition::matches("topic", "billing")]);
+    assert_eq!(
+        engine
+            .delete_memories(&Scope::default(), Some(&billing), "admin")
+            .unwrap(),
+        2
+    );
+    assert_eq!(
+        search(&engine, "invoice", team.clone(), false),
+        ["Deploys happen on Friday afternoons"]
+    );
+    assert!(matches!(
+        engine.delete_memories(&Scope::default(), None, "admin"),
+        Err(EngineError::Records(mnemo_records::RecordsError::NoScope))
+    ));
+}
+
+#[test]
+fn an_export_imports_elsewhere_with_its_ids_times_and_history() {
+    let source_dir = tempfile::tempdir().unwrap();
+    let (source, _) = engine(source_dir.path());
+    let erin = scope(Some("erin"), Some("planner"), None);
+    let kept = source
+        .add_memory(&new("Erin owns the migration plan", erin.clone()))
+        .unwrap();
+    source
+        .update_memory(
+            &kept.id,
+            Some("Erin owns the migration plan v2"),
+            None,
+            "erin",
+        )
+        .unwrap();
+    let gone = source
+        .add_memory(&new("Erin is on leave in May", erin.clone()))
+        .unwrap();
+    source.delete_memory(&gone.id, "erin").unwrap();
+
+    let mut lines = Vec::new();
+    let count = source
+        .export_memories(|item| {
+            lines.push(serde_json::to_string(&item).unwrap());
+            Ok(())
+        })
+        .unwrap();
+    assert_eq!(count, 1, "a deleted memory is not exported");
+    let exported: Vec<ExportedMemory> = lines
+        .iter()
+        .map(|line| serde_json::from_str(line).unwrap())
+        .collect();
+
+    let target_dir = tempfile::tempdir().unwrap();
+    let (target, _) = engine(target_dir.path());
+    let imported = target.import_memories(exported.clone()).unwrap();
+    assert_eq!((imported.imported, imported.skipped), (1, 0));
+    let again = target.import_memories(exported.clone()).unwrap();
+    assert_eq!((again.imported, again.skipped), (0, 1));
+    let memory = target.get_memory(&kept.id).unwrap();
+    assert_eq!(memory, source.get_memory(&kept.id).unwrap());
+    let changes: Vec<Change> = target
+        .memory_history(&kept.id)
+        .unwrap()
+        .into_iter()
+        .map(|entry| entry.change)
+        .collect();
+    assert_eq!(changes, [Change::Added, Change::Updated]);
+    assert_eq!(
+        search(&target, "who owns the migration", erin.clone(), false),
+        ["Erin owns the migration plan v2"]
+    );
+
+    let mut broken = exported[0].clone();
+    broken.memory.id = "not-a-uuid".into();
+    let refused = target.import_memories(vec![broken]).unwrap_err();
+    assert!(refused.to_string().contains("not a UUID"), "{refused}");
 }

@@ -19,7 +19,7 @@ mod progress;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use commands::{embed, index, nearest, search, serve, snapshot, tasks, transfer};
+use commands::{embed, index, memory, nearest, search, serve, snapshot, tasks, transfer};
 
 #[derive(Parser)]
 #[command(
@@ -56,6 +56,11 @@ enum Command {
     /// the same data directory and model. SIGTERM or Ctrl-C: requests in flight finish, the
     /// store is flushed.
     Serve(serve::ServeArgs),
+    /// Agents' memories: add, search, get, update, delete, history, export, import.
+    Memory(memory::MemoryArgs),
+    /// Serve agents' memories and the plan index as MCP tools over stdin and stdout (for an
+    /// MCP client that starts mnemo itself; `mnemo serve` answers MCP at /mcp).
+    Mcp(memory::McpArgs),
     /// Import vectors into a collection: the old scripts' task_vectors.json, JSON lists and
     /// JSON Lines, Qdrant's points, .npy + payloads, pickles. Every record is checked before
     /// anything is written.
@@ -103,6 +108,8 @@ fn main() -> ExitCode {
         Command::Similar(args) => search::similar(args).map(|()| ExitCode::SUCCESS),
         Command::Dupes(args) => search::dupes(args).map(|()| ExitCode::SUCCESS),
         Command::Serve(args) => serve::serve(args).map(|()| ExitCode::SUCCESS),
+        Command::Memory(args) => memory::run(args).map(|()| ExitCode::SUCCESS),
+        Command::Mcp(args) => memory::mcp(args).map(|()| ExitCode::SUCCESS),
         Command::Import(args) => transfer::import(args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => transfer::export(args).map(|()| ExitCode::SUCCESS),
         Command::MigrateStore(args) => transfer::migrate_store(args).map(|()| ExitCode::SUCCESS),

@@ -63,6 +63,10 @@ pub trait MemoryRecords: Send + Sync {
     fn list(&self, query: &ListQuery) -> Result<Vec<Memory>>;
     /// Every change of `id`, in order, also after its deletion.
     fn history(&self, id: &str) -> Result<Vec<HistoryEntry>>;
+    /// Writes a memory and its history as they were elsewhere (an import): its id, times and
+    /// every history entry kept (each given a new sequence number here). `false`, writing
+    /// nothing, when the id is taken or the same text is in the same scope already.
+    fn restore(&self, memory: &Memory, history: &[HistoryEntry]) -> Result<bool>;
     /// Ids of memories whose `expires_at` is at or before `now`, at most `limit`.
     fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>>;
 }

@@ -44,14 +44,18 @@ impl Scope {
 pub struct Memory {
     pub id: String,
     pub text: String,
+    #[serde(default)]
     pub metadata: Map<String, Value>,
     pub scope: Scope,
     pub created_at: String,
     pub updated_at: String,
+    #[serde(default)]
     pub expires_at: Option<String>,
     /// Of the text, as the engine computes it: the same text in the same scope is one memory.
+    #[serde(default)]
     pub content_hash: String,
     /// Who wrote it (a key's name, or the agent).
+    #[serde(default)]
     pub author: String,
 }
 
@@ -99,7 +103,9 @@ impl Change {
 #[derive(Debug, Clone, PartialEq, Serialize, Deserialize)]
 pub struct HistoryEntry {
     /// Strictly increasing over the whole store.
+    #[serde(default)]
     pub sequence: i64,
+    #[serde(default)]
     pub memory_id: String,
     pub change: Change,
     pub before: Option<Value>,

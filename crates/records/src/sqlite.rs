@@ -192,7 +192,12 @@ impl RawMemory {
 
 /// What history keeps of a memory's content.
 fn content(memory: &Memory) -> Value {
-    json!({"text": memory.text, "metadata": memory.metadata, "expires_at": memory.expires_at})
+    json!({
+        "text": memory.text,
+        "metadata": memory.metadata,
+        "expires_at": memory.expires_at,
+        "scope": memory.scope,
+    })
 }
 
 fn record_change(
@@ -257,6 +262,64 @@ impl MemoryRecords for SqliteRecords {
                 &memory.created_at,
             )
             .map_err(|e| self.error(e))
+        })
+    }
+
+    fn restore(&self, memory: &Memory, history: &[HistoryEntry]) -> Result<bool> {
+        memory.scope.check()?;
+        let metadata = Value::Object(memory.metadata.clone()).to_string();
+        self.in_transaction(|transaction| {
+            let inserted = transaction
+                .execute(
+                    &format!(
+                        "INSERT OR IGNORE INTO memories ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+                    ),
+                    params![
+                        memory.id,
+                        memory.text,
+                        metadata,
+                        memory.scope.user_id,
+                        memory.scope.agent_id,
+                        memory.scope.run_id,
+                        memory.created_at,
+                        memory.updated_at,
+                        memory.expires_at,
+                        memory.content_hash,
+                        memory.author
+                    ],
+                )
+                .map_err(|e| self.error(e))?;
+            if inserted == 0 {
+                return Ok(false);
+            }
+            if history.is_empty() {
+                record_change(
+                    transaction,
+                    &memory.id,
+                    Change::Added,
+                    None,
+                    Some(memory),
+                    &memory.author,
+                    &memory.created_at,
+                )
+                .map_err(|e| self.error(e))?;
+            }
+            for entry in history {
+                transaction
+                    .execute(
+                        "INSERT INTO history (memory_id, change, before, after, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
+                        params![
+                            memory.id,
+                            entry.change.as_str(),
+                            entry.before.as_ref().map(Value::to_string),
+                            entry.after.as_ref().map(Value::to_string),
+                            entry.actor,
+                            entry.at
+                        ],
+                    )
+                    .map_err(|e| self.error(e))?;
+            }
+            Ok(true)
         })
     }
 

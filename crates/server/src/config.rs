@@ -7,7 +7,7 @@ use std::time::Duration;
 
 use serde::Deserialize;
 
-use mnemo_engine::{AccessError, ApiKey, Scope};
+use mnemo_engine::{AccessError, ApiKey, MemoryOwner, Scope};
 use mnemo_store::Durability;
 
 use crate::tls::TlsFiles;
@@ -64,6 +64,12 @@ struct ConfigFile {
     insecure_http: Option<bool>,
     /// The embedded store's: `periodic` or `fsync`.
     durability: Option<Durability>,
+    /// `Host` values `/mcp` answers (DNS rebinding); by default the loopback names when
+    /// listening on loopback, any host otherwise (keys are needed there).
+    mcp_allowed_hosts: Option<Vec<String>>,
+    /// Browser origins `/mcp` answers (`https://app.example.com:443`); none by default.
+    #[serde(default)]
+    mcp_allowed_origins: Vec<String>,
 }
 
 /// The Qdrant deployment behind `store = "qdrant"`.
@@ -83,6 +89,10 @@ struct KeyEntry {
     hash: String,
     scopes: Vec<Scope>,
     collections: Option<Vec<String>>,
+    /// The user whose memories this key uses (and its calls' default user).
+    user_id: Option<String>,
+    /// The agent whose memories this key uses (and its calls' default agent).
+    agent_id: Option<String>,
 }
 
 /// Requests per second and burst, per key (or for everyone together without keys).
@@ -127,6 +137,10 @@ pub struct ServerConfig {
     pub insecure_http: bool,
     /// When the embedded store acknowledges a write, if the file says (`--durability` wins).
     pub durability: Option<Durability>,
+    /// The `Host` values `/mcp` answers, when set; see [`Self::mcp_hosts`].
+    pub mcp_allowed_hosts: Option<Vec<String>>,
+    /// Browser origins `/mcp` answers; a request with any other `Origin` is refused.
+    pub mcp_allowed_origins: Vec<String>,
 }
 
 impl Default for ServerConfig {
@@ -146,6 +160,8 @@ impl Default for ServerConfig {
             tls: None,
             insecure_http: false,
             durability: None,
+            mcp_allowed_hosts: None,
+            mcp_allowed_origins: Vec::new(),
         }
     }
 }
@@ -171,6 +187,12 @@ impl ServerConfig {
             .into_iter()
             .map(|entry| {
                 ApiKey::from_hash(&entry.name, &entry.hash, entry.scopes, entry.collections)
+                    .map(|key| {
+                        key.owning_memories_of(MemoryOwner {
+                            user_id: entry.user_id.clone(),
+                            agent_id: entry.agent_id.clone(),
+                        })
+                    })
                     .map_err(|err| match err {
                         AccessError::InvalidKey { name, message } => {
                             ConfigError::Key { name, message }
@@ -211,6 +233,8 @@ impl ServerConfig {
             tls,
             insecure_http: file.insecure_http.unwrap_or(false),
             durability: file.durability,
+            mcp_allowed_hosts: file.mcp_allowed_hosts,
+            mcp_allowed_origins: file.mcp_allowed_origins,
             bind: file.bind.unwrap_or(defaults.bind),
             body_limit_bytes: file.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
             max_batch: file.max_batch.unwrap_or(defaults.max_batch).max(1),
@@ -243,6 +267,21 @@ impl ServerConfig {
             return Err(ConfigError::PublicWithoutTls { bind: self.bind });
         }
         Ok(())
+    }
+
+    /// The `Host` values `/mcp` answers: those configured, else the loopback names on a
+    /// loopback address (a page in a browser cannot rebind a name to it), else any (`None`):
+    /// a public address needs keys, which a browser page does not have.
+    pub fn mcp_hosts(&self) -> Option<Vec<String>> {
+        match &self.mcp_allowed_hosts {
+            Some(hosts) => Some(hosts.clone()),
+            None if self.bind.ip().is_loopback() => Some(
+                ["localhost", "127.0.0.1", "::1", "[::1]"]
+                    .map(str::to_owned)
+                    .to_vec(),
+            ),
+            None => None,
+        }
     }
 
     /// `http` or `https`, as the server's address is written.

@@ -167,7 +167,9 @@ fn a_service_store_optimises_what_was_written_in_the_background() {
         store
             .create_collection("c", &CollectionConfig::single(384, Distance::Cosine))
             .unwrap();
-        for chunk in (0..POINTS).collect::<Vec<_>>().chunks(1000) {
+        // One upsert: a tick between two smaller ones could seal a part of the points into an
+        // optimised segment and leave the rest in a new one, below the indexing threshold.
+        for chunk in (0..POINTS).collect::<Vec<_>>().chunks(POINTS as usize) {
             let points = chunk
                 .iter()
                 .map(|&id| Point {

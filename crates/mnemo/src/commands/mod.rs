@@ -3,6 +3,7 @@
 
 pub mod embed;
 pub mod index;
+pub mod memory;
 pub mod nearest;
 pub mod search;
 pub mod serve;

@@ -6,7 +6,7 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
-use mnemo_engine::{ApiKey, Scope};
+use mnemo_engine::{ApiKey, Engine, Scope};
 use mnemo_records::SqliteRecords;
 use mnemo_server::ServerConfig;
 
@@ -67,26 +67,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.store_api_key.as_deref(),
         config.durability,
     );
-    let store = store_args.open_any()?;
-    let memory_database = store_args.memory_database();
-    let records = SqliteRecords::open(&memory_database).with_context(|| {
-        format!(
-            "cannot open the memory database {}",
-            memory_database.display()
-        )
-    })?;
-    let engine =
-        Arc::new(engine_over(store.shared(), &args.model)?.with_records(Arc::new(records)));
-    // A kill between a memory's two writes is mended before anyone asks.
-    let repaired = engine
-        .repair_memories()
-        .context("cannot bring the memories' vectors in line with their records")?;
-    if repaired.vectors_written + repaired.vectors_removed > 0 {
-        println!(
-            "memories repaired: {} vectors written again, {} without a record removed",
-            repaired.vectors_written, repaired.vectors_removed
-        );
-    }
+    let (store, engine) = open_memory_engine(&store_args, &args.model)?;
     start_expiry_sweep(Arc::clone(&engine));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
@@ -126,9 +107,43 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+/// The store, and the engine over it with the memory database beside it, the memories'
+/// vectors mended after a crash between a memory's two writes.
+pub fn open_memory_engine(
+    store_args: &StoreArgs,
+    model: &ModelArgs,
+) -> anyhow::Result<(OpenedStore, Arc<Engine>)> {
+    let store = store_args.open_any()?;
+    let memory_database = store_args.memory_database();
+    let records = SqliteRecords::open(&memory_database).with_context(|| {
+        format!(
+            "cannot open the memory database {}",
+            memory_database.display()
+        )
+    })?;
+    let engine = Arc::new(engine_over(store.shared(), model)?.with_records(Arc::new(records)));
+    let repaired = engine
+        .repair_memories()
+        .context("cannot bring the memories' vectors in line with their records")?;
+    if repaired.rebuilt || repaired.vectors_written + repaired.vectors_removed > 0 {
+        // stderr: `mnemo mcp` speaks the protocol on stdout.
+        eprintln!(
+            "memories repaired: {} vectors written again, {} without a record removed{}",
+            repaired.vectors_written,
+            repaired.vectors_removed,
+            if repaired.rebuilt {
+                " (their collection was made again for this build)"
+            } else {
+                ""
+            }
+        );
+    }
+    Ok((store, engine))
+}
+
 /// Deletes expired memories every minute (they are hidden from the moment they expire; the
 /// sweep frees their space and writes `expired` in their history).
-fn start_expiry_sweep(engine: Arc<mnemo_engine::Engine>) {
+pub fn start_expiry_sweep(engine: Arc<mnemo_engine::Engine>) {
     let spawned = std::thread::Builder::new()
         .name("mnemo-memory-expiry".into())
         .spawn(move || {

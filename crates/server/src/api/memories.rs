@@ -5,8 +5,8 @@ use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
 use chrono::{DateTime, Utc};
-use mnemo_engine::Principal;
 use mnemo_engine::memory::{AddStatus, MemoryQuery, NewMemory};
+use mnemo_engine::{Principal, SearchMode};
 use mnemo_records::{HistoryEntry, Memory, Scope};
 use mnemo_store::Filter;
 use serde::{Deserialize, Serialize};
@@ -15,21 +15,6 @@ use utoipa::ToSchema;
 
 use super::{ApiJson, Shared, unprocessable};
 use crate::error::ApiResult;
-
-/// Whose memory: at least one field.
-#[derive(Debug, Clone, Default, Deserialize, Serialize, ToSchema)]
-#[serde(deny_unknown_fields)]
-pub struct ScopeFields {
-    user_id: Option<String>,
-    agent_id: Option<String>,
-    run_id: Option<String>,
-}
-
-impl From<ScopeFields> for Scope {
-    fn from(fields: ScopeFields) -> Self {
-        scope(fields.user_id, fields.agent_id, fields.run_id)
-    }
-}
 
 fn scope(user_id: Option<String>, agent_id: Option<String>, run_id: Option<String>) -> Scope {
     Scope {
@@ -74,7 +59,7 @@ pub struct AddedView {
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct MemoryView {
+pub(crate) struct MemoryView {
     id: String,
     text: String,
     #[schema(value_type = Object)]
@@ -105,11 +90,12 @@ impl From<Memory> for MemoryView {
     }
 }
 
-fn expiry(text: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
+/// A time given as RFC 3339 in the request's `field`.
+pub(crate) fn time_field(field: &str, text: Option<&str>) -> ApiResult<Option<DateTime<Utc>>> {
     text.map(|text| {
         DateTime::parse_from_rfc3339(text)
             .map(|at| at.with_timezone(&Utc))
-            .map_err(|err| unprocessable(format!("`expires_at` {text:?} is not RFC 3339: {err}")))
+            .map_err(|err| unprocessable(format!("`{field}` {text:?} is not RFC 3339: {err}")))
     })
     .transpose()
 }
@@ -124,8 +110,8 @@ pub(crate) async fn add(
     ApiJson(request): ApiJson<AddRequest>,
 ) -> ApiResult<(StatusCode, Json<AddedView>)> {
     let new = NewMemory {
-        expires_at: expiry(request.expires_at.as_deref())?,
-        scope: scope(request.user_id, request.agent_id, request.run_id),
+        expires_at: time_field("expires_at", request.expires_at.as_deref())?,
+        scope: caller.memory_scope(scope(request.user_id, request.agent_id, request.run_id))?,
         text: request.text,
         metadata: request.metadata,
         actor: caller.name().to_owned(),
@@ -134,18 +120,15 @@ pub(crate) async fn add(
     let added = state
         .run(move |engine| Ok(engine.add_memory(&new)?))
         .await?;
-    let status = match added.status {
-        AddStatus::Added => StatusCode::CREATED,
-        AddStatus::Unchanged => StatusCode::OK,
+    let (status, status_name) = match added.status {
+        AddStatus::Added => (StatusCode::CREATED, "added"),
+        AddStatus::Unchanged => (StatusCode::OK, "unchanged"),
     };
     Ok((
         status,
         Json(AddedView {
             id: added.id,
-            status: match added.status {
-                AddStatus::Added => "added".into(),
-                AddStatus::Unchanged => "unchanged".into(),
-            },
+            status: status_name.to_owned(),
             similar: added
                 .similar
                 .into_iter()
@@ -176,6 +159,13 @@ pub struct SearchRequest {
     #[serde(default = "default_limit")]
     limit: usize,
     score_threshold: Option<f32>,
+    /// `dense` (by meaning), `hybrid` (meaning and keywords fused by rank) or `keyword`.
+    #[serde(default)]
+    mode: SearchMode,
+    /// RFC 3339: only memories created at or after this time.
+    created_after: Option<String>,
+    /// RFC 3339: only memories created before this time.
+    created_before: Option<String>,
 }
 
 fn default_limit() -> usize {
@@ -198,15 +188,19 @@ pub struct SearchAnswer {
     request_body = SearchRequest, responses((status = 200, body = SearchAnswer)))]
 pub(crate) async fn search(
     state: Shared,
+    Extension(caller): Extension<Principal>,
     ApiJson(request): ApiJson<SearchRequest>,
 ) -> ApiResult<Json<SearchAnswer>> {
     let query = MemoryQuery {
-        scope: scope(request.user_id, request.agent_id, request.run_id),
+        scope: caller.memory_scope(scope(request.user_id, request.agent_id, request.run_id))?,
         text: request.query,
         wider: request.wider,
         filter: request.filter,
         limit: request.limit,
         score_threshold: request.score_threshold,
+        mode: request.mode,
+        created_after: time_field("created_after", request.created_after.as_deref())?,
+        created_before: time_field("created_before", request.created_before.as_deref())?,
     };
     let found = state
         .run(move |engine| Ok(engine.search_memories(&query)?))
@@ -226,8 +220,14 @@ pub(crate) async fn search(
 #[utoipa::path(operation_id = "get_memory", get, path = "/api/v1/memories/{id}", tag = "memories",
     params(("id" = String, Path, description = "The memory's id")),
     responses((status = 200, body = MemoryView)))]
-pub(crate) async fn get(state: Shared, Path(id): Path<String>) -> ApiResult<Json<MemoryView>> {
-    let memory = state.run(move |engine| Ok(engine.get_memory(&id)?)).await?;
+pub(crate) async fn get(
+    state: Shared,
+    Extension(caller): Extension<Principal>,
+    Path(id): Path<String>,
+) -> ApiResult<Json<MemoryView>> {
+    let memory = state
+        .run(move |engine| Ok(engine.memory_for(&caller, &id)?))
+        .await?;
     Ok(Json(memory.into()))
 }
 
@@ -252,6 +252,7 @@ pub(crate) async fn update(
     let actor = caller.name().to_owned();
     let memory = state
         .run(move |engine| {
+            engine.memory_for(&caller, &id)?;
             Ok(engine.update_memory(&id, request.text.as_deref(), request.metadata, &actor)?)
         })
         .await?;
@@ -269,7 +270,10 @@ pub(crate) async fn delete(
 ) -> ApiResult<Json<MemoryView>> {
     let actor = caller.name().to_owned();
     let memory = state
-        .run(move |engine| Ok(engine.delete_memory(&id, &actor)?))
+        .run(move |engine| {
+            engine.memory_for(&caller, &id)?;
+            Ok(engine.delete_memory(&id, &actor)?)
+        })
         .await?;
     Ok(Json(memory.into()))
 }
@@ -279,25 +283,36 @@ pub struct DeletedCount {
     deleted: usize,
 }
 
-/// Forget every memory of a scope ("everything about user X"): the fields given must all
-/// match; how many were deleted.
+/// Which memories to forget: a scope, a metadata filter, or both (at least one).
+#[derive(Debug, Deserialize, ToSchema)]
+#[serde(deny_unknown_fields)]
+pub struct DeleteManyRequest {
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+    /// On the memories' metadata, Qdrant's filter shape.
+    filter: Option<Filter>,
+}
+
+/// Forget every memory of a scope ("everything about user X"), or whose metadata matches a
+/// filter: the fields given must all match; how many were deleted.
 #[utoipa::path(operation_id = "delete_memories", post, path = "/api/v1/memories/delete", tag = "memories",
-    request_body = ScopeFields, responses((status = 200, body = DeletedCount)))]
+    request_body = DeleteManyRequest, responses((status = 200, body = DeletedCount)))]
 pub(crate) async fn delete_many(
     state: Shared,
     Extension(caller): Extension<Principal>,
-    ApiJson(scope): ApiJson<ScopeFields>,
+    ApiJson(request): ApiJson<DeleteManyRequest>,
 ) -> ApiResult<Json<DeletedCount>> {
     let actor = caller.name().to_owned();
-    let scope: Scope = scope.into();
+    let scope = caller.memory_scope(scope(request.user_id, request.agent_id, request.run_id))?;
     let deleted = state
-        .run(move |engine| Ok(engine.delete_memories(&scope, &actor)?))
+        .run(move |engine| Ok(engine.delete_memories(&scope, request.filter.as_ref(), &actor)?))
         .await?;
     Ok(Json(DeletedCount { deleted }))
 }
 
 #[derive(Serialize, ToSchema)]
-pub struct HistoryView {
+pub(crate) struct HistoryView {
     sequence: i64,
     /// added, updated, deleted or expired
     change: String,
@@ -334,10 +349,11 @@ impl From<HistoryEntry> for HistoryView {
     responses((status = 200, body = HistoryAnswer)))]
 pub(crate) async fn history(
     state: Shared,
+    Extension(caller): Extension<Principal>,
     Path(id): Path<String>,
 ) -> ApiResult<Json<HistoryAnswer>> {
     let history = state
-        .run(move |engine| Ok(engine.memory_history(&id)?))
+        .run(move |engine| Ok(engine.memory_history_for(&caller, &id)?))
         .await?;
     Ok(Json(HistoryAnswer {
         history: history.into_iter().map(HistoryView::from).collect(),

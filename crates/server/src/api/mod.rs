@@ -205,6 +205,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/memories/{id}/history", get(memories::history))
         .route("/v1/embeddings", post(embeddings::create))
         .route("/metrics", get(system::metrics))
+        .route_service(
+            crate::mcp::MCP_PATH,
+            crate::mcp::http_service(
+                state.clone(),
+                state.config.mcp_hosts(),
+                state.config.mcp_allowed_origins.clone(),
+            ),
+        )
         .layer(axum::middleware::from_fn_with_state(state.clone(), guard));
     Router::new()
         .route("/health", get(system::health))
