@@ -2,3 +2,4 @@
 //! with `mnemo`: the arguments that say where the model and the store are, and opening them.
 
 pub mod args;
+pub mod service;

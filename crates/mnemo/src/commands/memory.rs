@@ -17,7 +17,7 @@ use mnemo_server::ServerConfig;
 use mnemo_server::api::AppState;
 use serde_json::{Map, Value, json};
 
-use super::serve::{open_memory_engine, start_expiry_sweep};
+use mnemo::service::{open_memory_engine, start_expiry_sweep};
 
 /// Who a memory belongs to, or who asks.
 #[derive(Args, Clone, Default)]
