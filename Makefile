@@ -19,7 +19,8 @@ demo: model build
 # Everything CI checks (then the setup script on a machine where Cargo never ran). --nocapture lets the parity test's figures (min and median cosine)
 # reach the log; the other tests print nothing of their own. Then the REST API against the
 # official openai client, an OpenAPI validator and schemathesis (pinned, in a cached venv).
-# MNEMO_REQUIRE_QDRANT=1: the Qdrant tests fail, rather than skip, without the shared server.
+# MNEMO_REQUIRE_QDRANT=1 and MNEMO_REQUIRE_POSTGRES=1: the Qdrant and PostgreSQL tests fail,
+# rather than skip, without the shared server or without PostgreSQL installed.
 #
 # Lints and tests share one build: clippy-driver (rustc with clippy's lints, what `cargo
 # clippy` itself runs) compiles the workspace's own crates, every target, with warnings denied
@@ -32,7 +33,7 @@ test: model patched-deps fmt
 	@test -n "$(CLIPPY_DRIVER)" || { echo "clippy-driver not found: rustup component add clippy" >&2; exit 1; }
 	tests/python/run.sh --install-only & installing=$$!; \
 	RUSTC_WORKSPACE_WRAPPER=$(CLIPPY_DRIVER) CLIPPY_ARGS=-D__CLIPPY_HACKERY__warnings__CLIPPY_HACKERY__ \
-	  MNEMO_REQUIRE_QDRANT=1 $(CARGO) test --release --workspace -- --nocapture; tested=$$?; \
+	  MNEMO_REQUIRE_QDRANT=1 MNEMO_REQUIRE_POSTGRES=1 $(CARGO) test --release --workspace -- --nocapture; tested=$$?; \
 	wait $$installing; installed=$$?; \
 	if [ $$tested -ne 0 ]; then exit $$tested; fi; \
 	if [ $$installed -ne 0 ]; then echo "installing the Python test clients failed" >&2; exit $$installed; fi

@@ -8,6 +8,7 @@ use anyhow::Context;
 use clap::Args;
 use mnemo_embed::{Backend, DEFAULT_MODEL_NAME, Embedder, EmbedderOptions, default_model_dir};
 use mnemo_engine::Engine;
+use mnemo_records::{MemoryRecords, PostgresRecords, SqliteRecords};
 use mnemo_store::{
     Durability, EmbeddedStore, OpenOptions, QdrantOptions, QdrantStore, VectorStore,
 };
@@ -49,6 +50,10 @@ impl ModelArgs {
     }
 }
 
+/// Connections to a shared memory database, per process: as many as requests run at once
+/// rarely hold one for long (one short transaction each).
+const MEMORY_DB_CONNECTIONS: u32 = 16;
+
 /// Where the data lives; shared by every command that opens the store.
 #[derive(Args, Clone)]
 pub struct StoreArgs {
@@ -78,6 +83,17 @@ pub struct StoreArgs {
     /// loss; slower) [default: periodic, or the config file's `durability`]
     #[arg(long, env = "MNEMO_DURABILITY", global = true)]
     durability: Option<Durability>,
+    /// Where agents' memories and their history are kept: `sqlite` (DATA_DIR/memory.sqlite)
+    /// or a PostgreSQL server shared by several mnemo servers,
+    /// postgres://USER[:PASSWORD]@HOST[:PORT]/DATABASE [default: sqlite, or the config's [db] url]
+    #[arg(
+        long = "db",
+        env = "MNEMO_DB",
+        global = true,
+        hide_env_values = true,
+        value_name = "DATABASE"
+    )]
+    memory_db: Option<String>,
     /// Collections written since are optimised this often in the background (a service's
     /// store: `mnemo serve`); a command optimises what it wrote itself.
     #[arg(skip)]
@@ -114,13 +130,17 @@ impl StoreArgs {
     }
 
     /// `--store`, or else `fallback` (the server's config file), or else embedded; the same
-    /// for the API key and the durability.
+    /// for the API key, the durability and the memory database.
     pub fn with_fallback(
         mut self,
         fallback: Option<&str>,
         api_key: Option<&str>,
         durability: Option<Durability>,
+        memory_db: Option<&str>,
     ) -> Self {
+        if self.memory_db.is_none() {
+            self.memory_db = memory_db.map(str::to_owned);
+        }
         if self.location.is_none() {
             self.location = fallback.map(str::to_owned);
         }
@@ -162,10 +182,28 @@ impl StoreArgs {
         }
     }
 
-    /// Where agents' memories' records and history are kept: beside the data directory's
-    /// collections, whichever store holds the vectors.
-    pub fn memory_database(&self) -> PathBuf {
-        self.dir().join("memory.sqlite")
+    /// Opens where agents' memories' records and history are kept: `--db` (a PostgreSQL
+    /// server), or SQLite beside the data directory's collections, whichever store holds the
+    /// vectors.
+    pub fn open_memory_records(&self) -> anyhow::Result<Arc<dyn MemoryRecords>> {
+        match self.memory_db.as_deref().filter(|db| *db != "sqlite") {
+            Some(url) if url.starts_with("postgres://") || url.starts_with("postgresql://") => {
+                let records = PostgresRecords::connect(url, MEMORY_DB_CONNECTIONS)
+                    .context("cannot open the shared memory database (--db)")?;
+                Ok(Arc::new(records))
+            }
+            Some(other) => anyhow::bail!(
+                "--db `{}` is neither `sqlite` nor a postgres:// URL",
+                other.split('@').next_back().unwrap_or(other)
+            ),
+            None => {
+                let path = self.dir().join("memory.sqlite");
+                let records = SqliteRecords::open(&path).with_context(|| {
+                    format!("cannot open the memory database {}", path.display())
+                })?;
+                Ok(Arc::new(records))
+            }
+        }
     }
 
     fn dir(&self) -> PathBuf {

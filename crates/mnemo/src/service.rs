@@ -6,7 +6,6 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use mnemo_engine::Engine;
-use mnemo_records::SqliteRecords;
 
 use crate::args::{ModelArgs, OpenedStore, StoreArgs, engine_over};
 
@@ -17,14 +16,8 @@ pub fn open_memory_engine(
     model: &ModelArgs,
 ) -> anyhow::Result<(OpenedStore, Arc<Engine>)> {
     let store = store_args.open_any()?;
-    let memory_database = store_args.memory_database();
-    let records = SqliteRecords::open(&memory_database).with_context(|| {
-        format!(
-            "cannot open the memory database {}",
-            memory_database.display()
-        )
-    })?;
-    let engine = Arc::new(engine_over(store.shared(), model)?.with_records(Arc::new(records)));
+    let records = store_args.open_memory_records()?;
+    let engine = Arc::new(engine_over(store.shared(), model)?.with_records(records));
     let repaired = engine
         .repair_memories()
         .context("cannot bring the memories' vectors in line with their records")?;

@@ -1209,13 +1209,26 @@ fn every_route_refuses_what_its_access_row_refuses() {
 /// history, forgotten one and by scope; the records survive a restart, and the vectors agree.
 #[test]
 fn memories_over_http() {
+    memories_over_http_with(&[]);
+}
+
+/// The same, the records on a real PostgreSQL server (`--db postgres://...`).
+#[test]
+fn memories_over_http_on_postgres() {
+    let Some(postgres) = mnemo_testkit::Postgres::start() else {
+        return;
+    };
+    memories_over_http_with(&["--db", &postgres.url()]);
+}
+
+fn memories_over_http_with(extra: &[&str]) {
     use reqwest::Method;
     let data = tempfile::tempdir().unwrap();
     let store = data.path().join("store");
     let client = Client::new();
     let first_id;
     {
-        let server = Server::start(&store, &[]);
+        let server = Server::start(&store, extra);
         let send = |method: Method, path: &str, body: Option<Value>| {
             call_unrecorded(&client, method, &server.url(path), None, body)
         };
@@ -1285,7 +1298,7 @@ fn memories_over_http() {
         );
     }
     // Restarted on the same data directory: the records, their history and vectors are there.
-    let server = Server::start(&store, &[]);
+    let server = Server::start(&store, extra);
     let send = |method: Method, path: &str, body: Option<Value>| {
         call_unrecorded(&client, method, &server.url(path), None, body)
     };

@@ -1,17 +1,19 @@
 //! mnemo's relational store: what an agent's memory needs beside the vector store — each
 //! memory's record (text, metadata, scope, times, content hash, author) and the full history
 //! of every change to it, kept after the memory itself is deleted. SQLite by default (one file,
-//! in-process); the `MemoryRecords` trait is what a PostgreSQL backend will implement for a
-//! memory shared between machines.
+//! in-process); PostgreSQL for a memory shared between machines. Both implement
+//! `MemoryRecords` with the same tables and the same answers (the same tests run on both).
 //!
 //! Which memories an agent may see (a user's memories by all of that user's agents, a run's by
 //! that run only), deduplication and embedding are the engine's: this crate stores and finds
 //! records by exact fields.
 
 mod model;
+mod postgres;
 mod sqlite;
 
 pub use model::{Change, HistoryEntry, ListQuery, Memory, Scope, Version, timestamp};
+pub use postgres::PostgresRecords;
 pub use sqlite::SqliteRecords;
 
 #[derive(Debug, thiserror::Error)]

@@ -1,7 +1,7 @@
 //! Memories, their scopes and their history, as stored.
 
 use serde::{Deserialize, Serialize};
-use serde_json::{Map, Value};
+use serde_json::{Map, Value, json};
 
 use crate::{RecordsError, Result};
 
@@ -129,4 +129,53 @@ pub struct ListQuery {
 /// `time` as stored: UTC, RFC 3339, microseconds, `Z`.
 pub fn timestamp(time: chrono::DateTime<chrono::Utc>) -> String {
     time.format("%Y-%m-%dT%H:%M:%S%.6fZ").to_string()
+}
+
+/// What history keeps of a memory's content, in every backend.
+pub(crate) fn history_content(memory: &Memory) -> Value {
+    json!({
+        "text": memory.text,
+        "metadata": memory.metadata,
+        "expires_at": memory.expires_at,
+        "scope": memory.scope,
+    })
+}
+
+/// A history row as stored (its change a name, before and after JSON text), checked.
+pub(crate) struct StoredChange {
+    pub sequence: i64,
+    pub memory_id: String,
+    pub change: String,
+    pub before: Option<String>,
+    pub after: Option<String>,
+    pub actor: String,
+    pub at: String,
+}
+
+impl StoredChange {
+    pub(crate) fn into_entry(self) -> Result<HistoryEntry> {
+        let sequence = self.sequence;
+        let corrupt = |message: String| RecordsError::Corrupt {
+            id: self.memory_id.clone(),
+            message,
+        };
+        let change = Change::parse(&self.change)
+            .ok_or_else(|| corrupt(format!("unknown change `{}` in its history", self.change)))?;
+        let parse = |text: Option<String>| -> Result<Option<Value>> {
+            text.map(|text| {
+                serde_json::from_str(&text)
+                    .map_err(|err| corrupt(format!("history entry {sequence}: {err}")))
+            })
+            .transpose()
+        };
+        Ok(HistoryEntry {
+            sequence,
+            change,
+            before: parse(self.before.clone())?,
+            after: parse(self.after.clone())?,
+            memory_id: self.memory_id,
+            actor: self.actor,
+            at: self.at,
+        })
+    }
 }

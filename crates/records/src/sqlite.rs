@@ -6,9 +6,11 @@ use std::sync::{Mutex, MutexGuard};
 use std::time::Duration;
 
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
-use serde_json::{Map, Value, json};
+use serde_json::{Map, Value};
 
-use crate::model::{Change, HistoryEntry, ListQuery, Memory, Scope, Version};
+use crate::model::{
+    Change, HistoryEntry, ListQuery, Memory, Scope, StoredChange, Version, history_content,
+};
 use crate::{MemoryRecords, RecordsError, Result};
 
 /// The layout this build reads and writes; another is refused rather than misread.
@@ -190,16 +192,6 @@ impl RawMemory {
     }
 }
 
-/// What history keeps of a memory's content.
-fn content(memory: &Memory) -> Value {
-    json!({
-        "text": memory.text,
-        "metadata": memory.metadata,
-        "expires_at": memory.expires_at,
-        "scope": memory.scope,
-    })
-}
-
 fn record_change(
     transaction: &Transaction<'_>,
     memory_id: &str,
@@ -214,8 +206,8 @@ fn record_change(
         params![
             memory_id,
             change.as_str(),
-            before.map(|m| content(m).to_string()),
-            after.map(|m| content(m).to_string()),
+            before.map(|m| history_content(m).to_string()),
+            after.map(|m| history_content(m).to_string()),
             actor,
             at
         ],
@@ -452,45 +444,19 @@ impl MemoryRecords for SqliteRecords {
             .map_err(|e| self.error(e))?;
         let rows = statement
             .query_map(params![id], |row| {
-                Ok((
-                    row.get::<_, i64>(0)?,
-                    row.get::<_, String>(1)?,
-                    row.get::<_, String>(2)?,
-                    row.get::<_, Option<String>>(3)?,
-                    row.get::<_, Option<String>>(4)?,
-                    row.get::<_, String>(5)?,
-                    row.get::<_, String>(6)?,
-                ))
+                Ok(StoredChange {
+                    sequence: row.get(0)?,
+                    memory_id: row.get(1)?,
+                    change: row.get(2)?,
+                    before: row.get(3)?,
+                    after: row.get(4)?,
+                    actor: row.get(5)?,
+                    at: row.get(6)?,
+                })
             })
             .map_err(|e| self.error(e))?;
-        let mut entries = Vec::new();
-        for row in rows {
-            let (sequence, memory_id, change, before, after, actor, at) =
-                row.map_err(|e| self.error(e))?;
-            let corrupt = |message: String| RecordsError::Corrupt {
-                id: memory_id.clone(),
-                message,
-            };
-            let change = Change::parse(&change)
-                .ok_or_else(|| corrupt(format!("unknown change `{change}` in its history")))?;
-            let parse = |text: Option<String>| -> Result<Option<Value>> {
-                text.map(|text| {
-                    serde_json::from_str(&text)
-                        .map_err(|err| corrupt(format!("history entry {sequence}: {err}")))
-                })
-                .transpose()
-            };
-            entries.push(HistoryEntry {
-                sequence,
-                change,
-                before: parse(before)?,
-                after: parse(after)?,
-                memory_id,
-                actor,
-                at,
-            });
-        }
-        Ok(entries)
+        rows.map(|row| row.map_err(|e| self.error(e))?.into_entry())
+            .collect()
     }
 
     fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>> {

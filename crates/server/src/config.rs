@@ -64,12 +64,22 @@ struct ConfigFile {
     insecure_http: Option<bool>,
     /// The embedded store's: `periodic` or `fsync`.
     durability: Option<Durability>,
+    /// Where agents' memories are kept: `[db] url = "postgres://..."`, or SQLite by default.
+    db: Option<DbSection>,
     /// `Host` values `/mcp` answers (DNS rebinding); by default the loopback names when
     /// listening on loopback, any host otherwise (keys are needed there).
     mcp_allowed_hosts: Option<Vec<String>>,
     /// Browser origins `/mcp` answers (`https://app.example.com:443`); none by default.
     #[serde(default)]
     mcp_allowed_origins: Vec<String>,
+}
+
+/// The relational store of agents' memories.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct DbSection {
+    /// `sqlite`, or `postgres://user:password@host:port/database`.
+    url: String,
 }
 
 /// The Qdrant deployment behind `store = "qdrant"`.
@@ -137,6 +147,9 @@ pub struct ServerConfig {
     pub insecure_http: bool,
     /// When the embedded store acknowledges a write, if the file says (`--durability` wins).
     pub durability: Option<Durability>,
+    /// Where agents' memories are kept, if the file says (`--db` wins): `sqlite` or a
+    /// PostgreSQL URL.
+    pub memory_db: Option<String>,
     /// The `Host` values `/mcp` answers, when set; see [`Self::mcp_hosts`].
     pub mcp_allowed_hosts: Option<Vec<String>>,
     /// Browser origins `/mcp` answers; a request with any other `Origin` is refused.
@@ -160,6 +173,7 @@ impl Default for ServerConfig {
             tls: None,
             insecure_http: false,
             durability: None,
+            memory_db: None,
             mcp_allowed_hosts: None,
             mcp_allowed_origins: Vec::new(),
         }
@@ -233,6 +247,7 @@ impl ServerConfig {
             tls,
             insecure_http: file.insecure_http.unwrap_or(false),
             durability: file.durability,
+            memory_db: file.db.map(|db| db.url),
             mcp_allowed_hosts: file.mcp_allowed_hosts,
             mcp_allowed_origins: file.mcp_allowed_origins,
             bind: file.bind.unwrap_or(defaults.bind),

@@ -15,6 +15,9 @@ use std::time::{Duration, Instant};
 
 use serde_json::Value;
 
+mod postgres;
+pub use postgres::Postgres;
+
 const STARTUP: Duration = Duration::from_secs(60);
 
 /// The shared folder: `MNEMO_SHARED_DIR`, or `shared/` beside the workspace.

@@ -20,7 +20,7 @@ pub struct ServeArgs {
     bind: Option<SocketAddr>,
     /// TOML settings: bind, keys, rate_limit, body_limit_bytes, max_batch,
     /// request_timeout_secs, index_roots, tls_cert, tls_key, insecure_http, durability, store
-    /// (and [qdrant] url, api_key)
+    /// (and [qdrant] url, api_key), [db] url, mcp_allowed_hosts, mcp_allowed_origins
     #[arg(long, env = "MNEMO_CONFIG")]
     config: Option<PathBuf>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key) [or the config's tls_cert]
@@ -66,6 +66,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.store.as_deref(),
         config.store_api_key.as_deref(),
         config.durability,
+        config.memory_db.as_deref(),
     );
     let (store, engine) = open_memory_engine(&store_args, &args.model)?;
     start_expiry_sweep(Arc::clone(&engine));

@@ -1,10 +1,14 @@
-//! The SQLite records on a real file: what is added, updated and removed, the history kept
-//! after deletion, scopes matched exactly (unset fields included), expiry, the schema version
-//! check, and acknowledged adds surviving kill -9 of a real child process.
+//! Both backends, the same test bodies: SQLite on a real file and PostgreSQL on a real server
+//! (started by the test on a free loopback port): what is added, updated and removed, the
+//! history kept after deletion, scopes matched exactly (unset fields included), expiry, the
+//! schema version check; acknowledged adds surviving kill -9 of a real child process (SQLite)
+//! and an immediate stop of the server (PostgreSQL); an unreachable server named.
 
 use mnemo_records::{
-    Change, ListQuery, Memory, MemoryRecords, RecordsError, Scope, SqliteRecords, Version,
+    Change, ListQuery, Memory, MemoryRecords, PostgresRecords, RecordsError, Scope, SqliteRecords,
+    Version,
 };
+use mnemo_testkit::Postgres;
 use serde_json::{Map, json};
 
 fn scope(user: Option<&str>, agent: Option<&str>, run: Option<&str>) -> Scope {
@@ -32,11 +36,30 @@ fn memory(id: &str, text: &str, scope: Scope, at: &str, expires_at: Option<&str>
     }
 }
 
+type Open<'a> = &'a dyn Fn() -> Box<dyn MemoryRecords>;
+
 #[test]
-fn add_update_remove_and_the_history_that_outlives_them() {
+fn sqlite_add_update_remove_and_the_history_that_outlives_them() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("memory.sqlite");
-    let records = SqliteRecords::open(&path).unwrap();
+    add_update_remove_and_the_history_that_outlives_them(&|| {
+        Box::new(SqliteRecords::open(&path).unwrap())
+    });
+}
+
+#[test]
+fn postgres_add_update_remove_and_the_history_that_outlives_them() {
+    let Some(server) = Postgres::start() else {
+        return;
+    };
+    let url = server.url();
+    add_update_remove_and_the_history_that_outlives_them(&|| {
+        Box::new(PostgresRecords::connect(&url, 4).unwrap())
+    });
+}
+
+fn add_update_remove_and_the_history_that_outlives_them(open: Open<'_>) {
+    let records = open();
     let alice = scope(Some("alice"), None, None);
     let first = memory(
         "m1",
@@ -155,7 +178,7 @@ fn add_update_remove_and_the_history_that_outlives_them() {
 
     // Reopened: the history is all there, in order, with before and after.
     drop(records);
-    let records = SqliteRecords::open(&path).unwrap();
+    let records = open();
     let history = records.history("m1").unwrap();
     let changes: Vec<Change> = history.iter().map(|entry| entry.change).collect();
     assert_eq!(changes, [Change::Added, Change::Updated, Change::Deleted]);
@@ -175,9 +198,24 @@ fn add_update_remove_and_the_history_that_outlives_them() {
 }
 
 #[test]
-fn lists_by_scope_fields_and_leaves_out_the_expired() {
+fn sqlite_lists_by_scope_fields_and_leaves_out_the_expired() {
     let dir = tempfile::tempdir().unwrap();
-    let records = SqliteRecords::open(&dir.path().join("memory.sqlite")).unwrap();
+    lists_by_scope_fields_and_leaves_out_the_expired(
+        &SqliteRecords::open(&dir.path().join("memory.sqlite")).unwrap(),
+    );
+}
+
+#[test]
+fn postgres_lists_by_scope_fields_and_leaves_out_the_expired() {
+    let Some(server) = Postgres::start() else {
+        return;
+    };
+    lists_by_scope_fields_and_leaves_out_the_expired(
+        &PostgresRecords::connect(&server.url(), 4).unwrap(),
+    );
+}
+
+fn lists_by_scope_fields_and_leaves_out_the_expired(records: &dyn MemoryRecords) {
     let at = "2026-12-01T10:00:00.000000Z";
     records
         .add(&memory("a", "one", scope(Some("u1"), None, None), at, None))
@@ -264,7 +302,7 @@ fn lists_by_scope_fields_and_leaves_out_the_expired() {
 }
 
 #[test]
-fn another_schema_version_is_refused() {
+fn sqlite_another_schema_version_is_refused() {
     let dir = tempfile::tempdir().unwrap();
     let path = dir.path().join("memory.sqlite");
     drop(SqliteRecords::open(&path).unwrap());
@@ -282,6 +320,70 @@ fn another_schema_version_is_refused() {
 
 /// The child adds memories in a loop and prints each id once `add` returned; the parent
 /// kills it with SIGKILL at a random moment, reopens, and finds every printed id.
+#[test]
+fn postgres_another_schema_version_is_refused_and_an_unreachable_server_is_named() {
+    let Some(server) = Postgres::start() else {
+        return;
+    };
+    drop(PostgresRecords::connect(&server.url(), 1).unwrap());
+    // Two servers starting together migrate once: the second finds the schema current.
+    drop(PostgresRecords::connect(&server.url(), 1).unwrap());
+    let mut client = postgres::Client::connect(&server.url(), postgres::NoTls).unwrap();
+    client
+        .execute("UPDATE mnemo_schema SET version = 99", &[])
+        .unwrap();
+    let err = PostgresRecords::connect(&server.url(), 1)
+        .err()
+        .expect("refused");
+    assert!(err.to_string().contains("schema version 99"), "{err}");
+
+    let closed = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+    let port = closed.local_addr().unwrap().port();
+    drop(closed);
+    let err = PostgresRecords::connect(&format!("postgres://mnemo@127.0.0.1:{port}/memories"), 1)
+        .err()
+        .expect("unreachable");
+    let message = err.to_string();
+    assert!(
+        message.contains(&format!("127.0.0.1:{port}/memories")),
+        "{message}"
+    );
+    let err = PostgresRecords::connect("mysql://nope", 1)
+        .err()
+        .expect("not a PostgreSQL URL");
+    assert!(err.to_string().contains("postgres://"), "{err}");
+}
+
+/// Adds acknowledged by PostgreSQL are there after the server stops as a crash would
+/// (`pg_ctl stop -m immediate`: no checkpoint, recovery from its write-ahead log).
+#[test]
+fn postgres_acknowledged_adds_survive_an_immediate_stop() {
+    let Some(mut server) = Postgres::start() else {
+        return;
+    };
+    let records = PostgresRecords::connect(&server.url(), 2).unwrap();
+    for n in 0..200 {
+        records
+            .add(&memory(
+                &format!("m{n}"),
+                &format!("text {n}"),
+                scope(Some("u"), None, None),
+                "2026-12-01T00:00:00.000000Z",
+                None,
+            ))
+            .unwrap();
+    }
+    drop(records);
+    server.kill();
+    server.restart();
+    let records = PostgresRecords::connect(&server.url(), 2).unwrap();
+    for n in 0..200 {
+        let id = format!("m{n}");
+        assert!(records.get(&id).unwrap().is_some(), "{id} was lost");
+        assert_eq!(records.history(&id).unwrap().len(), 1);
+    }
+}
+
 #[test]
 fn acknowledged_adds_survive_kill_9() {
     if let Ok(path) = std::env::var("MNEMO_RECORDS_CHILD") {

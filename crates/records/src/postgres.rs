@@ -1,0 +1,485 @@
+//! `MemoryRecords` on PostgreSQL, for a memory shared by several mnemo servers: the same
+//! tables as SQLite's, created and upgraded by numbered migrations (one transaction each,
+//! under an advisory lock so that two servers starting together migrate once), through a pool
+//! of connections. A commit returns once PostgreSQL has made it durable (its default
+//! `synchronous_commit = on`).
+
+use std::time::Duration;
+
+use postgres::{NoTls, Row, Transaction};
+use r2d2::{Pool, PooledConnection};
+use r2d2_postgres::PostgresConnectionManager;
+use serde_json::{Map, Value};
+
+use crate::model::{
+    Change, HistoryEntry, ListQuery, Memory, Scope, StoredChange, Version, history_content,
+};
+use crate::{MemoryRecords, RecordsError, Result};
+
+/// The migrations, in order; the database records how many it has run. A database that ran
+/// more than this build knows is refused rather than misread.
+const MIGRATIONS: &[&str] = &["
+CREATE TABLE memories (
+    id TEXT PRIMARY KEY,
+    text TEXT NOT NULL,
+    metadata TEXT NOT NULL,
+    user_id TEXT,
+    agent_id TEXT,
+    run_id TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL,
+    expires_at TEXT,
+    content_hash TEXT NOT NULL,
+    author TEXT NOT NULL
+);
+CREATE INDEX memories_by_scope ON memories (user_id, agent_id, run_id);
+CREATE UNIQUE INDEX memories_one_per_text ON memories
+    (content_hash, COALESCE(user_id, ''), COALESCE(agent_id, ''), COALESCE(run_id, ''));
+CREATE INDEX memories_by_expiry ON memories (expires_at) WHERE expires_at IS NOT NULL;
+CREATE TABLE history (
+    sequence BIGSERIAL PRIMARY KEY,
+    memory_id TEXT NOT NULL,
+    change TEXT NOT NULL,
+    before TEXT,
+    after TEXT,
+    actor TEXT NOT NULL,
+    at TEXT NOT NULL
+);
+CREATE INDEX history_by_memory ON history (memory_id, sequence);
+"];
+
+/// Any number: the key of the advisory lock held while migrating.
+const MIGRATION_LOCK: i64 = 0x6d6e_656d_6f00;
+
+const COLUMNS: &str = "id, text, metadata, user_id, agent_id, run_id, created_at, updated_at, \
+                       expires_at, content_hash, author";
+
+/// A unique index was violated (the same text in the same scope, or the id).
+const UNIQUE_VIOLATION: &str = "23505";
+
+pub struct PostgresRecords {
+    /// `host:port/database`, for messages (never the password).
+    location: String,
+    pool: Pool<PostgresConnectionManager<NoTls>>,
+}
+
+impl PostgresRecords {
+    /// Connects to `url` (`postgres://user[:password]@host[:port]/database`), with at most
+    /// `connections` open at once, and runs the migrations this database lacks.
+    pub fn connect(url: &str, connections: u32) -> Result<Self> {
+        let config: postgres::Config = url.parse().map_err(|err| RecordsError::Database {
+            path: "the PostgreSQL URL".to_owned(),
+            message: format!("{err} (expected postgres://user:password@host:port/database)"),
+        })?;
+        let location = describe(&config);
+        let manager = PostgresConnectionManager::new(config, NoTls);
+        let pool = Pool::builder()
+            .max_size(connections.max(1))
+            .connection_timeout(Duration::from_secs(10))
+            .build(manager)
+            .map_err(|err| RecordsError::Database {
+                path: location.clone(),
+                message: format!("cannot connect: {err}"),
+            })?;
+        let records = Self { location, pool };
+        records.migrate()?;
+        Ok(records)
+    }
+
+    fn connection(&self) -> Result<PooledConnection<PostgresConnectionManager<NoTls>>> {
+        self.pool.get().map_err(|err| RecordsError::Database {
+            path: self.location.clone(),
+            message: format!("no connection: {err}"),
+        })
+    }
+
+    fn error(&self, err: postgres::Error) -> RecordsError {
+        RecordsError::Database {
+            path: self.location.clone(),
+            message: err.to_string(),
+        }
+    }
+
+    fn migrate(&self) -> Result<()> {
+        let mut connection = self.connection()?;
+        let mut transaction = connection.transaction().map_err(|e| self.error(e))?;
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&MIGRATION_LOCK])
+            .map_err(|e| self.error(e))?;
+        transaction
+            .batch_execute(
+                "CREATE TABLE IF NOT EXISTS mnemo_schema (version BIGINT NOT NULL); \
+                 INSERT INTO mnemo_schema SELECT 0 WHERE NOT EXISTS (SELECT 1 FROM mnemo_schema);",
+            )
+            .map_err(|e| self.error(e))?;
+        let found: i64 = transaction
+            .query_one("SELECT version FROM mnemo_schema", &[])
+            .map_err(|e| self.error(e))?
+            .get(0);
+        let known = MIGRATIONS.len() as i64;
+        if found > known {
+            return Err(RecordsError::SchemaVersion {
+                path: self.location.clone(),
+                found,
+                expected: known,
+            });
+        }
+        for migration in &MIGRATIONS[found as usize..] {
+            transaction
+                .batch_execute(migration)
+                .map_err(|e| self.error(e))?;
+        }
+        transaction
+            .execute("UPDATE mnemo_schema SET version = $1", &[&known])
+            .map_err(|e| self.error(e))?;
+        transaction.commit().map_err(|e| self.error(e))
+    }
+
+    fn in_transaction<T>(&self, work: impl FnOnce(&mut Transaction<'_>) -> Result<T>) -> Result<T> {
+        let mut connection = self.connection()?;
+        let mut transaction = connection.transaction().map_err(|e| self.error(e))?;
+        let result = work(&mut transaction)?;
+        transaction.commit().map_err(|e| self.error(e))?;
+        Ok(result)
+    }
+
+    fn select_one(
+        &self,
+        client: &mut impl postgres::GenericClient,
+        id: &str,
+    ) -> Result<Option<Memory>> {
+        client
+            .query_opt(
+                &format!("SELECT {COLUMNS} FROM memories WHERE id = $1"),
+                &[&id],
+            )
+            .map_err(|e| self.error(e))?
+            .map(|row| memory_of(&row))
+            .transpose()
+    }
+
+    fn insert(&self, transaction: &mut Transaction<'_>, memory: &Memory) -> Result<bool> {
+        let metadata = Value::Object(memory.metadata.clone()).to_string();
+        let inserted = transaction
+            .execute(
+                &format!(
+                    "INSERT INTO memories ({COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) \
+                     ON CONFLICT DO NOTHING"
+                ),
+                &[
+                    &memory.id,
+                    &memory.text,
+                    &metadata,
+                    &memory.scope.user_id,
+                    &memory.scope.agent_id,
+                    &memory.scope.run_id,
+                    &memory.created_at,
+                    &memory.updated_at,
+                    &memory.expires_at,
+                    &memory.content_hash,
+                    &memory.author,
+                ],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(inserted == 1)
+    }
+
+    #[allow(clippy::too_many_arguments)]
+    fn record_change(
+        &self,
+        transaction: &mut Transaction<'_>,
+        memory_id: &str,
+        change: Change,
+        before: Option<Value>,
+        after: Option<Value>,
+        actor: &str,
+        at: &str,
+    ) -> Result<()> {
+        let before = before.map(|value| value.to_string());
+        let after = after.map(|value| value.to_string());
+        transaction
+            .execute(
+                "INSERT INTO history (memory_id, change, before, after, actor, at) \
+                 VALUES ($1, $2, $3, $4, $5, $6)",
+                &[&memory_id, &change.as_str(), &before, &after, &actor, &at],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(())
+    }
+}
+
+/// `host:port/database` of a connection's settings.
+fn describe(config: &postgres::Config) -> String {
+    let host = config
+        .get_hosts()
+        .first()
+        .map(|host| match host {
+            postgres::config::Host::Tcp(name) => name.clone(),
+            postgres::config::Host::Unix(path) => path.display().to_string(),
+        })
+        .unwrap_or_else(|| "localhost".to_owned());
+    let port = config.get_ports().first().copied().unwrap_or(5432);
+    let database = config
+        .get_dbname()
+        .or(config.get_user())
+        .unwrap_or("postgres");
+    format!("postgres://{host}:{port}/{database}")
+}
+
+fn memory_of(row: &Row) -> Result<Memory> {
+    let id: String = row.get(0);
+    let metadata: String = row.get(2);
+    let metadata: Map<String, Value> =
+        serde_json::from_str(&metadata).map_err(|err| RecordsError::Corrupt {
+            id: id.clone(),
+            message: format!("metadata is not a JSON object: {err}"),
+        })?;
+    Ok(Memory {
+        id,
+        text: row.get(1),
+        metadata,
+        scope: Scope {
+            user_id: row.get(3),
+            agent_id: row.get(4),
+            run_id: row.get(5),
+        },
+        created_at: row.get(6),
+        updated_at: row.get(7),
+        expires_at: row.get(8),
+        content_hash: row.get(9),
+        author: row.get(10),
+    })
+}
+
+fn is_unique_violation(err: &postgres::Error) -> bool {
+    err.code()
+        .is_some_and(|code| code.code() == UNIQUE_VIOLATION)
+}
+
+impl MemoryRecords for PostgresRecords {
+    fn add(&self, memory: &Memory) -> Result<()> {
+        memory.scope.check()?;
+        self.in_transaction(|transaction| {
+            if !self.insert(transaction, memory)? {
+                return Err(RecordsError::Exists(memory.id.clone()));
+            }
+            self.record_change(
+                transaction,
+                &memory.id,
+                Change::Added,
+                None,
+                Some(history_content(memory)),
+                &memory.author,
+                &memory.created_at,
+            )
+        })
+    }
+
+    fn restore(&self, memory: &Memory, history: &[HistoryEntry]) -> Result<bool> {
+        memory.scope.check()?;
+        self.in_transaction(|transaction| {
+            if !self.insert(transaction, memory)? {
+                return Ok(false);
+            }
+            if history.is_empty() {
+                self.record_change(
+                    transaction,
+                    &memory.id,
+                    Change::Added,
+                    None,
+                    Some(history_content(memory)),
+                    &memory.author,
+                    &memory.created_at,
+                )?;
+            }
+            for entry in history {
+                self.record_change(
+                    transaction,
+                    &memory.id,
+                    entry.change,
+                    entry.before.clone(),
+                    entry.after.clone(),
+                    &entry.actor,
+                    &entry.at,
+                )?;
+            }
+            Ok(true)
+        })
+    }
+
+    fn find_same(&self, scope: &Scope, content_hash: &str) -> Result<Option<Memory>> {
+        let mut connection = self.connection()?;
+        connection
+            .query_opt(
+                &format!(
+                    "SELECT {COLUMNS} FROM memories WHERE content_hash = $1 \
+                     AND user_id IS NOT DISTINCT FROM $2 AND agent_id IS NOT DISTINCT FROM $3 \
+                     AND run_id IS NOT DISTINCT FROM $4 ORDER BY created_at LIMIT 1"
+                ),
+                &[
+                    &content_hash,
+                    &scope.user_id,
+                    &scope.agent_id,
+                    &scope.run_id,
+                ],
+            )
+            .map_err(|e| self.error(e))?
+            .map(|row| memory_of(&row))
+            .transpose()
+    }
+
+    fn get(&self, id: &str) -> Result<Option<Memory>> {
+        let mut connection = self.connection()?;
+        self.select_one(&mut *connection, id)
+    }
+
+    fn update(
+        &self,
+        id: &str,
+        change: &Version,
+        actor: &str,
+        at: &str,
+    ) -> Result<Option<(Memory, Memory)>> {
+        let metadata = Value::Object(change.metadata.clone()).to_string();
+        self.in_transaction(|transaction| {
+            let Some(before) = self.select_one(transaction, id)? else {
+                return Ok(None);
+            };
+            transaction
+                .execute(
+                    "UPDATE memories SET text = $2, metadata = $3, content_hash = $4, \
+                     expires_at = $5, updated_at = $6 WHERE id = $1",
+                    &[
+                        &id,
+                        &change.text,
+                        &metadata,
+                        &change.content_hash,
+                        &change.expires_at,
+                        &at,
+                    ],
+                )
+                .map_err(|err| {
+                    if is_unique_violation(&err) {
+                        RecordsError::Exists(id.to_owned())
+                    } else {
+                        self.error(err)
+                    }
+                })?;
+            let after = Memory {
+                text: change.text.clone(),
+                metadata: change.metadata.clone(),
+                content_hash: change.content_hash.clone(),
+                expires_at: change.expires_at.clone(),
+                updated_at: at.to_owned(),
+                ..before.clone()
+            };
+            self.record_change(
+                transaction,
+                id,
+                Change::Updated,
+                Some(history_content(&before)),
+                Some(history_content(&after)),
+                actor,
+                at,
+            )?;
+            Ok(Some((before, after)))
+        })
+    }
+
+    fn remove(&self, id: &str, change: Change, actor: &str, at: &str) -> Result<Option<Memory>> {
+        self.in_transaction(|transaction| {
+            // Locked while deleted: two removals of one memory write one history entry.
+            let Some(before) = transaction
+                .query_opt(
+                    &format!("SELECT {COLUMNS} FROM memories WHERE id = $1 FOR UPDATE"),
+                    &[&id],
+                )
+                .map_err(|e| self.error(e))?
+                .map(|row| memory_of(&row))
+                .transpose()?
+            else {
+                return Ok(None);
+            };
+            transaction
+                .execute("DELETE FROM memories WHERE id = $1", &[&id])
+                .map_err(|e| self.error(e))?;
+            self.record_change(
+                transaction,
+                id,
+                change,
+                Some(history_content(&before)),
+                None,
+                actor,
+                at,
+            )?;
+            Ok(Some(before))
+        })
+    }
+
+    fn list(&self, query: &ListQuery) -> Result<Vec<Memory>> {
+        let mut connection = self.connection()?;
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let offset = i64::try_from(query.offset).unwrap_or(i64::MAX);
+        connection
+            .query(
+                &format!(
+                    "SELECT {COLUMNS} FROM memories WHERE ($1::TEXT IS NULL OR user_id = $1) \
+                     AND ($2::TEXT IS NULL OR agent_id = $2) AND ($3::TEXT IS NULL OR run_id = $3) \
+                     AND ($4::TEXT IS NULL OR expires_at IS NULL OR expires_at > $4) \
+                     ORDER BY created_at, id LIMIT $5 OFFSET $6"
+                ),
+                &[
+                    &query.user_id,
+                    &query.agent_id,
+                    &query.run_id,
+                    &query.now,
+                    &limit,
+                    &offset,
+                ],
+            )
+            .map_err(|e| self.error(e))?
+            .iter()
+            .map(memory_of)
+            .collect()
+    }
+
+    fn history(&self, id: &str) -> Result<Vec<HistoryEntry>> {
+        let mut connection = self.connection()?;
+        let rows = connection
+            .query(
+                "SELECT sequence, memory_id, change, before, after, actor, at FROM history \
+                 WHERE memory_id = $1 ORDER BY sequence",
+                &[&id],
+            )
+            .map_err(|e| self.error(e))?;
+        rows.into_iter()
+            .map(|row| {
+                StoredChange {
+                    sequence: row.get(0),
+                    memory_id: row.get(1),
+                    change: row.get(2),
+                    before: row.get(3),
+                    after: row.get(4),
+                    actor: row.get(5),
+                    at: row.get(6),
+                }
+                .into_entry()
+            })
+            .collect()
+    }
+
+    fn expired(&self, now: &str, limit: usize) -> Result<Vec<String>> {
+        let mut connection = self.connection()?;
+        let limit = i64::try_from(limit).unwrap_or(i64::MAX);
+        Ok(connection
+            .query(
+                "SELECT id FROM memories WHERE expires_at IS NOT NULL AND expires_at <= $1 \
+                 ORDER BY expires_at LIMIT $2",
+                &[&now, &limit],
+            )
+            .map_err(|e| self.error(e))?
+            .iter()
+            .map(|row| row.get(0))
+            .collect())
+    }
+}
