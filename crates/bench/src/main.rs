@@ -8,6 +8,7 @@ mod embed;
 mod http;
 mod import;
 mod index;
+mod memory;
 mod soak;
 mod stats;
 mod store;
@@ -57,6 +58,9 @@ enum Command {
     /// hostile inputs) for a bounded time: memory steady, no 5xx but 503 with Retry-After,
     /// every acknowledged upsert read back.
     Soak(soak::SoakArgs),
+    /// Agents' memories in-process: adds one by one, searches of one scope (p50, p95), the
+    /// results for an overlap with mem0's, and RSS with a bulk of imported memories.
+    Memory(memory::MemoryArgs),
 }
 
 fn main() -> ExitCode {
@@ -69,6 +73,7 @@ fn main() -> ExitCode {
         Command::Import(args) => import::run(args),
         Command::Durability(args) => durability::run(args),
         Command::Soak(args) => soak::run(args),
+        Command::Memory(args) => memory::run(args),
     };
     match result {
         Ok(()) => ExitCode::SUCCESS,
