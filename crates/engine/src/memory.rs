@@ -31,6 +31,8 @@ use crate::{Engine, EngineError, KEYWORD_VECTOR, Principal, Result, SearchMode, 
 pub const MEMORY_COLLECTION: &str = "memories";
 /// The longest memory text, in bytes: a memory is a fact or a note, not a document.
 pub const MAX_MEMORY_BYTES: usize = 64 * 1024;
+/// The largest metadata of a memory, as JSON bytes.
+pub const MAX_METADATA_BYTES: usize = 16 * 1024;
 /// Near-duplicates at or above this cosine are returned beside a new memory.
 pub const DEFAULT_SIMILAR_THRESHOLD: f32 = 0.9;
 /// Records read at a time by `repair`, `delete_many` and the expiry sweep.
@@ -182,6 +184,7 @@ impl Engine {
         let records = self.records()?;
         new.scope.check()?;
         check_text(&new.text)?;
+        check_metadata(&new.metadata)?;
         let hash = content_hash(&new.text);
         if let Some(same) = records.find_same(&new.scope, &hash)? {
             return Ok(Added {
@@ -337,6 +340,9 @@ impl Engine {
         let current = self.get_memory(id)?;
         let text = text.unwrap_or(&current.text).to_owned();
         check_text(&text)?;
+        if let Some(metadata) = &metadata {
+            check_metadata(metadata)?;
+        }
         let version = Version {
             content_hash: content_hash(&text),
             metadata: metadata.unwrap_or_else(|| current.metadata.clone()),
@@ -666,6 +672,7 @@ impl Engine {
                 .check()
                 .map_err(|err| invalid(err.to_string()))?;
             check_text(&memory.text).map_err(|err| invalid(err.to_string()))?;
+            check_metadata(&memory.metadata).map_err(|err| invalid(err.to_string()))?;
             for (field, value) in [
                 ("created_at", Some(&memory.created_at)),
                 ("updated_at", Some(&memory.updated_at)),
@@ -804,6 +811,17 @@ fn memory_point(memory: &Memory, vector: Vec<f32>) -> Result<Point> {
         Vector::Sparse(bm25::document_vector(&bm25::tokens(&memory.text))),
     );
     Ok(point)
+}
+
+/// Metadata is for tags and small facts about a memory; its JSON is bounded.
+fn check_metadata(metadata: &Map<String, Value>) -> Result<()> {
+    let bytes = serde_json::to_vec(metadata).map_or(usize::MAX, |json| json.len());
+    if bytes > MAX_METADATA_BYTES {
+        return Err(EngineError::InvalidQuery(format!(
+            "a memory's metadata is {bytes} bytes of JSON; at most {MAX_METADATA_BYTES}"
+        )));
+    }
+    Ok(())
 }
 
 fn check_text(text: &str) -> Result<()> {

@@ -450,6 +450,15 @@ fn hybrid_and_time_range_searches_and_forgetting_by_metadata() {
         engine.delete_memories(&Scope::default(), None, "admin"),
         Err(EngineError::Records(mnemo_records::RecordsError::NoScope))
     ));
+    let mut huge = Map::new();
+    huge.insert("notes".into(), json!("x".repeat(20_000)));
+    let refused = engine
+        .add_memory(&NewMemory {
+            metadata: huge,
+            ..new("A memory with too much metadata", team.clone())
+        })
+        .unwrap_err();
+    assert!(refused.to_string().contains("metadata"), "{refused}");
 }
 
 #[test]

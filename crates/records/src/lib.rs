@@ -12,7 +12,9 @@ mod model;
 mod postgres;
 mod sqlite;
 
-pub use model::{Change, HistoryEntry, ListQuery, Memory, Scope, Version, timestamp};
+pub use model::{
+    Change, HistoryEntry, ListQuery, MAX_SCOPE_ID_BYTES, Memory, Scope, Version, timestamp,
+};
 pub use postgres::PostgresRecords;
 pub use sqlite::SqliteRecords;
 
@@ -32,6 +34,8 @@ pub enum RecordsError {
     NoScope,
     #[error("`{0}` is empty: leave a scope field out rather than give it empty")]
     EmptyScopeField(&'static str),
+    #[error("`{field}` is {bytes} bytes long; at most {max} are kept", max = model::MAX_SCOPE_ID_BYTES)]
+    ScopeFieldTooLong { field: &'static str, bytes: usize },
     #[error("memory {0} exists already, or its text does in its scope")]
     Exists(String),
     #[error("stored memory {id} is damaged: {message}")]

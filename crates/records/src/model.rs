@@ -5,6 +5,9 @@ use serde_json::{Map, Value, json};
 
 use crate::{RecordsError, Result};
 
+/// The longest user, agent or run id, in bytes: an identifier, not a document.
+pub const MAX_SCOPE_ID_BYTES: usize = 256;
+
 /// Whose a memory is. At least one field is set; the engine decides who sees what.
 #[derive(Debug, Clone, Default, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Scope {
@@ -32,6 +35,14 @@ impl Scope {
                 .is_some_and(|value| value.trim().is_empty())
             {
                 return Err(RecordsError::EmptyScopeField(name));
+            }
+            if let Some(value) = value
+                && value.len() > MAX_SCOPE_ID_BYTES
+            {
+                return Err(RecordsError::ScopeFieldTooLong {
+                    field: name,
+                    bytes: value.len(),
+                });
             }
         }
         Ok(())

@@ -102,6 +102,20 @@ fn add_update_remove_and_the_history_that_outlives_them(open: Open<'_>) {
         records.add(&blank),
         Err(RecordsError::EmptyScopeField("user_id"))
     ));
+    let long = "u".repeat(300);
+    assert!(matches!(
+        records.add(&memory(
+            "m8",
+            "x",
+            scope(Some(&long), None, None),
+            "2026-12-01T10:00:00.000000Z",
+            None
+        )),
+        Err(RecordsError::ScopeFieldTooLong {
+            field: "user_id",
+            bytes: 300
+        })
+    ));
     let elsewhere = memory(
         "m1-bob",
         "prefers tea",

@@ -162,7 +162,8 @@ impl From<EngineError> for ApiError {
             }
             EngineError::Records(
                 mnemo_records::RecordsError::NoScope
-                | mnemo_records::RecordsError::EmptyScopeField(_),
+                | mnemo_records::RecordsError::EmptyScopeField(_)
+                | mnemo_records::RecordsError::ScopeFieldTooLong { .. },
             ) => ApiError::new(ErrorCode::Unprocessable, err.to_string()),
             EngineError::Records(_) | EngineError::MemoryStoreMissing => {
                 ApiError::new(ErrorCode::Internal, err.to_string())
