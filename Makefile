@@ -4,7 +4,7 @@ CARGO ?= cargo
 MNEMO := target/release/mnemo
 BENCH := target/release/mnemo-bench
 
-.PHONY: demo test api-clients model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-store-qdrant bench-index bench-http bench-import bench-durability
+.PHONY: demo test api-clients model patched-deps build fmt clippy bench-embed bench-tasks bench-crash bench-store bench-store-qdrant bench-index bench-http bench-import bench-durability bench-memory
 
 # Fetch and verify the model, build, index the example plans into a data directory under
 # target/ (Qdrant's engine, in-process), then ask it a question by meaning and one by number.
@@ -93,3 +93,7 @@ bench-import: build
 # What durability = "fsync" costs: single-point and batched upserts under each durability.
 bench-durability: build
 	$(BENCH) durability
+
+# Agents' memories against mem0 (offline, same model and texts): adds/s, search p50/p95, overlap.
+bench-memory: model build
+	bench/memory-vs-mem0.sh

@@ -712,8 +712,10 @@ impl Engine {
         Ok(imported)
     }
 
+    /// A memory's vector, in one forward pass with the texts other callers (agents adding at
+    /// the same moment, searches) are embedding: many agents, few passes.
     fn embed_memory(&self, text: &str) -> Result<Vec<f32>> {
-        Ok(self.embedder().embed(&[text])?.row(0).to_vec())
+        self.query_batcher.embed(text)
     }
 
     fn write_memory_vector(&self, memory: &Memory, vector: Vec<f32>) -> Result<()> {
