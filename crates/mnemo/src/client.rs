@@ -1,5 +1,6 @@
 //! The client of a running `mnemo serve`: when a server holds the data directory, the lock
-//! file says where it listens, and `search`, `similar`, `dupes`, `index` and `snapshot` ask it
+//! file says where it listens, and `search`, `similar`, `dupes`, `index`, `snapshot` and
+//! `memory` (but for export and import) ask it
 //! over the REST API instead of failing on the lock. Same answers, same output. It imports no
 //! command: the commands choose between it and the engine (`backend.rs`).
 
@@ -105,6 +106,25 @@ impl Remote {
 
     fn post(&self, path: &str, body: Value) -> anyhow::Result<Value> {
         self.call(self.client.post(format!("{}{path}", self.base)).json(&body))
+    }
+
+    /// `method` on a route of the REST API (`path` from the server's root), with a JSON body.
+    pub fn request(
+        &self,
+        method: reqwest::Method,
+        path: &str,
+        body: Option<Value>,
+    ) -> anyhow::Result<Value> {
+        let request = self.client.request(method, format!("{}{path}", self.base));
+        self.call(match body {
+            Some(body) => request.json(&body),
+            None => request,
+        })
+    }
+
+    /// Where the server listens, for messages.
+    pub fn base(&self) -> &str {
+        &self.base
     }
 
     pub fn search(&self, query: &str, options: &SearchOptions) -> anyhow::Result<Vec<ScoredPoint>> {

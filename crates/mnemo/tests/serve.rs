@@ -883,6 +883,44 @@ fn the_cli_asks_the_server_that_holds_the_data_directory() {
     let dupes_through_server = String::from_utf8_lossy(&dupes.stdout).into_owned();
     assert!(!dupes_through_server.is_empty());
 
+    // Memories too: added, searched and traced through the server that holds the directory.
+    let added = mnemo(
+        &[
+            "memory",
+            "add",
+            "Deploys wait for the QA sign-off",
+            "--user-id",
+            "ops",
+        ],
+        &store,
+    );
+    assert!(
+        added.status.success(),
+        "{}",
+        String::from_utf8_lossy(&added.stderr)
+    );
+    let added: Value = serde_json::from_slice(&added.stdout).unwrap();
+    assert_eq!(added["status"], "added", "{added}");
+    let id = added["id"].as_str().unwrap().to_owned();
+    let found = mnemo(
+        &["memory", "search", "when can we deploy", "--user-id", "ops"],
+        &store,
+    );
+    let found: Value = serde_json::from_slice(
+        String::from_utf8_lossy(&found.stdout)
+            .lines()
+            .next()
+            .unwrap_or("null")
+            .as_bytes(),
+    )
+    .unwrap();
+    assert_eq!(found["memory"]["id"], id.as_str(), "{found}");
+    let history = mnemo(&["memory", "history", &id], &store);
+    assert!(String::from_utf8_lossy(&history.stdout).contains("\"added\""));
+    let export = mnemo(&["memory", "export"], &store);
+    assert!(!export.status.success());
+    assert!(String::from_utf8_lossy(&export.stderr).contains("stop it to export"));
+
     // Stopped, the server leaves the directory to the CLI, which answers the same.
     let pid = server.child.id().to_string();
     assert!(

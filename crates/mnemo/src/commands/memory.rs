@@ -19,6 +19,8 @@ use serde_json::{Map, Value, json};
 
 use mnemo::service::{open_memory_engine, start_expiry_sweep};
 
+use crate::client::Remote;
+
 /// Who a memory belongs to, or who asks.
 #[derive(Args, Clone, Default)]
 pub struct ScopeArgs {
@@ -126,7 +128,13 @@ const IMPORT_BATCH: usize = 256;
 const MAX_IMPORT_LINE: usize = 16 * 1024 * 1024;
 
 pub fn run(args: MemoryArgs) -> anyhow::Result<()> {
-    let (_store, engine) = open_memory_engine(&args.store, &args.model)?;
+    let (_store, engine) = match open_memory_engine(&args.store, &args.model) {
+        Ok(opened) => opened,
+        Err(err) => match Remote::holding(&err) {
+            Some(remote) => return through_server(&remote?, args.command),
+            None => return Err(err),
+        },
+    };
     let actor = std::env::var("USER").unwrap_or_else(|_| "cli".to_owned());
     match args.command {
         MemoryCommand::Add {
@@ -207,6 +215,122 @@ pub fn run(args: MemoryArgs) -> anyhow::Result<()> {
         }
         MemoryCommand::Export { output } => export(&engine, output),
         MemoryCommand::Import { input } => import(&engine, input),
+    }
+}
+
+/// The same commands asked of the `mnemo serve` that holds the data directory, over its REST
+/// API; the answers printed as it gives them.
+fn through_server(remote: &Remote, command: MemoryCommand) -> anyhow::Result<()> {
+    use reqwest::Method;
+    let memory_path = |id: &str| -> anyhow::Result<String> {
+        // Ids are UUIDs: anything else names no memory, and never reaches a URL.
+        uuid::Uuid::parse_str(id).map_err(|_| anyhow::anyhow!("no memory with id `{id}`"))?;
+        Ok(format!("/api/v1/memories/{id}"))
+    };
+    match command {
+        MemoryCommand::Add {
+            text,
+            scope,
+            metadata,
+            expires_at,
+        } => {
+            let answer = remote.request(
+                Method::POST,
+                "/api/v1/memories",
+                Some(json!({
+                    "text": text,
+                    "user_id": scope.user_id,
+                    "agent_id": scope.agent_id,
+                    "run_id": scope.run_id,
+                    "metadata": object_argument("--metadata", metadata.as_deref())?,
+                    "expires_at": expires_at,
+                })),
+            )?;
+            print_json(&answer)
+        }
+        MemoryCommand::Search {
+            query,
+            scope,
+            wider,
+            filter,
+            mode,
+            limit,
+            created_after,
+            created_before,
+        } => {
+            let filter = filter.as_deref().map(parse_filter).transpose()?;
+            let answer = remote.request(
+                Method::POST,
+                "/api/v1/memories/search",
+                Some(json!({
+                    "query": query,
+                    "user_id": scope.user_id,
+                    "agent_id": scope.agent_id,
+                    "run_id": scope.run_id,
+                    "wider": wider,
+                    "filter": filter,
+                    "mode": mode,
+                    "limit": limit,
+                    "created_after": created_after,
+                    "created_before": created_before,
+                })),
+            )?;
+            for found in answer["result"].as_array().into_iter().flatten() {
+                print_json(found)?;
+            }
+            Ok(())
+        }
+        MemoryCommand::Get { id } => {
+            print_json(&remote.request(Method::GET, &memory_path(&id)?, None)?)
+        }
+        MemoryCommand::Update { id, text, metadata } => {
+            if text.is_none() && metadata.is_none() {
+                bail!("give --text, --metadata or both");
+            }
+            let metadata = metadata
+                .map(|text| object_argument("--metadata", Some(&text)))
+                .transpose()?;
+            let answer = remote.request(
+                Method::PUT,
+                &memory_path(&id)?,
+                Some(json!({ "text": text, "metadata": metadata })),
+            )?;
+            print_json(&answer)
+        }
+        MemoryCommand::Delete {
+            id,
+            scope,
+            all_of_scope,
+        } => match (id, all_of_scope) {
+            (Some(id), false) => {
+                remote.request(Method::DELETE, &memory_path(&id)?, None)?;
+                print_json(&json!({ "deleted": id }))
+            }
+            (None, true) => print_json(&remote.request(
+                Method::POST,
+                "/api/v1/memories/delete",
+                Some(json!({
+                    "user_id": scope.user_id,
+                    "agent_id": scope.agent_id,
+                    "run_id": scope.run_id,
+                })),
+            )?),
+            _ => bail!(
+                "give a memory's id, or --all-of-scope with --user-id, --agent-id or --run-id"
+            ),
+        },
+        MemoryCommand::History { id } => {
+            let answer =
+                remote.request(Method::GET, &format!("{}/history", memory_path(&id)?), None)?;
+            for entry in answer["history"].as_array().into_iter().flatten() {
+                print_json(entry)?;
+            }
+            Ok(())
+        }
+        MemoryCommand::Export { .. } | MemoryCommand::Import { .. } => bail!(
+            "the data directory is held by mnemo serve at {}: stop it to export or import              memories (the records and vectors are written together)",
+            remote.base()
+        ),
     }
 }
 
