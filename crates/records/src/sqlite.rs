@@ -215,34 +215,37 @@ fn record_change(
     Ok(())
 }
 
+/// Writes `memory`'s row; `false` when its id, or its text in its scope, is taken.
+fn insert(transaction: &Transaction<'_>, memory: &Memory) -> rusqlite::Result<bool> {
+    let metadata = Value::Object(memory.metadata.clone()).to_string();
+    let inserted = transaction.execute(
+        &format!(
+            "INSERT OR IGNORE INTO memories ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
+        ),
+        params![
+            memory.id,
+            memory.text,
+            metadata,
+            memory.scope.user_id,
+            memory.scope.agent_id,
+            memory.scope.run_id,
+            memory.created_at,
+            memory.updated_at,
+            memory.expires_at,
+            memory.content_hash,
+            memory.author
+        ],
+    )?;
+    Ok(inserted == 1)
+}
+
 impl MemoryRecords for SqliteRecords {
     fn add(&self, memory: &Memory) -> Result<()> {
         memory.scope.check()?;
-        let metadata = Value::Object(memory.metadata.clone()).to_string();
         self.in_transaction(|transaction| {
-            let inserted = transaction.execute(
-                &format!(
-                    "INSERT OR IGNORE INTO memories ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-                ),
-                params![
-                    memory.id,
-                    memory.text,
-                    metadata,
-                    memory.scope.user_id,
-                    memory.scope.agent_id,
-                    memory.scope.run_id,
-                    memory.created_at,
-                    memory.updated_at,
-                    memory.expires_at,
-                    memory.content_hash,
-                    memory.author
-                ],
-            );
-            match inserted {
-                // The id, or the same text in the same scope, written by someone else first.
-                Ok(0) => return Err(RecordsError::Exists(memory.id.clone())),
-                Ok(_) => {}
-                Err(err) => return Err(self.error(err)),
+            // The id, or the same text in the same scope, written by someone else first.
+            if !insert(transaction, memory).map_err(|e| self.error(e))? {
+                return Err(RecordsError::Exists(memory.id.clone()));
             }
             record_change(
                 transaction,
@@ -259,29 +262,8 @@ impl MemoryRecords for SqliteRecords {
 
     fn restore(&self, memory: &Memory, history: &[HistoryEntry]) -> Result<bool> {
         memory.scope.check()?;
-        let metadata = Value::Object(memory.metadata.clone()).to_string();
         self.in_transaction(|transaction| {
-            let inserted = transaction
-                .execute(
-                    &format!(
-                        "INSERT OR IGNORE INTO memories ({COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6, ?7, ?8, ?9, ?10, ?11)"
-                    ),
-                    params![
-                        memory.id,
-                        memory.text,
-                        metadata,
-                        memory.scope.user_id,
-                        memory.scope.agent_id,
-                        memory.scope.run_id,
-                        memory.created_at,
-                        memory.updated_at,
-                        memory.expires_at,
-                        memory.content_hash,
-                        memory.author
-                    ],
-                )
-                .map_err(|e| self.error(e))?;
-            if inserted == 0 {
+            if !insert(transaction, memory).map_err(|e| self.error(e))? {
                 return Ok(false);
             }
             if history.is_empty() {
