@@ -123,10 +123,12 @@ fn a_kill_between_the_two_writes_is_repaired_at_the_next_start() {
             .stdout(std::process::Stdio::piped())
             .spawn()
             .unwrap();
-        let stdout = child.stdout.take().unwrap();
+        // Read, and kept open until the kill: a closed pipe would end the child at its next
+        // line, after its writes, rather than in the middle of them.
+        let mut lines = BufReader::new(child.stdout.take().unwrap()).lines();
         let wanted = 5 + cycle as usize * 13;
         let mut acknowledged = Vec::new();
-        for line in BufReader::new(stdout).lines() {
+        for line in lines.by_ref() {
             let line = line.unwrap();
             if let Some((n, id)) = line.split_once(' ')
                 && let Ok(n) = n.parse::<usize>()
@@ -141,6 +143,7 @@ fn a_kill_between_the_two_writes_is_repaired_at_the_next_start() {
         std::thread::sleep(std::time::Duration::from_millis(10 + cycle * 11 % 50));
         child.kill().unwrap();
         child.wait().unwrap();
+        drop(lines);
 
         let (engine, records) = open(dir.path());
         let repaired = engine.repair_memories().unwrap();
