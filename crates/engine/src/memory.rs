@@ -565,17 +565,7 @@ impl Engine {
             repaired.rebuilt = true;
         }
         let mut known = HashSet::new();
-        let mut offset = 0;
-        loop {
-            let page = records.list(&ListQuery {
-                limit: PAGE,
-                offset,
-                ..ListQuery::default()
-            })?;
-            if page.is_empty() {
-                break;
-            }
-            offset += page.len();
+        self.each_page_of_memories(|page| {
             let ids: Vec<PointId> = page.iter().filter_map(|m| point_id(&m.id)).collect();
             let stored: BTreeMap<PointId, Option<String>> = self
                 .store()
@@ -606,7 +596,8 @@ impl Engine {
                     repaired.vectors_written += 1;
                 }
             }
-        }
+            Ok(())
+        })?;
         let mut orphans = Vec::new();
         let mut request = mnemo_store::ScrollRequest::new(PAGE);
         request.with_payload = PayloadSelection::None;
@@ -634,6 +625,21 @@ impl Engine {
         mut visit: impl FnMut(ExportedMemory) -> Result<()>,
     ) -> Result<usize> {
         let records = self.records()?;
+        self.each_page_of_memories(|page| {
+            for memory in page {
+                let history = records.history(&memory.id)?;
+                visit(ExportedMemory { memory, history })?;
+            }
+            Ok(())
+        })
+    }
+
+    /// Every stored memory, oldest first, a page at a time; how many.
+    fn each_page_of_memories(
+        &self,
+        mut visit: impl FnMut(Vec<Memory>) -> Result<()>,
+    ) -> Result<usize> {
+        let records = self.records()?;
         let mut offset = 0;
         loop {
             let page = records.list(&ListQuery {
@@ -645,10 +651,7 @@ impl Engine {
                 return Ok(offset);
             }
             offset += page.len();
-            for memory in page {
-                let history = records.history(&memory.id)?;
-                visit(ExportedMemory { memory, history })?;
-            }
+            visit(page)?;
         }
     }
 

@@ -192,12 +192,13 @@ impl RawMemory {
     }
 }
 
+/// One history entry; `before` and `after` as [`history_content`] writes them.
 fn record_change(
     transaction: &Transaction<'_>,
     memory_id: &str,
     change: Change,
-    before: Option<&Memory>,
-    after: Option<&Memory>,
+    before: Option<&Value>,
+    after: Option<&Value>,
     actor: &str,
     at: &str,
 ) -> rusqlite::Result<()> {
@@ -206,8 +207,8 @@ fn record_change(
         params![
             memory_id,
             change.as_str(),
-            before.map(|m| history_content(m).to_string()),
-            after.map(|m| history_content(m).to_string()),
+            before.map(Value::to_string),
+            after.map(Value::to_string),
             actor,
             at
         ],
@@ -252,7 +253,7 @@ impl MemoryRecords for SqliteRecords {
                 &memory.id,
                 Change::Added,
                 None,
-                Some(memory),
+                Some(&history_content(memory)),
                 &memory.author,
                 &memory.created_at,
             )
@@ -272,26 +273,23 @@ impl MemoryRecords for SqliteRecords {
                     &memory.id,
                     Change::Added,
                     None,
-                    Some(memory),
+                    Some(&history_content(memory)),
                     &memory.author,
                     &memory.created_at,
                 )
                 .map_err(|e| self.error(e))?;
             }
             for entry in history {
-                transaction
-                    .execute(
-                        "INSERT INTO history (memory_id, change, before, after, actor, at) VALUES (?1, ?2, ?3, ?4, ?5, ?6)",
-                        params![
-                            memory.id,
-                            entry.change.as_str(),
-                            entry.before.as_ref().map(Value::to_string),
-                            entry.after.as_ref().map(Value::to_string),
-                            entry.actor,
-                            entry.at
-                        ],
-                    )
-                    .map_err(|e| self.error(e))?;
+                record_change(
+                    transaction,
+                    &memory.id,
+                    entry.change,
+                    entry.before.as_ref(),
+                    entry.after.as_ref(),
+                    &entry.actor,
+                    &entry.at,
+                )
+                .map_err(|e| self.error(e))?;
             }
             Ok(true)
         })
@@ -363,8 +361,8 @@ impl MemoryRecords for SqliteRecords {
                 transaction,
                 id,
                 Change::Updated,
-                Some(&before),
-                Some(&after),
+                Some(&history_content(&before)),
+                Some(&history_content(&after)),
                 actor,
                 at,
             )
@@ -381,8 +379,16 @@ impl MemoryRecords for SqliteRecords {
             transaction
                 .execute("DELETE FROM memories WHERE id = ?1", params![id])
                 .map_err(|e| self.error(e))?;
-            record_change(transaction, id, change, Some(&before), None, actor, at)
-                .map_err(|e| self.error(e))?;
+            record_change(
+                transaction,
+                id,
+                change,
+                Some(&history_content(&before)),
+                None,
+                actor,
+                at,
+            )
+            .map_err(|e| self.error(e))?;
             Ok(Some(before))
         })
     }

@@ -13,7 +13,6 @@ use std::sync::Arc;
 use axum::http::request::Parts;
 use mnemo_engine::memory::{AddStatus, MEMORY_COLLECTION, MemoryQuery, NewMemory};
 use mnemo_engine::{Engine, Principal, Scope, SearchMode, SearchOptions, parse_filter};
-use mnemo_records::Scope as MemoryScope;
 use mnemo_store::{Filter, PayloadSelection, VectorSelection};
 use rmcp::handler::server::common::schema_for_type;
 use rmcp::model::{
@@ -30,7 +29,7 @@ use serde::de::DeserializeOwned;
 use serde_json::{Map, Value, json};
 
 use crate::api::AppState;
-use crate::api::memories::{HistoryView, MemoryView, time_field};
+use crate::api::memories::{HistoryView, MemoryView, scope, time_field};
 use crate::error::{ApiError, ApiResult, ErrorCode};
 
 /// The route of the Streamable HTTP endpoint.
@@ -673,14 +672,6 @@ fn parse<T: DeserializeOwned>(spec: &ToolSpec, arguments: Value) -> ApiResult<T>
             format!("arguments of `{}`: {err}", spec.id),
         )
     })
-}
-
-fn scope(user_id: Option<String>, agent_id: Option<String>, run_id: Option<String>) -> MemoryScope {
-    MemoryScope {
-        user_id,
-        agent_id,
-        run_id,
-    }
 }
 
 fn mode_of(name: Option<&str>) -> ApiResult<SearchMode> {

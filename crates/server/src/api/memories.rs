@@ -16,7 +16,12 @@ use utoipa::ToSchema;
 use super::{ApiJson, Shared, unprocessable};
 use crate::error::ApiResult;
 
-fn scope(user_id: Option<String>, agent_id: Option<String>, run_id: Option<String>) -> Scope {
+/// The scope named by a request's three fields.
+pub(crate) fn scope(
+    user_id: Option<String>,
+    agent_id: Option<String>,
+    run_id: Option<String>,
+) -> Scope {
     Scope {
         user_id,
         agent_id,
