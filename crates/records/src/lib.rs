@@ -8,10 +8,15 @@
 //! that run only), deduplication and embedding are the engine's: this crate stores and finds
 //! records by exact fields.
 
+mod events;
 mod model;
 mod postgres;
 mod sqlite;
 
+pub use events::{
+    Event, EventLog, EventQuery, MAX_EVENT_TYPE_BYTES, MAX_EVENT_TYPES, NewEvent, Retention,
+    StoredJob,
+};
 pub use model::{
     Change, HistoryEntry, ListQuery, MAX_SCOPE_ID_BYTES, Memory, Scope, Version, timestamp,
 };
@@ -38,15 +43,17 @@ pub enum RecordsError {
     ScopeFieldTooLong { field: &'static str, bytes: usize },
     #[error("memory {0} exists already, or its text does in its scope")]
     Exists(String),
-    #[error("stored memory {id} is damaged: {message}")]
+    #[error("{0}")]
+    InvalidEventType(String),
+    #[error("stored {id} is damaged: {message}")]
     Corrupt { id: String, message: String },
 }
 
 pub type Result<T, E = RecordsError> = std::result::Result<T, E>;
 
-/// Where memories and their history are kept. Every method is one transaction: a change and
-/// its history entry are written together or not at all.
-pub trait MemoryRecords: Send + Sync {
+/// Where memories and their history are kept, beside the event log. Every method is one
+/// transaction: a change, its history entry and its event are written together or not at all.
+pub trait MemoryRecords: EventLog {
     /// Stores a new memory and its `Added` history entry; `Exists` when the id is taken or
     /// the same text is already in the same scope (a racing writer got there first).
     fn add(&self, memory: &Memory) -> Result<()>;

@@ -167,7 +167,7 @@ impl StoredChange {
     pub(crate) fn into_entry(self) -> Result<HistoryEntry> {
         let sequence = self.sequence;
         let corrupt = |message: String| RecordsError::Corrupt {
-            id: self.memory_id.clone(),
+            id: format!("memory {}", self.memory_id),
             message,
         };
         let change = Change::parse(&self.change)

@@ -11,14 +11,20 @@ use r2d2::{Pool, PooledConnection};
 use r2d2_postgres::PostgresConnectionManager;
 use serde_json::{Map, Value};
 
+use crate::events::{
+    Event, EventLog, EventQuery, NewEvent, Retention, StoredJob, memory_change_event, memory_event,
+    parse_data, parse_request,
+};
 use crate::model::{
     Change, HistoryEntry, ListQuery, Memory, Scope, StoredChange, Version, history_content,
+    timestamp,
 };
 use crate::{MemoryRecords, RecordsError, Result};
 
 /// The migrations, in order; the database records how many it has run. A database that ran
 /// more than this build knows is refused rather than misread.
-const MIGRATIONS: &[&str] = &["
+const MIGRATIONS: &[&str] = &[
+    "
 CREATE TABLE memories (
     id TEXT PRIMARY KEY,
     text TEXT NOT NULL,
@@ -46,10 +52,34 @@ CREATE TABLE history (
     at TEXT NOT NULL
 );
 CREATE INDEX history_by_memory ON history (memory_id, sequence);
-"];
+",
+    "
+CREATE TABLE events (
+    id BIGSERIAL PRIMARY KEY,
+    at TEXT NOT NULL,
+    type TEXT NOT NULL,
+    subject TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX events_by_time ON events (at);
+CREATE TABLE jobs (
+    id BIGINT PRIMARY KEY,
+    state TEXT NOT NULL,
+    request TEXT NOT NULL,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX jobs_unfinished ON jobs (state) WHERE state IN ('queued', 'running');
+",
+];
 
 /// Any number: the key of the advisory lock held while migrating.
 const MIGRATION_LOCK: i64 = 0x6d6e_656d_6f00;
+/// The key of the advisory lock held from an event's insert to its commit. A sequence gives
+/// ids in the order of the inserts, not of the commits: without it, a reader could see event
+/// 8 committed, move past it, and never see event 7 committed a moment later.
+const EVENT_LOCK: i64 = 0x6d6e_656d_6f01;
 
 const COLUMNS: &str = "id, text, metadata, user_id, agent_id, run_id, created_at, updated_at, \
                        expires_at, content_hash, author";
@@ -208,6 +238,30 @@ impl PostgresRecords {
     }
 }
 
+impl PostgresRecords {
+    /// Appends `event` in `transaction`, holding [`EVENT_LOCK`] until its commit.
+    fn insert_event(&self, transaction: &mut Transaction<'_>, event: &NewEvent) -> Result<Event> {
+        let at = timestamp(chrono::Utc::now());
+        transaction
+            .execute("SELECT pg_advisory_xact_lock($1)", &[&EVENT_LOCK])
+            .map_err(|e| self.error(e))?;
+        let id: i64 = transaction
+            .query_one(
+                "INSERT INTO events (at, type, subject, data) VALUES ($1, $2, $3, $4) RETURNING id",
+                &[&at, &event.kind, &event.subject, &event.data.to_string()],
+            )
+            .map_err(|e| self.error(e))?
+            .get(0);
+        Ok(Event {
+            id,
+            at,
+            kind: event.kind.clone(),
+            subject: event.subject.clone(),
+            data: event.data.clone(),
+        })
+    }
+}
+
 /// `host:port/database` of a connection's settings.
 fn describe(config: &postgres::Config) -> String {
     let host = config
@@ -231,7 +285,7 @@ fn memory_of(row: &Row) -> Result<Memory> {
     let metadata: String = row.get(2);
     let metadata: Map<String, Value> =
         serde_json::from_str(&metadata).map_err(|err| RecordsError::Corrupt {
-            id: id.clone(),
+            id: format!("memory {id}"),
             message: format!("metadata is not a JSON object: {err}"),
         })?;
     Ok(Memory {
@@ -271,7 +325,12 @@ impl MemoryRecords for PostgresRecords {
                 Some(history_content(memory)),
                 &memory.author,
                 &memory.created_at,
+            )?;
+            self.insert_event(
+                transaction,
+                &memory_change_event(Change::Added, memory, &memory.author),
             )
+            .map(drop)
         })
     }
 
@@ -303,6 +362,10 @@ impl MemoryRecords for PostgresRecords {
                     &entry.at,
                 )?;
             }
+            self.insert_event(
+                transaction,
+                &memory_event("imported", memory, &memory.author),
+            )?;
             Ok(true)
         })
     }
@@ -382,6 +445,10 @@ impl MemoryRecords for PostgresRecords {
                 actor,
                 at,
             )?;
+            self.insert_event(
+                transaction,
+                &memory_change_event(Change::Updated, &after, actor),
+            )?;
             Ok(Some((before, after)))
         })
     }
@@ -412,6 +479,7 @@ impl MemoryRecords for PostgresRecords {
                 actor,
                 at,
             )?;
+            self.insert_event(transaction, &memory_change_event(change, &before, actor))?;
             Ok(Some(before))
         })
     }
@@ -481,5 +549,141 @@ impl MemoryRecords for PostgresRecords {
             .iter()
             .map(|row| row.get(0))
             .collect())
+    }
+}
+
+const JOB_COLUMNS: &str = "id, state, request, error, created_at, updated_at";
+
+impl EventLog for PostgresRecords {
+    fn append(&self, event: &NewEvent) -> Result<Event> {
+        self.in_transaction(|transaction| self.insert_event(transaction, event))
+    }
+
+    fn events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        query.check()?;
+        let mut connection = self.connection()?;
+        let sql = format!(
+            "SELECT id, at, type, subject, data FROM events WHERE id > $1 AND {} \
+             ORDER BY id LIMIT $2",
+            query.type_condition(3, |n| format!("${n}::TEXT"))
+        );
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let mut parameters: Vec<&(dyn postgres::types::ToSql + Sync)> = vec![&query.after, &limit];
+        parameters.extend(
+            query
+                .types
+                .iter()
+                .map(|t| t as &(dyn postgres::types::ToSql + Sync)),
+        );
+        let rows = connection
+            .query(&sql, &parameters)
+            .map_err(|e| self.error(e))?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.get(0);
+                let data: String = row.get(4);
+                Ok(Event {
+                    id,
+                    at: row.get(1),
+                    kind: row.get(2),
+                    subject: row.get(3),
+                    data: parse_data(id, &data)?,
+                })
+            })
+            .collect()
+    }
+
+    fn last_event_id(&self) -> Result<i64> {
+        let mut connection = self.connection()?;
+        Ok(connection
+            .query_one("SELECT COALESCE(MAX(id), 0) FROM events", &[])
+            .map_err(|e| self.error(e))?
+            .get(0))
+    }
+
+    fn prune(&self, retention: &Retention) -> Result<u64> {
+        self.in_transaction(|transaction| {
+            let mut removed = 0;
+            if let Some(older_than) = &retention.older_than {
+                removed += transaction
+                    .execute("DELETE FROM events WHERE at < $1", &[older_than])
+                    .map_err(|e| self.error(e))?;
+                transaction
+                    .execute(
+                        "DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND updated_at < $1",
+                        &[older_than],
+                    )
+                    .map_err(|e| self.error(e))?;
+            }
+            if let Some(keep) = retention.keep_last {
+                let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+                removed += transaction
+                    .execute(
+                        "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC \
+                         LIMIT 1 OFFSET $1)",
+                        &[&keep],
+                    )
+                    .map_err(|e| self.error(e))?;
+            }
+            Ok(removed)
+        })
+    }
+
+    fn save_job(&self, job: &StoredJob, event: &NewEvent) -> Result<Event> {
+        self.in_transaction(|transaction| {
+            transaction
+                .execute(
+                    &format!(
+                        "INSERT INTO jobs ({JOB_COLUMNS}) VALUES ($1, $2, $3, $4, $5, $6) \
+                         ON CONFLICT (id) DO UPDATE SET state = EXCLUDED.state, \
+                         request = EXCLUDED.request, error = EXCLUDED.error, \
+                         updated_at = EXCLUDED.updated_at"
+                    ),
+                    &[
+                        &job.id,
+                        &job.state,
+                        &job.request.to_string(),
+                        &job.error,
+                        &job.created_at,
+                        &job.updated_at,
+                    ],
+                )
+                .map_err(|e| self.error(e))?;
+            self.insert_event(transaction, event)
+        })
+    }
+
+    fn unfinished_jobs(&self) -> Result<Vec<StoredJob>> {
+        let mut connection = self.connection()?;
+        let rows = connection
+            .query(
+                &format!(
+                    "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
+                ),
+                &[],
+            )
+            .map_err(|e| self.error(e))?;
+        rows.iter()
+            .map(|row| {
+                let id: i64 = row.get(0);
+                let request: String = row.get(2);
+                Ok(StoredJob {
+                    id,
+                    state: row.get(1),
+                    request: parse_request(id, &request)?,
+                    error: row.get(3),
+                    created_at: row.get(4),
+                    updated_at: row.get(5),
+                })
+            })
+            .collect()
+    }
+
+    fn last_job_id(&self) -> Result<i64> {
+        let mut connection = self.connection()?;
+        Ok(connection
+            .query_one("SELECT COALESCE(MAX(id), 0) FROM jobs", &[])
+            .map_err(|e| self.error(e))?
+            .get(0))
     }
 }

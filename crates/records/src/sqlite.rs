@@ -8,13 +8,18 @@ use std::time::Duration;
 use rusqlite::{Connection, OptionalExtension, Row, Transaction, params};
 use serde_json::{Map, Value};
 
+use crate::events::{
+    Event, EventLog, EventQuery, NewEvent, Retention, StoredJob, memory_change_event, memory_event,
+    parse_data, parse_request,
+};
 use crate::model::{
     Change, HistoryEntry, ListQuery, Memory, Scope, StoredChange, Version, history_content,
+    timestamp,
 };
 use crate::{MemoryRecords, RecordsError, Result};
 
 /// The layout this build reads and writes; another is refused rather than misread.
-const SCHEMA_VERSION: i64 = 1;
+const SCHEMA_VERSION: i64 = 2;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -46,6 +51,25 @@ CREATE TABLE IF NOT EXISTS history (
     at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS history_by_memory ON history (memory_id, sequence);
+-- Version 2: the event log (AUTOINCREMENT: an id is never given twice, also after the
+-- newest events are removed) and the index jobs.
+CREATE TABLE IF NOT EXISTS events (
+    id INTEGER PRIMARY KEY AUTOINCREMENT,
+    at TEXT NOT NULL,
+    type TEXT NOT NULL,
+    subject TEXT,
+    data TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS events_by_time ON events (at);
+CREATE TABLE IF NOT EXISTS jobs (
+    id INTEGER PRIMARY KEY,
+    state TEXT NOT NULL,
+    request TEXT NOT NULL,
+    error TEXT,
+    created_at TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
+CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (state) WHERE state IN ('queued', 'running');
 ";
 
 const COLUMNS: &str = "id, text, metadata, user_id, agent_id, run_id, created_at, updated_at, \
@@ -99,7 +123,15 @@ impl SqliteRecords {
             }
             Some(version) => {
                 let found = version.parse::<i64>().unwrap_or(-1);
-                if found != SCHEMA_VERSION {
+                // An older layout gained its new tables above: it is this one now.
+                if (1..SCHEMA_VERSION).contains(&found) {
+                    connection
+                        .execute(
+                            "UPDATE meta SET value = ?1 WHERE key = 'schema_version'",
+                            params![SCHEMA_VERSION.to_string()],
+                        )
+                        .map_err(error)?;
+                } else if found != SCHEMA_VERSION {
                     return Err(RecordsError::SchemaVersion {
                         path: path.display().to_string(),
                         found,
@@ -185,7 +217,7 @@ impl RawMemory {
         let mut memory = self.memory;
         memory.metadata =
             serde_json::from_str(&self.metadata).map_err(|err| RecordsError::Corrupt {
-                id: memory.id.clone(),
+                id: format!("memory {}", memory.id),
                 message: format!("metadata is not a JSON object: {err}"),
             })?;
         Ok(memory)
@@ -214,6 +246,23 @@ fn record_change(
         ],
     )?;
     Ok(())
+}
+
+/// Appends `event` in `transaction`: the write lock SQLite holds until the commit orders the
+/// ids as the commits.
+fn insert_event(transaction: &Transaction<'_>, event: &NewEvent) -> rusqlite::Result<Event> {
+    let at = timestamp(chrono::Utc::now());
+    transaction.execute(
+        "INSERT INTO events (at, type, subject, data) VALUES (?1, ?2, ?3, ?4)",
+        params![at, event.kind, event.subject, event.data.to_string()],
+    )?;
+    Ok(Event {
+        id: transaction.last_insert_rowid(),
+        at,
+        kind: event.kind.clone(),
+        subject: event.subject.clone(),
+        data: event.data.clone(),
+    })
 }
 
 /// Writes `memory`'s row; `false` when its id, or its text in its scope, is taken.
@@ -257,6 +306,13 @@ impl MemoryRecords for SqliteRecords {
                 &memory.author,
                 &memory.created_at,
             )
+            .and_then(|()| {
+                insert_event(
+                    transaction,
+                    &memory_change_event(Change::Added, memory, &memory.author),
+                )
+            })
+            .map(drop)
             .map_err(|e| self.error(e))
         })
     }
@@ -291,6 +347,11 @@ impl MemoryRecords for SqliteRecords {
                 )
                 .map_err(|e| self.error(e))?;
             }
+            insert_event(
+                transaction,
+                &memory_event("imported", memory, &memory.author),
+            )
+            .map_err(|e| self.error(e))?;
             Ok(true)
         })
     }
@@ -366,6 +427,12 @@ impl MemoryRecords for SqliteRecords {
                 actor,
                 at,
             )
+            .and_then(|()| {
+                insert_event(
+                    transaction,
+                    &memory_change_event(Change::Updated, &after, actor),
+                )
+            })
             .map_err(|e| self.error(e))?;
             Ok(Some((before, after)))
         })
@@ -388,6 +455,7 @@ impl MemoryRecords for SqliteRecords {
                 actor,
                 at,
             )
+            .and_then(|()| insert_event(transaction, &memory_change_event(change, &before, actor)))
             .map_err(|e| self.error(e))?;
             Ok(Some(before))
         })
@@ -460,5 +528,150 @@ impl MemoryRecords for SqliteRecords {
             .query_map(params![now, limit], |row| row.get::<_, String>(0))
             .map_err(|e| self.error(e))?;
         rows.map(|row| row.map_err(|e| self.error(e))).collect()
+    }
+}
+
+const JOB_COLUMNS: &str = "id, state, request, error, created_at, updated_at";
+
+fn stored_job(row: &Row<'_>) -> rusqlite::Result<(StoredJob, String)> {
+    Ok((
+        StoredJob {
+            id: row.get(0)?,
+            state: row.get(1)?,
+            request: Value::Null,
+            error: row.get(3)?,
+            created_at: row.get(4)?,
+            updated_at: row.get(5)?,
+        },
+        row.get(2)?,
+    ))
+}
+
+impl EventLog for SqliteRecords {
+    fn append(&self, event: &NewEvent) -> Result<Event> {
+        self.in_transaction(|transaction| {
+            insert_event(transaction, event).map_err(|e| self.error(e))
+        })
+    }
+
+    fn events(&self, query: &EventQuery) -> Result<Vec<Event>> {
+        query.check()?;
+        let connection = self.connection();
+        let sql = format!(
+            "SELECT id, at, type, subject, data FROM events WHERE id > ?1 AND {} \
+             ORDER BY id LIMIT ?2",
+            query.type_condition(3, |n| format!("?{n}"))
+        );
+        let mut statement = connection.prepare(&sql).map_err(|e| self.error(e))?;
+        let limit = i64::try_from(query.limit).unwrap_or(i64::MAX);
+        let mut parameters: Vec<&dyn rusqlite::ToSql> = vec![&query.after, &limit];
+        parameters.extend(query.types.iter().map(|t| t as &dyn rusqlite::ToSql));
+        let rows = statement
+            .query_map(parameters.as_slice(), |row| {
+                Ok((
+                    row.get::<_, i64>(0)?,
+                    row.get::<_, String>(1)?,
+                    row.get::<_, String>(2)?,
+                    row.get::<_, Option<String>>(3)?,
+                    row.get::<_, String>(4)?,
+                ))
+            })
+            .map_err(|e| self.error(e))?;
+        rows.map(|row| {
+            let (id, at, kind, subject, data) = row.map_err(|e| self.error(e))?;
+            Ok(Event {
+                id,
+                at,
+                kind,
+                subject,
+                data: parse_data(id, &data)?,
+            })
+        })
+        .collect()
+    }
+
+    fn last_event_id(&self) -> Result<i64> {
+        let connection = self.connection();
+        connection
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM events", [], |row| {
+                row.get(0)
+            })
+            .map_err(|e| self.error(e))
+    }
+
+    fn prune(&self, retention: &Retention) -> Result<u64> {
+        self.in_transaction(|transaction| {
+            let mut removed = 0;
+            if let Some(older_than) = &retention.older_than {
+                removed += transaction
+                    .execute("DELETE FROM events WHERE at < ?1", params![older_than])
+                    .map_err(|e| self.error(e))?;
+                transaction
+                    .execute(
+                        "DELETE FROM jobs WHERE state NOT IN ('queued', 'running') AND updated_at < ?1",
+                        params![older_than],
+                    )
+                    .map_err(|e| self.error(e))?;
+            }
+            if let Some(keep) = retention.keep_last {
+                let keep = i64::try_from(keep).unwrap_or(i64::MAX);
+                removed += transaction
+                    .execute(
+                        "DELETE FROM events WHERE id <= (SELECT id FROM events ORDER BY id DESC \
+                         LIMIT 1 OFFSET ?1)",
+                        params![keep],
+                    )
+                    .map_err(|e| self.error(e))?;
+            }
+            Ok(removed as u64)
+        })
+    }
+
+    fn save_job(&self, job: &StoredJob, event: &NewEvent) -> Result<Event> {
+        self.in_transaction(|transaction| {
+            transaction
+                .execute(
+                    &format!(
+                        "INSERT OR REPLACE INTO jobs ({JOB_COLUMNS}) VALUES (?1, ?2, ?3, ?4, ?5, ?6)"
+                    ),
+                    params![
+                        job.id,
+                        job.state,
+                        job.request.to_string(),
+                        job.error,
+                        job.created_at,
+                        job.updated_at
+                    ],
+                )
+                .and_then(|_| insert_event(transaction, event))
+                .map_err(|e| self.error(e))
+        })
+    }
+
+    fn unfinished_jobs(&self) -> Result<Vec<StoredJob>> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare(&format!(
+                "SELECT {JOB_COLUMNS} FROM jobs WHERE state IN ('queued', 'running') ORDER BY id"
+            ))
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map([], stored_job)
+            .map_err(|e| self.error(e))?;
+        rows.map(|row| {
+            let (mut job, request) = row.map_err(|e| self.error(e))?;
+            job.request = parse_request(job.id, &request)?;
+            Ok(job)
+        })
+        .collect()
+    }
+
+    fn last_job_id(&self) -> Result<i64> {
+        let connection = self.connection();
+        connection
+            .query_row("SELECT COALESCE(MAX(id), 0) FROM jobs", [], |row| {
+                row.get(0)
+            })
+            .map_err(|e| self.error(e))
     }
 }
