@@ -222,7 +222,7 @@ impl Engine {
             .with_vector(DENSE_VECTOR, self.dim(), Distance::Cosine)
             .with_vector(TITLE_VECTOR, self.dim(), Distance::Cosine)
             .with_sparse_vector(KEYWORD_VECTOR, true);
-        store.create_collection(name, &config)?;
+        self.create_collection(name, &config)?;
         for (field, field_type) in INDEXED_FIELDS {
             store.create_payload_index(name, field, field_type)?;
         }

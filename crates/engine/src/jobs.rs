@@ -3,14 +3,23 @@
 //! read, one bounded queue, and one worker thread that runs them in turn, because the
 //! incremental index assumes a single writer per collection. A job is followed by its id and
 //! can be cancelled; finished ones are kept a while.
+//!
+//! With an event log (the engine's relational store), each job is stored with its every state
+//! change and the event saying it (`job.queued`, `job.started`, `job.progress`,
+//! `job.finished`, `job.failed`, `job.cancelled`, `job.resumed`), written before the
+//! change is answered: a queued job survives a restart, and one that was running goes on
+//! (indexing is incremental: what it wrote is found current) — [`Engine::resume_jobs`].
 
 use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
 use std::sync::{Arc, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
+use mnemo_records::{NewEvent, StoredJob};
 use serde::Serialize;
+use serde_json::{Value, json};
 
 use crate::{Engine, EngineError, IndexOptions, IndexProgress, IndexSummary, Result, Scope};
 
@@ -38,7 +47,20 @@ impl JobState {
     fn is_finished(self) -> bool {
         matches!(self, Self::Succeeded | Self::Failed | Self::Cancelled)
     }
+
+    fn as_str(self) -> &'static str {
+        match self {
+            Self::Queued => "queued",
+            Self::Running => "running",
+            Self::Succeeded => "succeeded",
+            Self::Failed => "failed",
+            Self::Cancelled => "cancelled",
+        }
+    }
 }
+
+/// The least time between two `job.progress` events of one job.
+const PROGRESS_EVENT_INTERVAL: Duration = Duration::from_secs(2);
 
 #[derive(Debug, Serialize, Clone)]
 #[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
@@ -68,6 +90,8 @@ pub struct Job {
 #[derive(Default)]
 pub struct JobQueue {
     next_id: AtomicU64,
+    /// Whether `next_id` was moved past the ids stored by earlier runs.
+    ids_continued: AtomicBool,
     jobs: Mutex<BTreeMap<u64, Tracked>>,
     /// The worker's queue, made with the worker on the first submission.
     worker: Mutex<Option<SyncSender<Queued>>>,
@@ -98,12 +122,11 @@ fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
 }
 
 impl JobQueue {
-    fn add(&self, paths: &[PathBuf], options: &IndexOptions) -> Tracked {
+    fn add(&self, id: u64, paths: &[PathBuf], options: &IndexOptions) -> Tracked {
         let mut collections = vec![options.tasks_collection.clone()];
         if options.passages {
             collections.push(options.passages_collection.clone());
         }
-        let id = self.next_id.fetch_add(1, Ordering::Relaxed) + 1;
         let job = Arc::new(Mutex::new(Job {
             id,
             state: JobState::Queued,
@@ -164,8 +187,33 @@ impl JobQueue {
         options: IndexOptions,
         finished: impl FnOnce(&IndexSummary) + Send + 'static,
     ) -> Result<Job> {
-        let tracked = self.add(&paths, &options);
+        if !self.ids_continued.swap(true, Ordering::SeqCst)
+            && let Some(records) = engine.records.as_ref()
+        {
+            let stored = u64::try_from(records.last_job_id()?).unwrap_or(0);
+            self.next_id.fetch_max(stored, Ordering::SeqCst);
+        }
+        let id = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
+        self.enqueue(id, engine, paths, options, Box::new(finished), "job.queued")
+    }
+
+    /// Queues job `id` (`event` says why: queued, or resumed after a restart), stored with
+    /// its event before it is answered.
+    fn enqueue(
+        &self,
+        id: u64,
+        engine: Arc<Engine>,
+        paths: Vec<PathBuf>,
+        options: IndexOptions,
+        finished: Box<dyn FnOnce(&IndexSummary) + Send>,
+        event: &str,
+    ) -> Result<Job> {
+        let tracked = self.add(id, &paths, &options);
         let queued = lock(&tracked.job).clone();
+        if let Err(err) = engine.save_job(&queued, &options, event, json!({})) {
+            lock(&self.jobs).remove(&id);
+            return Err(err);
+        }
         let mut worker = lock(&self.worker);
         let sender = match worker.as_ref() {
             Some(sender) => sender.clone(),
@@ -179,16 +227,21 @@ impl JobQueue {
             }
         };
         let message = Queued {
-            engine,
+            engine: Arc::clone(&engine),
             paths,
-            options,
+            options: options.clone(),
             tracked,
-            finished: Box::new(finished),
+            finished,
         };
         match sender.try_send(message) {
             Ok(()) => Ok(queued),
             Err(refused) => {
                 lock(&self.jobs).remove(&queued.id);
+                let mut refused_job = queued.clone();
+                refused_job.state = JobState::Failed;
+                refused_job.error = Some("the queue of index jobs was full".to_owned());
+                // Best effort: the submission is refused either way.
+                let _ = engine.save_job(&refused_job, &options, "job.failed", json!({}));
                 Err(match refused {
                     TrySendError::Full(_) => EngineError::JobQueueFull {
                         queued: QUEUED_JOBS,
@@ -204,7 +257,7 @@ impl JobQueue {
 
     /// Cancels a job: a queued one at once, a running one between two chunks of files (what
     /// it wrote stays). A finished job is left as it is. The job as it stands.
-    pub fn cancel(&self, id: u64) -> Result<Job> {
+    pub fn cancel(&self, engine: &Engine, id: u64) -> Result<Job> {
         let tracked = lock(&self.jobs)
             .get(&id)
             .cloned()
@@ -214,6 +267,7 @@ impl JobQueue {
         if job.state == JobState::Queued {
             job.state = JobState::Cancelled;
             job.finished_at = Some(now());
+            engine.save_job(&job, &options_of(&job), "job.cancelled", json!({}))?;
         }
         Ok(job.clone())
     }
@@ -232,53 +286,252 @@ fn run_jobs(queue: Receiver<Queued>) {
         if tracked.cancel.load(Ordering::SeqCst) {
             continue;
         }
-        {
+        let started = {
             let mut job = lock(&tracked.job);
             job.state = JobState::Running;
             job.started_at = Some(now());
+            job.clone()
+        };
+        if let Err(err) = engine.save_job(&started, &options, "job.started", json!({})) {
+            eprintln!(
+                "warning: job {} started, but its state is not stored: {err}",
+                started.id
+            );
         }
-        let progress = JobProgress(tracked.clone());
+        let progress = JobProgress {
+            tracked: tracked.clone(),
+            engine: Arc::clone(&engine),
+            last_event: Mutex::new(Instant::now()),
+        };
         let result = engine.index(&paths, &options, &progress);
-        let mut job = lock(&tracked.job);
-        job.finished_at = Some(now());
-        job.phase = None;
-        match result {
-            Ok(summary) => {
-                finished(&summary);
-                job.state = JobState::Succeeded;
-                job.summary = Some(summary);
+        let ended = {
+            let mut job = lock(&tracked.job);
+            job.finished_at = Some(now());
+            job.phase = None;
+            match result {
+                Ok(summary) => {
+                    finished(&summary);
+                    job.state = JobState::Succeeded;
+                    job.summary = Some(summary);
+                }
+                Err(err) => {
+                    job.state = if matches!(err, EngineError::Cancelled { .. }) {
+                        JobState::Cancelled
+                    } else {
+                        JobState::Failed
+                    };
+                    job.error = Some(err.to_string());
+                }
             }
-            Err(err) => {
-                job.state = if matches!(err, EngineError::Cancelled { .. }) {
-                    JobState::Cancelled
-                } else {
-                    JobState::Failed
-                };
-                job.error = Some(err.to_string());
-            }
+            job.clone()
+        };
+        if let Some(summary) = &ended.summary
+            && summary.written + summary.removed > 0
+        {
+            engine.emit(
+                "index.changed",
+                Some(ended.id.to_string()),
+                json!({
+                    "collections": ended.collections,
+                    "files": summary.files - summary.files_unchanged,
+                    "written": summary.written,
+                    "removed": summary.removed,
+                }),
+            );
+        }
+        let event = match ended.state {
+            JobState::Succeeded => "job.finished".to_owned(),
+            state => format!("job.{}", state.as_str()),
+        };
+        let details = match &ended.summary {
+            Some(summary) => json!({ "summary": summary }),
+            None => json!({}),
+        };
+        if let Err(err) = engine.save_job(&ended, &options, &event, details) {
+            eprintln!(
+                "warning: job {} ended, but its state is not stored: {err}",
+                ended.id
+            );
         }
     }
 }
 
-struct JobProgress(Tracked);
+struct JobProgress {
+    tracked: Tracked,
+    engine: Arc<Engine>,
+    last_event: Mutex<Instant>,
+}
 
 impl IndexProgress for JobProgress {
     fn start(&self, files: usize) {
-        lock(&self.0.job).files_total = files;
+        lock(&self.tracked.job).files_total = files;
     }
 
     fn files_done(&self, files: usize, embedded: usize) {
-        let mut job = lock(&self.0.job);
-        job.files_done = files;
-        job.embedded = embedded;
+        let job = {
+            let mut job = lock(&self.tracked.job);
+            job.files_done = files;
+            job.embedded = embedded;
+            job.clone()
+        };
+        let mut last_event = lock(&self.last_event);
+        if last_event.elapsed() >= PROGRESS_EVENT_INTERVAL {
+            *last_event = Instant::now();
+            self.engine.emit(
+                "job.progress",
+                Some(job.id.to_string()),
+                json!({ "files_done": files, "files_total": job.files_total, "embedded": embedded }),
+            );
+        }
     }
 
     fn phase(&self, name: &str) {
-        lock(&self.0.job).phase = Some(name.to_owned());
+        lock(&self.tracked.job).phase = Some(name.to_owned());
     }
 
     fn cancelled(&self) -> bool {
-        self.0.cancel.load(Ordering::SeqCst)
+        self.tracked.cancel.load(Ordering::SeqCst)
+    }
+}
+
+/// What a stored job was asked, to run it again after a restart.
+fn job_request(job: &Job, options: &IndexOptions) -> Value {
+    json!({
+        "paths": job.paths,
+        "tasks_collection": options.tasks_collection,
+        "passages_collection": options.passages_collection,
+        "passages": options.passages,
+    })
+}
+
+/// The options of a job as it is listed (its collections and whether passages are written).
+fn options_of(job: &Job) -> IndexOptions {
+    let mut options = IndexOptions::default();
+    if let Some(tasks) = job.collections.first() {
+        options.tasks_collection = tasks.clone();
+    }
+    if let Some(passages) = job.collections.get(1) {
+        options.passages_collection = passages.clone();
+    }
+    options.passages = !job.tasks_only;
+    options
+}
+
+impl Engine {
+    /// Stores `job` as it stands and appends `event` (with `details` beside its paths and
+    /// collections), together; nothing without an event log.
+    fn save_job(
+        &self,
+        job: &Job,
+        options: &IndexOptions,
+        event: &str,
+        details: Value,
+    ) -> Result<()> {
+        let Some(records) = self.records.as_ref() else {
+            return Ok(());
+        };
+        let id = i64::try_from(job.id).unwrap_or(i64::MAX);
+        let mut data = json!({
+            "state": job.state.as_str(),
+            "paths": job.paths,
+            "collections": job.collections,
+        });
+        if let Some(error) = &job.error {
+            data["error"] = json!(error);
+        }
+        if let (Value::Object(data), Value::Object(details)) = (&mut data, details) {
+            data.extend(details);
+        }
+        let stored = StoredJob {
+            id,
+            state: job.state.as_str().to_owned(),
+            request: job_request(job, options),
+            error: job.error.clone(),
+            created_at: job.created_at.clone(),
+            updated_at: now(),
+        };
+        records.save_job(
+            &stored,
+            &NewEvent::new(event, Some(job.id.to_string()), data),
+        )?;
+        Ok(())
+    }
+
+    /// Queues again the jobs a previous run of the service left queued or running (a running
+    /// one goes on from what it wrote: `job.resumed`), each checked again against `roots`; a
+    /// job that cannot be is stored as failed with the reason. The jobs queued.
+    pub fn resume_jobs(
+        self: &Arc<Self>,
+        roots: &[PathBuf],
+        finished: impl Fn(&IndexSummary) + Clone + Send + 'static,
+    ) -> Result<Vec<Job>> {
+        let Some(records) = self.records.as_ref() else {
+            return Ok(Vec::new());
+        };
+        let stored = records.unfinished_jobs()?;
+        let queue = self.jobs();
+        if !queue.ids_continued.swap(true, Ordering::SeqCst) {
+            let last = u64::try_from(records.last_job_id()?).unwrap_or(0);
+            queue.next_id.fetch_max(last, Ordering::SeqCst);
+        }
+        let mut resumed = Vec::new();
+        for job in stored {
+            let id = u64::try_from(job.id).unwrap_or(0);
+            let request = &job.request;
+            let text =
+                |field: &str, default: &str| request[field].as_str().unwrap_or(default).to_owned();
+            let options = IndexOptions {
+                tasks_collection: text("tasks_collection", crate::TASKS_COLLECTION),
+                passages_collection: text("passages_collection", crate::PASSAGES_COLLECTION),
+                passages: request["passages"].as_bool().unwrap_or(true),
+                ..IndexOptions::default()
+            };
+            let paths: Result<Vec<PathBuf>> = request["paths"]
+                .as_array()
+                .map(|paths| {
+                    paths
+                        .iter()
+                        .map(|path| resolve_under_roots(path.as_str().unwrap_or(""), roots))
+                        .collect()
+                })
+                .unwrap_or_else(|| Err(EngineError::MalformedQuery("no paths".to_owned())));
+            let event = if job.state == "running" {
+                "job.resumed"
+            } else {
+                "job.requeued"
+            };
+            let outcome = paths.and_then(|paths| {
+                queue.enqueue(
+                    id,
+                    Arc::clone(self),
+                    paths,
+                    options.clone(),
+                    Box::new(finished.clone()),
+                    event,
+                )
+            });
+            match outcome {
+                Ok(job) => resumed.push(job),
+                Err(err) => {
+                    let reason = format!("not resumed after the restart: {err}");
+                    let failed = StoredJob {
+                        state: JobState::Failed.as_str().to_owned(),
+                        error: Some(reason.clone()),
+                        updated_at: now(),
+                        ..job.clone()
+                    };
+                    records.save_job(
+                        &failed,
+                        &NewEvent::new(
+                            "job.failed",
+                            Some(id.to_string()),
+                            json!({ "state": "failed", "error": reason }),
+                        ),
+                    )?;
+                }
+            }
+        }
+        Ok(resumed)
     }
 }
 

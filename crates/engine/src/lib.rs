@@ -18,6 +18,8 @@ pub mod access;
 mod batcher;
 mod bm25;
 mod cache;
+pub mod components;
+mod events;
 mod filter_expr;
 mod index;
 mod jobs;
@@ -26,18 +28,24 @@ pub mod memory;
 mod payload;
 mod query;
 mod search;
+mod service;
 mod sources;
+mod watch;
 
 use std::sync::Arc;
 use std::time::Duration;
 
 pub use access::{API_KEY_ENV, AccessError, ApiKey, KeyRing, MemoryOwner, Principal, Scope};
 pub use cache::{CacheStats, QueryCache};
+pub use events::MAX_EVENTS_PER_READ;
 pub use filter_expr::{FilterError, parse_filter};
 pub use index::{IndexOptions, IndexProgress, IndexSummary, Quiet, task_embed_text};
 pub use jobs::{Job, JobQueue, JobState, resolve_under_roots};
 pub use listing::{TaskPage, TaskQuery, under_section};
 use mnemo_embed::Embedder;
+pub use mnemo_records::{Event, EventQuery};
+pub use service::ServiceSettings;
+pub use watch::PlanWatcher;
 
 use crate::batcher::QueryBatcher;
 pub use mnemo_store::{DENSE_VECTOR, VectorStore};
@@ -82,6 +90,8 @@ pub enum EngineError {
     Records(#[from] mnemo_records::RecordsError),
     #[error("this engine has no memory store (the relational store of agents' memories)")]
     MemoryStoreMissing,
+    #[error("this engine keeps no event log (it has no relational store)")]
+    EventLogMissing,
     #[error("no memory with id `{0}`")]
     UnknownMemory(String),
     #[error("cannot start a background thread (indexing, query embedding): {0}")]
@@ -123,6 +133,8 @@ pub struct Engine {
     jobs: JobQueue,
     /// Agents' memories' records and history, when the engine serves memories.
     records: Option<Arc<dyn mnemo_records::MemoryRecords>>,
+    /// Events that could not be written since start.
+    event_failures: std::sync::atomic::AtomicU64,
 }
 
 impl Engine {
@@ -137,6 +149,7 @@ impl Engine {
             query_cache: QueryCache::new(1024, Duration::from_secs(600)),
             jobs: JobQueue::default(),
             records: None,
+            event_failures: std::sync::atomic::AtomicU64::new(0),
         }
     }
 

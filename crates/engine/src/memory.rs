@@ -154,12 +154,9 @@ impl Engine {
             Err(StoreError::UnknownCollection(_)) => {}
             Err(err) => return Err(err.into()),
         }
-        match self
-            .store()
-            .create_collection(MEMORY_COLLECTION, &self.memory_layout())
-        {
-            Ok(()) | Err(StoreError::CollectionExists(_)) => {}
-            Err(err) => return Err(err.into()),
+        match self.create_collection(MEMORY_COLLECTION, &self.memory_layout()) {
+            Ok(()) | Err(EngineError::Store(StoreError::CollectionExists(_))) => {}
+            Err(err) => return Err(err),
         }
         for field in SCOPE_FIELDS {
             self.store()
@@ -560,7 +557,7 @@ impl Engine {
         if config != self.memory_layout() {
             // Made by an earlier build or for another model: the records are the truth, so the
             // collection is made again from them.
-            self.store().delete_collection(MEMORY_COLLECTION)?;
+            self.delete_collection(MEMORY_COLLECTION)?;
             self.memory_collection()?;
             repaired.rebuilt = true;
         }

@@ -19,7 +19,7 @@ mod progress;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use commands::{embed, index, memory, nearest, search, serve, snapshot, tasks, transfer};
+use commands::{embed, index, memory, nearest, ops, search, serve, snapshot, tasks, transfer};
 
 #[derive(Parser)]
 #[command(
@@ -70,6 +70,14 @@ enum Command {
     /// Copy collections between stores (the embedded store and a Qdrant server or cluster,
     /// either way), then check the counts and a sample of points bit for bit.
     MigrateStore(transfer::MigrateArgs),
+    /// The durable event log: what changed, when (index jobs, collections, memories,
+    /// components, alerts); --follow keeps printing new events.
+    Events(ops::EventsArgs),
+    /// The components a running mnemo serve runs and their health; --dry-run: what a config
+    /// would start and what is wrong with it, starting nothing.
+    Components(ops::ComponentsArgs),
+    /// Index plans now and again whenever they change, until Ctrl-C.
+    Watch(ops::WatchArgs),
     /// Snapshots of a collection: create, list, restore, delete.
     Snapshot {
         #[command(subcommand)]
@@ -113,6 +121,9 @@ fn main() -> ExitCode {
         Command::Import(args) => transfer::import(args).map(|()| ExitCode::SUCCESS),
         Command::Export(args) => transfer::export(args).map(|()| ExitCode::SUCCESS),
         Command::MigrateStore(args) => transfer::migrate_store(args).map(|()| ExitCode::SUCCESS),
+        Command::Events(args) => ops::events(args).map(|()| ExitCode::SUCCESS),
+        Command::Components(args) => ops::components(args).map(|()| ExitCode::SUCCESS),
+        Command::Watch(args) => ops::watch(args).map(|()| ExitCode::SUCCESS),
         Command::Snapshot { command } => snapshot::run(command).map(|()| ExitCode::SUCCESS),
         Command::Key { command } => serve::key(command).map(|()| ExitCode::SUCCESS),
     };

@@ -1,11 +1,13 @@
 //! What the long-running commands (`mnemo serve`, `mnemo mcp`, and `mnemo memory`) open: the
 //! store, the engine over it with the memory database beside it, mended after a crash, and
-//! the sweep of expired memories.
+//! the components that keep it running (the sweep of expired memories, the event log's
+//! retention, the plan watcher).
 
 use std::sync::Arc;
 
 use anyhow::Context;
-use mnemo_engine::Engine;
+use mnemo_engine::components::Supervisor;
+use mnemo_engine::{Engine, ServiceSettings};
 
 use crate::args::{ModelArgs, OpenedStore, StoreArgs, engine_over};
 
@@ -37,20 +39,21 @@ pub fn open_memory_engine(
     Ok((store, engine))
 }
 
-/// Deletes expired memories every minute (they are hidden from the moment they expire; the
-/// sweep frees their space and writes `expired` in their history).
-pub fn start_expiry_sweep(engine: Arc<mnemo_engine::Engine>) {
-    let spawned = std::thread::Builder::new()
-        .name("mnemo-memory-expiry".into())
-        .spawn(move || {
-            loop {
-                std::thread::sleep(std::time::Duration::from_secs(60));
-                if let Err(err) = engine.sweep_expired_memories(chrono::Utc::now()) {
-                    eprintln!("warning: the expiry sweep of memories failed: {err}");
-                }
-            }
-        });
-    if let Err(err) = spawned {
-        eprintln!("warning: expired memories will not be swept: {err}");
-    }
+/// Starts the components of a service over `engine` as `settings` asks (the sweep of expired
+/// memories, the event log's retention, the plan watcher, …) under a supervisor; stop it
+/// before the process ends.
+pub fn start_components(
+    engine: &Arc<Engine>,
+    settings: &ServiceSettings,
+) -> anyhow::Result<Arc<Supervisor>> {
+    let components = engine.service_components(settings, |_: &mnemo_engine::IndexSummary| {});
+    let supervisor = Arc::new(Supervisor::new(
+        Arc::clone(engine),
+        components,
+        settings.probe_every,
+    )?);
+    supervisor
+        .start()
+        .context("cannot start the service's components")?;
+    Ok(supervisor)
 }

@@ -72,6 +72,23 @@ struct ConfigFile {
     /// Browser origins `/mcp` answers (`https://app.example.com:443`); none by default.
     #[serde(default)]
     mcp_allowed_origins: Vec<String>,
+    /// Folders (under `index_roots`) re-indexed when their plans change.
+    #[serde(default)]
+    watch: Vec<PathBuf>,
+    /// The event log's retention.
+    events: Option<EventsSection>,
+    /// Seconds between two probes of the service's components.
+    probe_interval_secs: Option<u64>,
+}
+
+/// How long the event log keeps events.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct EventsSection {
+    /// Events older than this many days are removed; 0 keeps them whatever their age.
+    keep_days: Option<u32>,
+    /// At most this many are kept; 0 keeps them whatever their number.
+    keep_last: Option<u64>,
 }
 
 /// The relational store of agents' memories.
@@ -154,6 +171,13 @@ pub struct ServerConfig {
     pub mcp_allowed_hosts: Option<Vec<String>>,
     /// Browser origins `/mcp` answers; a request with any other `Origin` is refused.
     pub mcp_allowed_origins: Vec<String>,
+    /// Folders re-indexed when their plans change, as written (resolved under
+    /// `index_roots` when the service starts).
+    pub watch: Vec<PathBuf>,
+    /// Event log retention: days (`None`: no limit by age) and count (`None`: no limit).
+    pub events_keep_days: Option<u32>,
+    pub events_keep_last: Option<u64>,
+    pub probe_interval: Duration,
 }
 
 impl Default for ServerConfig {
@@ -176,6 +200,10 @@ impl Default for ServerConfig {
             memory_db: None,
             mcp_allowed_hosts: None,
             mcp_allowed_origins: Vec::new(),
+            watch: Vec::new(),
+            events_keep_days: Some(90),
+            events_keep_last: Some(1_000_000),
+            probe_interval: Duration::from_secs(5),
         }
     }
 }
@@ -250,6 +278,22 @@ impl ServerConfig {
             memory_db: file.db.map(|db| db.url),
             mcp_allowed_hosts: file.mcp_allowed_hosts,
             mcp_allowed_origins: file.mcp_allowed_origins,
+            watch: file.watch,
+            events_keep_days: match file.events.as_ref().and_then(|e| e.keep_days) {
+                None => defaults.events_keep_days,
+                Some(0) => None,
+                Some(days) => Some(days),
+            },
+            events_keep_last: match file.events.as_ref().and_then(|e| e.keep_last) {
+                None => defaults.events_keep_last,
+                Some(0) => None,
+                Some(count) => Some(count),
+            },
+            probe_interval: file
+                .probe_interval_secs
+                .map_or(defaults.probe_interval, |secs| {
+                    Duration::from_secs(secs.max(1))
+                }),
             bind: file.bind.unwrap_or(defaults.bind),
             body_limit_bytes: file.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
             max_batch: file.max_batch.unwrap_or(defaults.max_batch).max(1),
@@ -300,12 +344,66 @@ impl ServerConfig {
     }
 
     /// `http` or `https`, as the server's address is written.
+    /// The settings in effect as JSON, every secret left out: keys by name and scopes (never
+    /// their hashes), the store's API key and the database's password as `"[redacted]"`.
+    pub fn redacted(&self) -> serde_json::Value {
+        let keys: Vec<serde_json::Value> = self
+            .keys
+            .iter()
+            .map(|key| {
+                serde_json::json!({
+                    "name": key.name,
+                    "scope": format!("{:?}", key.scope).to_lowercase(),
+                    "collections": key.collections,
+                    "user_id": key.memory_owner.user_id,
+                    "agent_id": key.memory_owner.agent_id,
+                })
+            })
+            .collect();
+        serde_json::json!({
+            "bind": self.bind.to_string(),
+            "body_limit_bytes": self.body_limit_bytes,
+            "max_batch": self.max_batch,
+            "request_timeout_secs": self.request_timeout.as_secs(),
+            "max_concurrent_requests": self.max_concurrent_requests,
+            "max_queued_requests": self.max_queued_requests,
+            "index_roots": self.index_roots,
+            "rate_limit": { "per_second": self.rate_limit.per_second, "burst": self.rate_limit.burst },
+            "keys": keys,
+            "store": self.store.as_deref().unwrap_or("embedded"),
+            "store_api_key": self.store_api_key.as_ref().map(|_| "[redacted]"),
+            "tls": self.tls.is_some(),
+            "insecure_http": self.insecure_http,
+            "durability": self.durability.map(|d| format!("{d:?}").to_lowercase()),
+            "db": self.memory_db.as_deref().map(redact_url),
+            "mcp_allowed_hosts": self.mcp_allowed_hosts,
+            "mcp_allowed_origins": self.mcp_allowed_origins,
+            "watch": self.watch,
+            "events": { "keep_days": self.events_keep_days, "keep_last": self.events_keep_last },
+            "probe_interval_secs": self.probe_interval.as_secs(),
+        })
+    }
+
     pub fn scheme(&self) -> &'static str {
         if self.tls.is_some() { "https" } else { "http" }
     }
 }
 
 /// The certificate and key named together, or neither.
+/// `url` with its password, if any, replaced by `[redacted]`.
+pub fn redact_url(url: &str) -> String {
+    let Some((scheme, rest)) = url.split_once("://") else {
+        return url.to_owned();
+    };
+    let Some((credentials, host)) = rest.rsplit_once('@') else {
+        return url.to_owned();
+    };
+    match credentials.split_once(':') {
+        Some((user, _)) => format!("{scheme}://{user}:[redacted]@{host}"),
+        None => url.to_owned(),
+    }
+}
+
 pub fn tls_files(
     cert: Option<PathBuf>,
     key: Option<PathBuf>,

@@ -163,11 +163,12 @@ impl From<EngineError> for ApiError {
             EngineError::Records(
                 mnemo_records::RecordsError::NoScope
                 | mnemo_records::RecordsError::EmptyScopeField(_)
-                | mnemo_records::RecordsError::ScopeFieldTooLong { .. },
+                | mnemo_records::RecordsError::ScopeFieldTooLong { .. }
+                | mnemo_records::RecordsError::InvalidEventType(_),
             ) => ApiError::new(ErrorCode::Unprocessable, err.to_string()),
-            EngineError::Records(_) | EngineError::MemoryStoreMissing => {
-                ApiError::new(ErrorCode::Internal, err.to_string())
-            }
+            EngineError::Records(_)
+            | EngineError::MemoryStoreMissing
+            | EngineError::EventLogMissing => ApiError::new(ErrorCode::Internal, err.to_string()),
             EngineError::Cancelled { .. } => ApiError::new(ErrorCode::Unavailable, err.to_string()),
             EngineError::Access(access) => access.into(),
         }

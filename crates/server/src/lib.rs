@@ -14,7 +14,8 @@ use std::future::Future;
 use std::net::SocketAddr;
 use std::sync::Arc;
 
-use mnemo_engine::Engine;
+use mnemo_engine::components::{Component, ComponentError, Probed, Supervisor};
+use mnemo_engine::{Engine, ServiceSettings};
 
 pub use api::{AppState, router};
 pub use config::{ConfigError, DEFAULT_BIND, RateLimit, ServerConfig};
@@ -35,6 +36,45 @@ pub enum ServeError {
     Io(#[from] std::io::Error),
     #[error("the server stopped, but flushing the store failed: {0}")]
     Flush(#[source] mnemo_store::StoreError),
+    #[error(transparent)]
+    Components(#[from] ComponentError),
+    #[error("config: watch: {0}")]
+    Watch(String),
+    #[error("cannot resume the index jobs left by the last run: {0}")]
+    Resume(#[source] mnemo_engine::EngineError),
+}
+
+/// The components `mnemo serve` runs with `config` (the engine's, and the MCP endpoint), in
+/// no particular order: the supervisor orders them. `indexed` is told each index job's
+/// summary.
+pub fn service_components(
+    engine: &Arc<Engine>,
+    config: &ServerConfig,
+    indexed: impl Fn(&mnemo_engine::IndexSummary) + Send + Sync + Clone + 'static,
+) -> Result<Vec<Arc<dyn Component>>, ServeError> {
+    let watch = config
+        .watch
+        .iter()
+        .map(|path| {
+            mnemo_engine::resolve_under_roots(&path.display().to_string(), &config.index_roots)
+                .map_err(|err| ServeError::Watch(err.to_string()))
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let settings = ServiceSettings {
+        watch,
+        events_keep_days: config.events_keep_days,
+        events_keep_last: config.events_keep_last,
+        probe_every: config.probe_interval,
+        ..ServiceSettings::default()
+    };
+    let mut components = engine.service_components(&settings, indexed);
+    components.push(Arc::new(Probed::new(
+        "mcp",
+        format!("MCP tools over Streamable HTTP at {}", mcp::MCP_PATH),
+        &["store", "embedder"],
+        || Ok("serving".to_owned()),
+    )));
+    Ok(components)
 }
 
 /// Listens on `config.bind` (HTTPS when `config.tls` names a certificate) and serves until
@@ -53,8 +93,36 @@ pub async fn serve(
         .await
         .map_err(|source| ServeError::Listen { bind, source })?;
     let address = listener.local_addr()?;
-    on_listening(format!("{}://{address}", config.scheme()));
-    let app = router(Arc::new(AppState::new(engine.clone(), config)));
+    let mut state = AppState::new(engine.clone(), config);
+    let metrics = state.metrics.clone();
+    let indexed = move |summary: &mnemo_engine::IndexSummary| metrics.observe_indexed(summary);
+    let components = service_components(&engine, &state.config, indexed.clone())?;
+    let supervisor = Arc::new(Supervisor::new(
+        engine.clone(),
+        components,
+        state.config.probe_interval,
+    )?);
+    {
+        let (supervisor, engine) = (Arc::clone(&supervisor), Arc::clone(&engine));
+        let roots = state.config.index_roots.clone();
+        tokio::task::spawn_blocking(move || -> Result<(), ServeError> {
+            // Before the components: the watcher's first job must not be taken for one
+            // left by the last run.
+            let resumed = engine
+                .resume_jobs(&roots, indexed)
+                .map_err(ServeError::Resume)?;
+            if !resumed.is_empty() {
+                eprintln!("{} index jobs of the last run queued again", resumed.len());
+            }
+            supervisor.start()?;
+            Ok(())
+        })
+        .await
+        .map_err(std::io::Error::other)??;
+    }
+    state.supervisor = Some(Arc::clone(&supervisor));
+    on_listening(format!("{}://{address}", state.config.scheme()));
+    let app = router(Arc::new(state));
     match acceptor {
         Some(acceptor) => {
             axum::serve(tls::TlsListener::new(listener, acceptor)?, app)
@@ -67,8 +135,11 @@ pub async fn serve(
                 .await?
         }
     }
-    tokio::task::spawn_blocking(move || engine.store().flush())
-        .await
-        .map_err(std::io::Error::other)?
-        .map_err(ServeError::Flush)
+    tokio::task::spawn_blocking(move || {
+        supervisor.stop();
+        engine.store().flush()
+    })
+    .await
+    .map_err(std::io::Error::other)?
+    .map_err(ServeError::Flush)
 }

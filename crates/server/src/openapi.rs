@@ -8,7 +8,9 @@ use utoipa::openapi::security::{ApiKey, ApiKeyValue, HttpAuthScheme, HttpBuilder
 use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, SecurityRequirement};
 use utoipa::{Modify, OpenApi};
 
-use crate::api::{collections, embeddings, jobs, memories, points, search, snapshots, system};
+use crate::api::{
+    collections, components, embeddings, events, jobs, memories, points, search, snapshots, system,
+};
 use crate::error::ErrorResponse;
 
 #[derive(OpenApi)]
@@ -49,6 +51,12 @@ use crate::error::ErrorResponse;
         memories::delete,
         memories::delete_many,
         memories::history,
+        events::list,
+        events::stream,
+        components::list,
+        components::get,
+        components::act,
+        components::config,
         embeddings::create,
         snapshots::list,
         snapshots::create,
@@ -64,8 +72,10 @@ use crate::error::ErrorResponse;
         (name = "search", description = "Search by vector or text, similar items, task listing"),
         (name = "indexing", description = "Index Markdown on the server as background jobs"),
         (name = "memories", description = "Agents' memories: scoped, deduplicated, with history and expiry"),
+        (name = "events", description = "The durable event log: paged, and followed as server-sent events"),
         (name = "embeddings", description = "OpenAI-compatible embeddings"),
         (name = "snapshots", description = "Consistent, checksummed snapshots of a collection"),
+        (name = "operations", description = "The service's components and its configuration"),
         (name = "server", description = "Health, readiness, metrics, this document"),
     )
 )]

@@ -17,7 +17,7 @@ use mnemo_server::ServerConfig;
 use mnemo_server::api::AppState;
 use serde_json::{Map, Value, json};
 
-use mnemo::service::{open_memory_engine, start_expiry_sweep};
+use mnemo::service::{open_memory_engine, start_components};
 
 use crate::client::Remote;
 
@@ -468,7 +468,7 @@ pub fn mcp(args: McpArgs) -> anyhow::Result<()> {
         }
     }
     let (_store, engine) = open_memory_engine(&args.store, &args.model)?;
-    start_expiry_sweep(Arc::clone(&engine));
+    let supervisor = start_components(&engine, &mnemo_engine::ServiceSettings::default())?;
     let state = Arc::new(AppState::new(Arc::clone(&engine), ServerConfig::default()));
     let caller = Principal::local(MemoryOwner {
         user_id: args.user_id,
@@ -481,6 +481,7 @@ pub fn mcp(args: McpArgs) -> anyhow::Result<()> {
     runtime.block_on(mnemo_server::mcp::serve_stdio(
         mnemo_server::mcp::McpTools::local(state, caller),
     ))?;
+    supervisor.stop();
     engine.store().flush().context("cannot flush the store")?;
     Ok(())
 }

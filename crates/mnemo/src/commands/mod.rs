@@ -5,6 +5,7 @@ pub mod embed;
 pub mod index;
 pub mod memory;
 pub mod nearest;
+pub mod ops;
 pub mod search;
 pub mod serve;
 pub mod snapshot;

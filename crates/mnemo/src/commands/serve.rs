@@ -2,7 +2,6 @@
 
 use std::net::SocketAddr;
 use std::path::PathBuf;
-use std::sync::Arc;
 
 use anyhow::Context;
 use clap::{Args, Subcommand};
@@ -10,7 +9,7 @@ use mnemo_engine::{ApiKey, Scope};
 use mnemo_server::ServerConfig;
 
 use mnemo::args::{ModelArgs, OpenedStore, StoreArgs};
-use mnemo::service::{open_memory_engine, start_expiry_sweep};
+use mnemo::service::open_memory_engine;
 use mnemo_engine::API_KEY_ENV;
 
 #[derive(Args)]
@@ -69,7 +68,6 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.memory_db.as_deref(),
     );
     let (store, engine) = open_memory_engine(&store_args, &args.model)?;
-    start_expiry_sweep(Arc::clone(&engine));
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()

@@ -134,7 +134,7 @@ pub(crate) async fn create(
     };
     let created = name.clone();
     state
-        .run(move |engine| Ok(engine.store().create_collection(&created, &config)?))
+        .run(move |engine| Ok(engine.create_collection(&created, &config)?))
         .await?;
     Ok((
         StatusCode::CREATED,
@@ -161,7 +161,7 @@ pub(crate) async fn delete(
 ) -> ApiResult<Json<CollectionDeleted>> {
     let deleted = name.clone();
     let existed = state
-        .run(move |engine| Ok(engine.store().delete_collection(&deleted)?))
+        .run(move |engine| Ok(engine.delete_collection(&deleted)?))
         .await?;
     if !existed {
         return Err(ApiError::new(

@@ -148,5 +148,5 @@ pub(crate) async fn cancel(
     for collection in &job.collections {
         caller.authorize(Scope::Write, Some(collection))?;
     }
-    Ok(Json(state.engine.jobs().cancel(job.id)?))
+    Ok(Json(state.engine.jobs().cancel(&state.engine, job.id)?))
 }

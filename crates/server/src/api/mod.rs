@@ -3,7 +3,9 @@
 //! and the request and response types the OpenAPI document is generated from.
 
 pub(crate) mod collections;
+pub(crate) mod components;
 pub(crate) mod embeddings;
+pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod memories;
 pub(crate) mod points;
@@ -36,10 +38,14 @@ pub struct AppState {
     pub config: ServerConfig,
     keys: KeyRing,
     limiter: RateLimiter,
-    pub(crate) metrics: Metrics,
+    pub metrics: Metrics,
     /// Places for blocking work, and how many requests wait for one.
     working: Arc<tokio::sync::Semaphore>,
     waiting: std::sync::atomic::AtomicUsize,
+    /// Places for open event streams.
+    streams: Arc<tokio::sync::Semaphore>,
+    /// The service's components, when it runs them.
+    pub supervisor: Option<Arc<mnemo_engine::components::Supervisor>>,
 }
 
 impl AppState {
@@ -53,6 +59,8 @@ impl AppState {
             metrics: Metrics::new(),
             working: Arc::new(tokio::sync::Semaphore::new(places)),
             waiting: std::sync::atomic::AtomicUsize::new(0),
+            streams: Arc::new(tokio::sync::Semaphore::new(events::MAX_STREAMS)),
+            supervisor: None,
         }
     }
 
@@ -203,6 +211,15 @@ pub fn router(state: Arc<AppState>) -> Router {
                 .delete(memories::delete),
         )
         .route("/api/v1/memories/{id}/history", get(memories::history))
+        .route("/api/v1/events", get(events::list))
+        .route("/api/v1/components", get(components::list))
+        .route("/api/v1/components/{name}", get(components::get))
+        .route(
+            "/api/v1/components/{name}/actions/{action}",
+            post(components::act),
+        )
+        .route("/api/v1/config", get(components::config))
+        .route("/api/v1/events/stream", get(events::stream))
         .route("/v1/embeddings", post(embeddings::create))
         .route("/metrics", get(system::metrics))
         .route_service(

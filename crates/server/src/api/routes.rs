@@ -155,6 +155,18 @@ pub const ROUTES: &[RouteAccess] = &[
     route("PUT", "/api/v1/memories/{id}", WRITE, C::Memories),
     route("DELETE", "/api/v1/memories/{id}", WRITE, C::Memories),
     route("GET", "/api/v1/memories/{id}/history", READ, C::Memories),
+    // Events name every collection's and every user's changes.
+    route("GET", "/api/v1/events", ADMIN, C::All),
+    route("GET", "/api/v1/events/stream", ADMIN, C::All),
+    route("GET", "/api/v1/components", READ, C::None),
+    route("GET", "/api/v1/components/{name}", READ, C::None),
+    route(
+        "POST",
+        "/api/v1/components/{name}/actions/{action}",
+        ADMIN,
+        C::None,
+    ),
+    route("GET", "/api/v1/config", ADMIN, C::None),
     route("POST", "/v1/embeddings", READ, C::None),
     route("GET", "/metrics", READ, C::All),
 ];

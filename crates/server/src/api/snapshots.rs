@@ -44,7 +44,7 @@ pub(crate) async fn create(
     Path(name): Path<String>,
 ) -> ApiResult<(StatusCode, Json<SnapshotInfo>)> {
     let info = state
-        .run(move |engine| Ok(engine.store().create_snapshot(&name)?))
+        .run(move |engine| Ok(engine.create_snapshot(&name)?))
         .await?;
     Ok((StatusCode::CREATED, Json(info)))
 }
@@ -60,7 +60,7 @@ pub(crate) async fn restore(
     Path((name, snapshot)): Path<(String, String)>,
 ) -> ApiResult<Json<SnapshotInfo>> {
     let info = state
-        .run(move |engine| Ok(engine.store().restore_snapshot(&name, &snapshot)?))
+        .run(move |engine| Ok(engine.restore_snapshot(&name, &snapshot)?))
         .await?;
     Ok(Json(info))
 }
@@ -83,7 +83,7 @@ pub(crate) async fn delete(
     let deleted_name = snapshot.clone();
     let collection = name.clone();
     let existed = state
-        .run(move |engine| Ok(engine.store().delete_snapshot(&collection, &deleted_name)?))
+        .run(move |engine| Ok(engine.delete_snapshot(&collection, &deleted_name)?))
         .await?;
     if !existed {
         return Err(ApiError::new(
