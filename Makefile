@@ -39,6 +39,7 @@ test: model patched-deps fmt
 	if [ $$installed -ne 0 ]; then echo "installing the Python test clients failed" >&2; exit $$installed; fi
 	MNEMO_BIN=$(MNEMO) tests/python/run.sh
 	tests/scripts/patch-qdrant-edge.sh
+	scripts/check-deploy.sh $(MNEMO)
 
 api-clients:
 	tests/python/run.sh

@@ -15,6 +15,7 @@
 //! `mnemo tasks --json` plus `kind`, `model`, `indexed_at` and bookkeeping fields.
 
 pub mod access;
+pub mod alerts;
 mod batcher;
 mod bm25;
 mod cache;
@@ -135,6 +136,8 @@ pub struct Engine {
     records: Option<Arc<dyn mnemo_records::MemoryRecords>>,
     /// Events that could not be written since start.
     event_failures: std::sync::atomic::AtomicU64,
+    /// The alerts firing.
+    alerts: alerts::AlertBoard,
 }
 
 impl Engine {
@@ -150,6 +153,7 @@ impl Engine {
             jobs: JobQueue::default(),
             records: None,
             event_failures: std::sync::atomic::AtomicU64::new(0),
+            alerts: alerts::AlertBoard::default(),
         }
     }
 

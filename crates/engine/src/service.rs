@@ -5,6 +5,7 @@ use std::path::PathBuf;
 use std::sync::Arc;
 use std::time::Duration;
 
+use crate::alerts::AlertRules;
 use crate::components::{Component, Periodic, Probed};
 use crate::jobs::JobState;
 use crate::watch::PlanWatcher;
@@ -23,6 +24,9 @@ pub struct ServiceSettings {
     pub probe_every: Duration,
     /// How often expired memories are swept.
     pub memory_sweep_every: Duration,
+    /// How often the alert rules are evaluated, and their thresholds.
+    pub alerts_every: Duration,
+    pub alert_rules: AlertRules,
 }
 
 impl Default for ServiceSettings {
@@ -33,6 +37,8 @@ impl Default for ServiceSettings {
             events_keep_last: Some(1_000_000),
             probe_every: Duration::from_secs(5),
             memory_sweep_every: Duration::from_secs(60),
+            alerts_every: Duration::from_secs(15),
+            alert_rules: AlertRules::default(),
         }
     }
 }
@@ -132,6 +138,20 @@ impl Engine {
                 },
             )));
         }
+        let engine = Arc::clone(self);
+        let rules = settings.alert_rules.clone();
+        components.push(Arc::new(Periodic::new(
+            "alerts",
+            "evaluates the alert rules",
+            settings.alerts_every,
+            &[],
+            move || {
+                engine
+                    .evaluate_alerts(&rules)
+                    .map(|firing| format!("{} alerts firing", firing.len()))
+                    .map_err(|err| err.to_string())
+            },
+        )));
         if !settings.watch.is_empty() {
             let options = IndexOptions {
                 // The embedded store of a service optimises in the background.

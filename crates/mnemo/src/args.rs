@@ -206,6 +206,11 @@ impl StoreArgs {
         }
     }
 
+    /// The data directory: `--data-dir`, or the default under `$XDG_DATA_HOME`.
+    pub fn data_dir_or_default(&self) -> PathBuf {
+        self.dir()
+    }
+
     fn dir(&self) -> PathBuf {
         self.data_dir.clone().unwrap_or_else(|| {
             let data_home = std::env::var_os("XDG_DATA_HOME")

@@ -79,6 +79,19 @@ struct ConfigFile {
     events: Option<EventsSection>,
     /// Seconds between two probes of the service's components.
     probe_interval_secs: Option<u64>,
+    /// The built-in alert rules' thresholds.
+    alerts: Option<AlertsSection>,
+}
+
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct AlertsSection {
+    /// `disk_free_low` below this many MiB free on the data directory's disk.
+    disk_free_min_mib: Option<u64>,
+    /// `component_restarting` at this many restarts of one component in ten minutes.
+    restarts_in_ten_minutes: Option<usize>,
+    /// Seconds between two evaluations.
+    every_secs: Option<u64>,
 }
 
 /// How long the event log keeps events.
@@ -178,6 +191,8 @@ pub struct ServerConfig {
     pub events_keep_days: Option<u32>,
     pub events_keep_last: Option<u64>,
     pub probe_interval: Duration,
+    pub alert_rules: mnemo_engine::alerts::AlertRules,
+    pub alerts_every: Duration,
 }
 
 impl Default for ServerConfig {
@@ -204,6 +219,8 @@ impl Default for ServerConfig {
             events_keep_days: Some(90),
             events_keep_last: Some(1_000_000),
             probe_interval: Duration::from_secs(5),
+            alert_rules: mnemo_engine::alerts::AlertRules::default(),
+            alerts_every: Duration::from_secs(15),
         }
     }
 }
@@ -289,6 +306,25 @@ impl ServerConfig {
                 Some(0) => None,
                 Some(count) => Some(count),
             },
+            alert_rules: mnemo_engine::alerts::AlertRules {
+                data_dir: None,
+                disk_free_min_bytes: file
+                    .alerts
+                    .as_ref()
+                    .and_then(|a| a.disk_free_min_mib)
+                    .map_or(defaults.alert_rules.disk_free_min_bytes, |mib| mib << 20),
+                restarts_in_ten_minutes: file
+                    .alerts
+                    .as_ref()
+                    .and_then(|a| a.restarts_in_ten_minutes)
+                    .unwrap_or(defaults.alert_rules.restarts_in_ten_minutes)
+                    .max(1),
+            },
+            alerts_every: file
+                .alerts
+                .as_ref()
+                .and_then(|a| a.every_secs)
+                .map_or(defaults.alerts_every, |secs| Duration::from_secs(secs.max(1))),
             probe_interval: file
                 .probe_interval_secs
                 .map_or(defaults.probe_interval, |secs| {
@@ -381,6 +417,11 @@ impl ServerConfig {
             "watch": self.watch,
             "events": { "keep_days": self.events_keep_days, "keep_last": self.events_keep_last },
             "probe_interval_secs": self.probe_interval.as_secs(),
+            "alerts": {
+                "disk_free_min_mib": self.alert_rules.disk_free_min_bytes >> 20,
+                "restarts_in_ten_minutes": self.alert_rules.restarts_in_ten_minutes,
+                "every_secs": self.alerts_every.as_secs(),
+            },
         })
     }
 

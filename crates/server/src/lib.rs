@@ -65,6 +65,8 @@ pub fn service_components(
         events_keep_days: config.events_keep_days,
         events_keep_last: config.events_keep_last,
         probe_every: config.probe_interval,
+        alerts_every: config.alerts_every,
+        alert_rules: config.alert_rules.clone(),
         ..ServiceSettings::default()
     };
     let mut components = engine.service_components(&settings, indexed);

@@ -25,6 +25,10 @@ pub struct Metrics {
     /// figure to alert on.
     store_durable: IntGauge,
     index_seconds: Histogram,
+    component_up: IntGaugeVec,
+    component_restarts: IntGaugeVec,
+    alert: IntGaugeVec,
+    event_write_failures: IntGauge,
 }
 
 impl Default for Metrics {
@@ -90,6 +94,26 @@ impl Metrics {
             "1 while the store keeps what it acknowledges; 0 after a failed sync to disk (writes are then refused)",
         )
         .expect("static metric");
+        let component_up = IntGaugeVec::new(
+            Opts::new("component_up", "1 while a component runs and its last probe passed"),
+            &["name"],
+        )
+        .expect("static metric");
+        let component_restarts = IntGaugeVec::new(
+            Opts::new("component_restarts", "Restarts of a component since the process started"),
+            &["name"],
+        )
+        .expect("static metric");
+        let alert = IntGaugeVec::new(
+            Opts::new("alert", "1 for each built-in alert firing"),
+            &["name", "severity"],
+        )
+        .expect("static metric");
+        let event_write_failures = IntGauge::new(
+            "event_write_failures",
+            "Events that could not be written to the durable log since the process started",
+        )
+        .expect("static metric");
         let index_seconds = Histogram::with_opts(
             HistogramOpts::new("index_job_duration_seconds", "Indexing jobs, start to end")
                 .buckets(vec![0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1200.0]),
@@ -106,6 +130,10 @@ impl Metrics {
             Box::new(resident_bytes.clone()),
             Box::new(store_durable.clone()),
             Box::new(index_seconds.clone()),
+            Box::new(component_up.clone()),
+            Box::new(component_restarts.clone()),
+            Box::new(alert.clone()),
+            Box::new(event_write_failures.clone()),
         ] {
             registry
                 .register(collector)
@@ -123,6 +151,10 @@ impl Metrics {
             resident_bytes,
             store_durable,
             index_seconds,
+            component_up,
+            component_restarts,
+            alert,
+            event_write_failures,
         }
     }
 
@@ -162,7 +194,30 @@ impl Metrics {
 
     /// The text exposition, with the gauges read now. A collection that cannot be counted is
     /// left out rather than failing the scrape.
-    pub fn render(&self, engine: &Engine) -> String {
+    pub fn render(
+        &self,
+        engine: &Engine,
+        supervisor: Option<&mnemo_engine::components::Supervisor>,
+    ) -> String {
+        self.component_up.reset();
+        self.component_restarts.reset();
+        for status in supervisor.map(|s| s.statuses()).unwrap_or_default() {
+            let up = status.state == mnemo_engine::components::ComponentState::Running;
+            self.component_up
+                .with_label_values(&[&status.name])
+                .set(i64::from(up));
+            self.component_restarts
+                .with_label_values(&[&status.name])
+                .set(status.restarts as i64);
+        }
+        self.alert.reset();
+        for alert in engine.alerts() {
+            self.alert
+                .with_label_values(&[&alert.name, &alert.severity])
+                .set(1);
+        }
+        self.event_write_failures
+            .set(engine.event_failures() as i64);
         let stats = engine.query_cache().stats();
         self.cache
             .with_label_values(&["hits"])

@@ -57,6 +57,7 @@ use crate::error::ErrorResponse;
         components::get,
         components::act,
         components::config,
+        components::alerts,
         embeddings::create,
         snapshots::list,
         snapshots::create,

@@ -61,6 +61,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         ));
     }
     config.check()?;
+    config.alert_rules.data_dir = Some(args.store.data_dir_or_default());
     let store_args = args.store.clone().with_fallback(
         config.store.as_deref(),
         config.store_api_key.as_deref(),

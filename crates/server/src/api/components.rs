@@ -90,6 +90,21 @@ pub(crate) async fn act(
     Ok(Json(status))
 }
 
+#[derive(Serialize, ToSchema)]
+pub struct AlertList {
+    /// The alerts firing now.
+    pub alerts: Vec<mnemo_engine::alerts::Alert>,
+}
+
+/// The alerts firing now (each also an `alert.fired` event, and `alert.resolved` when it stops).
+#[utoipa::path(operation_id = "list_alerts", get, path = "/api/v1/alerts", tag = "operations",
+    responses((status = 200, body = AlertList)))]
+pub(crate) async fn alerts(state: Shared) -> Json<AlertList> {
+    Json(AlertList {
+        alerts: state.engine.alerts(),
+    })
+}
+
 /// The configuration in effect, secrets left out.
 #[utoipa::path(operation_id = "get_config", get, path = "/api/v1/config", tag = "operations",
     responses((status = 200, body = Object)))]

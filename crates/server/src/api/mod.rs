@@ -219,6 +219,7 @@ pub fn router(state: Arc<AppState>) -> Router {
             post(components::act),
         )
         .route("/api/v1/config", get(components::config))
+        .route("/api/v1/alerts", get(components::alerts))
         .route("/api/v1/events/stream", get(events::stream))
         .route("/v1/embeddings", post(embeddings::create))
         .route("/metrics", get(system::metrics))

@@ -167,6 +167,7 @@ pub const ROUTES: &[RouteAccess] = &[
         C::None,
     ),
     route("GET", "/api/v1/config", ADMIN, C::None),
+    route("GET", "/api/v1/alerts", READ, C::None),
     route("POST", "/v1/embeddings", READ, C::None),
     route("GET", "/metrics", READ, C::All),
 ];

@@ -62,7 +62,10 @@ pub(crate) async fn ready(state: Shared) -> ApiResult<Json<Readiness>> {
     responses((status = 200, content_type = "text/plain", body = String)))]
 pub(crate) async fn metrics(state: Shared) -> ApiResult<impl IntoResponse> {
     let metrics = state.metrics.clone();
-    let text = state.run(move |engine| Ok(metrics.render(engine))).await?;
+    let supervisor = state.supervisor.clone();
+    let text = state
+        .run(move |engine| Ok(metrics.render(engine, supervisor.as_deref())))
+        .await?;
     Ok((
         [(
             header::CONTENT_TYPE,
