@@ -19,7 +19,9 @@ pub struct ServeArgs {
     bind: Option<SocketAddr>,
     /// TOML settings: bind, keys, rate_limit, body_limit_bytes, max_batch,
     /// request_timeout_secs, index_roots, tls_cert, tls_key, insecure_http, durability, store
-    /// (and [qdrant] url, api_key), [db] url, mcp_allowed_hosts, mcp_allowed_origins
+    /// (and [qdrant] url, api_key), [db] url, mcp_allowed_hosts, mcp_allowed_origins, watch,
+    /// probe_interval_secs, [events] keep_days, keep_last, [alerts] disk_free_min_mib,
+    /// restarts_in_ten_minutes, every_secs
     #[arg(long, env = "MNEMO_CONFIG")]
     config: Option<PathBuf>,
     /// Serve HTTPS with this PEM certificate chain (with --tls-key) [or the config's tls_cert]
