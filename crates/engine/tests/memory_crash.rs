@@ -12,7 +12,8 @@ use std::sync::Arc;
 use mnemo_engine::Engine;
 use mnemo_engine::memory::{MemoryQuery, NewMemory};
 use mnemo_records::{
-    Change, HistoryEntry, ListQuery, Memory, MemoryRecords, Scope, SqliteRecords, Version,
+    Change, Event, EventLog, EventQuery, HistoryEntry, ListQuery, Memory, MemoryRecords, NewEvent,
+    Retention, Scope, SqliteRecords, StoredJob, Version,
 };
 
 const CHILD: &str = "MNEMO_MEMORY_CRASH_CHILD";
@@ -68,6 +69,30 @@ impl MemoryRecords for SlowAfterCommit {
     }
     fn expired(&self, now: &str, limit: usize) -> mnemo_records::Result<Vec<String>> {
         self.0.expired(now, limit)
+    }
+}
+
+impl EventLog for SlowAfterCommit {
+    fn append(&self, event: &NewEvent) -> mnemo_records::Result<Event> {
+        self.0.append(event)
+    }
+    fn events(&self, query: &EventQuery) -> mnemo_records::Result<Vec<Event>> {
+        self.0.events(query)
+    }
+    fn last_event_id(&self) -> mnemo_records::Result<i64> {
+        self.0.last_event_id()
+    }
+    fn prune(&self, retention: &Retention) -> mnemo_records::Result<u64> {
+        self.0.prune(retention)
+    }
+    fn save_job(&self, job: &StoredJob, event: &NewEvent) -> mnemo_records::Result<Event> {
+        self.0.save_job(job, event)
+    }
+    fn unfinished_jobs(&self) -> mnemo_records::Result<Vec<StoredJob>> {
+        self.0.unfinished_jobs()
+    }
+    fn last_job_id(&self) -> mnemo_records::Result<i64> {
+        self.0.last_job_id()
     }
 }
 

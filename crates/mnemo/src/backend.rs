@@ -13,13 +13,17 @@ use crate::client::Remote;
 
 /// The engine over this data directory, or, when a `mnemo serve` holds it, that server.
 pub enum Backend {
-    Local(Engine),
+    // Boxed: the engine is large beside the client.
+    Local(Box<Engine>),
     Remote(Remote),
 }
 
 pub fn backend(store: &StoreArgs, model: &ModelArgs) -> anyhow::Result<Backend> {
     match store.open_any() {
-        Ok(opened) => Ok(Backend::Local(engine_over(opened.shared(), model)?)),
+        Ok(opened) => Ok(Backend::Local(Box::new(engine_over(
+            opened.shared(),
+            model,
+        )?))),
         Err(err) => match Remote::holding(&err) {
             Some(remote) => Ok(Backend::Remote(remote?)),
             None => Err(err),

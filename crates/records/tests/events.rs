@@ -144,8 +144,7 @@ fn event_log(open: Open<'_>) {
                 types: vec![bad.to_owned()],
                 limit: 10,
             })
-            .err()
-            .expect("refused");
+            .expect_err("refused");
         assert!(
             matches!(err, RecordsError::InvalidEventType(_)),
             "{bad}: {err}"

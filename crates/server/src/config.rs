@@ -324,7 +324,9 @@ impl ServerConfig {
                 .alerts
                 .as_ref()
                 .and_then(|a| a.every_secs)
-                .map_or(defaults.alerts_every, |secs| Duration::from_secs(secs.max(1))),
+                .map_or(defaults.alerts_every, |secs| {
+                    Duration::from_secs(secs.max(1))
+                }),
             probe_interval: file
                 .probe_interval_secs
                 .map_or(defaults.probe_interval, |secs| {

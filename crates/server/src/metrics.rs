@@ -95,12 +95,18 @@ impl Metrics {
         )
         .expect("static metric");
         let component_up = IntGaugeVec::new(
-            Opts::new("component_up", "1 while a component runs and its last probe passed"),
+            Opts::new(
+                "component_up",
+                "1 while a component runs and its last probe passed",
+            ),
             &["name"],
         )
         .expect("static metric");
         let component_restarts = IntGaugeVec::new(
-            Opts::new("component_restarts", "Restarts of a component since the process started"),
+            Opts::new(
+                "component_restarts",
+                "Restarts of a component since the process started",
+            ),
             &["name"],
         )
         .expect("static metric");

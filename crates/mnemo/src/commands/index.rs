@@ -39,7 +39,7 @@ pub struct IndexArgs {
 /// Whether every path was read.
 pub fn run(args: IndexArgs) -> anyhow::Result<bool> {
     let engine = match backend(&args.store, &args.model)? {
-        Backend::Local(engine) => engine,
+        Backend::Local(engine) => *engine,
         Backend::Remote(remote) => {
             if args.no_optimize {
                 anyhow::bail!("--no-optimize is not available through a running server");
