@@ -66,9 +66,11 @@ curl -sf -X PUT "$base/api/v1/collections/notes/points" -H 'content-type: applic
 
 "$venv/bin/python" "$here/test_api.py" "$base" "$binary"
 
-# From the scratch folder: schemathesis keeps a cache in the working directory.
+# From the scratch folder: schemathesis keeps a cache in the working directory. The event
+# stream is left out: it answers by never ending (tests/python/test_api.py reads it).
 (cd "$work" && "$venv/bin/schemathesis" run "$base/openapi.json" \
   --checks not_a_server_error \
+  --exclude-path /api/v1/events/stream \
   --max-examples "$examples" --seed 20261126 \
   --request-timeout 70 --no-color)
 

@@ -71,7 +71,32 @@ def check_openapi_document(base):
     print(f"openapi.json: valid OpenAPI {document['openapi']}, {operations} operations")
 
 
+def check_event_stream(base):
+    """The event stream as a plain HTTP client reads it: `collection.created` of the setup's
+    collection arrives with the id the paged list gives it."""
+    with urllib.request.urlopen(f"{base}/api/v1/events?type=collection.created") as response:
+        listed = json.load(response)["events"]
+    assert listed, "the setup's collection.created is in the log"
+    request = urllib.request.Request(
+        f"{base}/api/v1/events/stream?type=collection", headers={"Last-Event-ID": "0"}
+    )
+    with urllib.request.urlopen(request, timeout=30) as response:
+        assert response.headers["content-type"].startswith("text/event-stream")
+        fields = {}
+        for raw in response:
+            line = raw.decode().rstrip("\n")
+            if not line:
+                break
+            name, _, value = line.partition(":")
+            fields[name] = value.strip()
+    assert int(fields["id"]) == listed[0]["id"], fields
+    assert fields["event"] == "collection.created", fields
+    assert json.loads(fields["data"])["subject"] == "notes", fields
+    print(f"event stream: event {fields['id']} ({fields['event']}) as listed")
+
+
 if __name__ == "__main__":
     base_url, mnemo = sys.argv[1], sys.argv[2]
     check_openapi_document(base_url)
+    check_event_stream(base_url)
     check_openai_client(base_url, mnemo)
