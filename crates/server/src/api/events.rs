@@ -28,6 +28,7 @@ const STREAM_PAGE: usize = 500;
 pub const MAX_STREAMS: usize = 64;
 
 #[derive(Deserialize, IntoParams)]
+#[into_params(parameter_in = Query)]
 #[serde(deny_unknown_fields)]
 pub struct EventsParams {
     /// Events after this id (0: from the oldest kept).
