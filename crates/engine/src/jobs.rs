@@ -187,14 +187,23 @@ impl JobQueue {
         options: IndexOptions,
         finished: impl FnOnce(&IndexSummary) + Send + 'static,
     ) -> Result<Job> {
-        if !self.ids_continued.swap(true, Ordering::SeqCst)
-            && let Some(records) = engine.records.as_ref()
-        {
-            let stored = u64::try_from(records.last_job_id()?).unwrap_or(0);
-            self.next_id.fetch_max(stored, Ordering::SeqCst);
+        if let Some(records) = engine.records.as_ref() {
+            self.continue_stored_ids(records.as_ref())?;
         }
         let id = self.next_id.fetch_add(1, Ordering::SeqCst) + 1;
         self.enqueue(id, engine, paths, options, Box::new(finished), "job.queued")
+    }
+
+    /// Moves the ids past those stored by earlier runs, once: a job id is never given twice.
+    /// Marked done only once read, so that a failed read is tried again at the next job.
+    fn continue_stored_ids(&self, records: &dyn mnemo_records::MemoryRecords) -> Result<()> {
+        if self.ids_continued.load(Ordering::SeqCst) {
+            return Ok(());
+        }
+        let stored = u64::try_from(records.last_job_id()?).unwrap_or(0);
+        self.next_id.fetch_max(stored, Ordering::SeqCst);
+        self.ids_continued.store(true, Ordering::SeqCst);
+        Ok(())
     }
 
     /// Queues job `id` (`event` says why: queued, or resumed after a restart), stored with
@@ -470,10 +479,7 @@ impl Engine {
         };
         let stored = records.unfinished_jobs()?;
         let queue = self.jobs();
-        if !queue.ids_continued.swap(true, Ordering::SeqCst) {
-            let last = u64::try_from(records.last_job_id()?).unwrap_or(0);
-            queue.next_id.fetch_max(last, Ordering::SeqCst);
-        }
+        queue.continue_stored_ids(records.as_ref())?;
         let mut resumed = Vec::new();
         for job in stored {
             let id = u64::try_from(job.id).unwrap_or(0);
