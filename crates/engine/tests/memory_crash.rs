@@ -94,6 +94,23 @@ impl EventLog for SlowAfterCommit {
     fn last_job_id(&self) -> mnemo_records::Result<i64> {
         self.0.last_job_id()
     }
+    fn state(&self, key: &str) -> mnemo_records::Result<Option<serde_json::Value>> {
+        self.0.state(key)
+    }
+    fn state_keys(&self, prefix: &str) -> mnemo_records::Result<Vec<String>> {
+        self.0.state_keys(prefix)
+    }
+    fn put_state(
+        &self,
+        key: &str,
+        value: &serde_json::Value,
+        event: Option<&NewEvent>,
+    ) -> mnemo_records::Result<Option<Event>> {
+        self.0.put_state(key, value, event)
+    }
+    fn delete_state(&self, key: &str) -> mnemo_records::Result<bool> {
+        self.0.delete_state(key)
+    }
 }
 
 fn scope() -> Scope {

@@ -153,6 +153,42 @@ pub trait EventLog: Send + Sync {
     fn unfinished_jobs(&self) -> Result<Vec<StoredJob>>;
     /// The greatest job id ever stored, 0 when none: new ids continue after it.
     fn last_job_id(&self) -> Result<i64>;
+    /// The service's own bookkeeping kept across restarts (a collection's drift canaries, a
+    /// webhook's delivery cursor), by key: the value stored under `key`, if any.
+    fn state(&self, key: &str) -> Result<Option<Value>>;
+    /// The keys starting with `prefix`, in order.
+    fn state_keys(&self, prefix: &str) -> Result<Vec<String>>;
+    /// Stores `value` under `key` (replacing what was there) and appends `event` if given,
+    /// together.
+    fn put_state(
+        &self,
+        key: &str,
+        value: &Value,
+        event: Option<&NewEvent>,
+    ) -> Result<Option<Event>>;
+    /// Removes `key`; whether it was there.
+    fn delete_state(&self, key: &str) -> Result<bool>;
+}
+
+/// A stored state value read back.
+pub(crate) fn parse_state(key: &str, value: &str) -> Result<Value> {
+    serde_json::from_str(value).map_err(|err| RecordsError::Corrupt {
+        id: format!("state `{key}`"),
+        message: format!("its value is not JSON: {err}"),
+    })
+}
+
+/// The `LIKE` pattern of the keys starting with `prefix` (`\` escapes).
+pub(crate) fn prefix_pattern(prefix: &str) -> String {
+    let mut pattern = String::with_capacity(prefix.len() + 1);
+    for c in prefix.chars() {
+        if matches!(c, '%' | '_' | '\\') {
+            pattern.push('\\');
+        }
+        pattern.push(c);
+    }
+    pattern.push('%');
+    pattern
 }
 
 /// The event of a memory's change, as both backends write it beside the change.

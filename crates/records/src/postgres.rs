@@ -13,7 +13,7 @@ use serde_json::{Map, Value};
 
 use crate::events::{
     Event, EventLog, EventQuery, NewEvent, Retention, StoredJob, memory_change_event, memory_event,
-    parse_data, parse_request,
+    parse_data, parse_request, parse_state, prefix_pattern,
 };
 use crate::model::{
     Change, HistoryEntry, ListQuery, Memory, Scope, StoredChange, Version, history_content,
@@ -71,6 +71,13 @@ CREATE TABLE jobs (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX jobs_unfinished ON jobs (state) WHERE state IN ('queued', 'running');
+",
+    "
+CREATE TABLE state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 ",
 ];
 
@@ -685,5 +692,54 @@ impl EventLog for PostgresRecords {
             .query_one("SELECT COALESCE(MAX(id), 0) FROM jobs", &[])
             .map_err(|e| self.error(e))?
             .get(0))
+    }
+
+    fn state(&self, key: &str) -> Result<Option<Value>> {
+        let mut connection = self.connection()?;
+        let row = connection
+            .query_opt("SELECT value FROM state WHERE key = $1", &[&key])
+            .map_err(|e| self.error(e))?;
+        row.map(|row| parse_state(key, &row.get::<_, String>(0)))
+            .transpose()
+    }
+
+    fn state_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let mut connection = self.connection()?;
+        let rows = connection
+            .query(
+                "SELECT key FROM state WHERE key LIKE $1 ESCAPE '\\' ORDER BY key COLLATE \"C\"",
+                &[&prefix_pattern(prefix)],
+            )
+            .map_err(|e| self.error(e))?;
+        Ok(rows.iter().map(|row| row.get(0)).collect())
+    }
+
+    fn put_state(
+        &self,
+        key: &str,
+        value: &Value,
+        event: Option<&NewEvent>,
+    ) -> Result<Option<Event>> {
+        self.in_transaction(|transaction| {
+            transaction
+                .execute(
+                    "INSERT INTO state (key, value, updated_at) VALUES ($1, $2, $3) \
+                     ON CONFLICT (key) DO UPDATE SET value = EXCLUDED.value, \
+                     updated_at = EXCLUDED.updated_at",
+                    &[&key, &value.to_string(), &timestamp(chrono::Utc::now())],
+                )
+                .map_err(|e| self.error(e))?;
+            event
+                .map(|event| self.insert_event(transaction, event))
+                .transpose()
+        })
+    }
+
+    fn delete_state(&self, key: &str) -> Result<bool> {
+        let mut connection = self.connection()?;
+        connection
+            .execute("DELETE FROM state WHERE key = $1", &[&key])
+            .map(|removed| removed > 0)
+            .map_err(|e| self.error(e))
     }
 }

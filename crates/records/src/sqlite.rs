@@ -10,7 +10,7 @@ use serde_json::{Map, Value};
 
 use crate::events::{
     Event, EventLog, EventQuery, NewEvent, Retention, StoredJob, memory_change_event, memory_event,
-    parse_data, parse_request,
+    parse_data, parse_request, parse_state, prefix_pattern,
 };
 use crate::model::{
     Change, HistoryEntry, ListQuery, Memory, Scope, StoredChange, Version, history_content,
@@ -19,7 +19,7 @@ use crate::model::{
 use crate::{MemoryRecords, RecordsError, Result};
 
 /// The layout this build reads and writes; another is refused rather than misread.
-const SCHEMA_VERSION: i64 = 2;
+const SCHEMA_VERSION: i64 = 3;
 
 const SCHEMA: &str = "
 CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value TEXT NOT NULL);
@@ -70,6 +70,12 @@ CREATE TABLE IF NOT EXISTS jobs (
     updated_at TEXT NOT NULL
 );
 CREATE INDEX IF NOT EXISTS jobs_unfinished ON jobs (state) WHERE state IN ('queued', 'running');
+-- Version 3: the service's own bookkeeping (drift canaries, webhook cursors), JSON by key.
+CREATE TABLE IF NOT EXISTS state (
+    key TEXT PRIMARY KEY,
+    value TEXT NOT NULL,
+    updated_at TEXT NOT NULL
+);
 ";
 
 const COLUMNS: &str = "id, text, metadata, user_id, agent_id, run_id, created_at, updated_at, \
@@ -672,6 +678,57 @@ impl EventLog for SqliteRecords {
             .query_row("SELECT COALESCE(MAX(id), 0) FROM jobs", [], |row| {
                 row.get(0)
             })
+            .map_err(|e| self.error(e))
+    }
+
+    fn state(&self, key: &str) -> Result<Option<Value>> {
+        let connection = self.connection();
+        let value: Option<String> = connection
+            .query_row(
+                "SELECT value FROM state WHERE key = ?1",
+                params![key],
+                |row| row.get(0),
+            )
+            .optional()
+            .map_err(|e| self.error(e))?;
+        value.map(|value| parse_state(key, &value)).transpose()
+    }
+
+    fn state_keys(&self, prefix: &str) -> Result<Vec<String>> {
+        let connection = self.connection();
+        let mut statement = connection
+            .prepare("SELECT key FROM state WHERE key LIKE ?1 ESCAPE '\\' ORDER BY key")
+            .map_err(|e| self.error(e))?;
+        let rows = statement
+            .query_map(params![prefix_pattern(prefix)], |row| row.get(0))
+            .map_err(|e| self.error(e))?;
+        rows.map(|row| row.map_err(|e| self.error(e))).collect()
+    }
+
+    fn put_state(
+        &self,
+        key: &str,
+        value: &Value,
+        event: Option<&NewEvent>,
+    ) -> Result<Option<Event>> {
+        self.in_transaction(|transaction| {
+            transaction
+                .execute(
+                    "INSERT OR REPLACE INTO state (key, value, updated_at) VALUES (?1, ?2, ?3)",
+                    params![key, value.to_string(), timestamp(chrono::Utc::now())],
+                )
+                .map_err(|e| self.error(e))?;
+            event
+                .map(|event| insert_event(transaction, event).map_err(|e| self.error(e)))
+                .transpose()
+        })
+    }
+
+    fn delete_state(&self, key: &str) -> Result<bool> {
+        let connection = self.connection();
+        connection
+            .execute("DELETE FROM state WHERE key = ?1", params![key])
+            .map(|removed| removed > 0)
             .map_err(|e| self.error(e))
     }
 }

@@ -9,8 +9,8 @@ use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, Ordering};
 
 use mnemo_records::{
-    Change, Event, EventQuery, Memory, MemoryRecords, NewEvent, PostgresRecords, RecordsError,
-    Retention, Scope, SqliteRecords, StoredJob, Version,
+    Change, Event, EventLog, EventQuery, Memory, MemoryRecords, NewEvent, PostgresRecords,
+    RecordsError, Retention, Scope, SqliteRecords, StoredJob, Version,
 };
 use mnemo_testkit::Postgres;
 use serde_json::{Map, json};
@@ -270,7 +270,7 @@ fn sqlite_a_version_1_database_gains_the_log() {
     let connection = rusqlite::Connection::open(&path).unwrap();
     connection
         .execute_batch(
-            "DROP TABLE events; DROP TABLE jobs; \
+            "DROP TABLE events; DROP TABLE jobs; DROP TABLE state; \
              UPDATE meta SET value = '1' WHERE key = 'schema_version';",
         )
         .unwrap();
@@ -279,4 +279,65 @@ fn sqlite_a_version_1_database_gains_the_log() {
     assert!(records.get("old").unwrap().is_some());
     records.add(&memory("new", "added")).unwrap();
     assert_eq!(all_after(&records, 0, &[]).len(), 1);
+    records.put_state("k", &json!(1), None).unwrap();
+}
+
+#[test]
+fn sqlite_state() {
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("memory.sqlite");
+    state(&|| Arc::new(SqliteRecords::open(&path).unwrap()));
+}
+
+#[test]
+fn postgres_state() {
+    let Some(server) = Postgres::start() else {
+        return;
+    };
+    let url = server.url();
+    state(&|| Arc::new(PostgresRecords::connect(&url, 4).unwrap()));
+}
+
+fn state(open: Open<'_>) {
+    let records = open();
+    assert_eq!(records.state("canaries/tasks").unwrap(), None);
+    let before = records.last_event_id().unwrap();
+    let event = records
+        .put_state(
+            "canaries/tasks",
+            &json!({"texts": ["a"], "vectors": [[0.25, -1.5e-7]]}),
+            Some(&NewEvent::new(
+                "drift.pinned",
+                Some("tasks".into()),
+                json!({}),
+            )),
+        )
+        .unwrap()
+        .expect("the event was appended");
+    assert!(event.id > before);
+    assert_eq!(
+        records.put_state("canaries/a_b", &json!(2), None).unwrap(),
+        None
+    );
+    records.put_state("canaries/a%b", &json!(3), None).unwrap();
+    records.put_state("canariesXab", &json!(4), None).unwrap();
+    records.put_state("webhooks/1", &json!(5), None).unwrap();
+    // Replacing keeps one value.
+    records.put_state("webhooks/1", &json!(6), None).unwrap();
+    drop(records);
+    let records = open();
+    assert_eq!(
+        records.state("canaries/tasks").unwrap(),
+        Some(json!({"texts": ["a"], "vectors": [[0.25, -1.5e-7]]}))
+    );
+    assert_eq!(records.state("webhooks/1").unwrap(), Some(json!(6)));
+    // `_` and `%` in a prefix are themselves, not patterns.
+    assert_eq!(
+        records.state_keys("canaries/").unwrap(),
+        ["canaries/a%b", "canaries/a_b", "canaries/tasks"]
+    );
+    assert_eq!(records.state_keys("canaries/a_").unwrap(), ["canaries/a_b"]);
+    assert!(records.delete_state("canaries/a_b").unwrap());
+    assert!(!records.delete_state("canaries/a_b").unwrap());
+    assert_eq!(records.state("canaries/a_b").unwrap(), None);
 }
