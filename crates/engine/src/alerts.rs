@@ -3,13 +3,14 @@
 //! firing is an `alert.fired` event, one that stops an `alert.resolved`; those firing are
 //! listed (`GET /api/v1/alerts`) and exported as `mnemo_alert{name,severity}`.
 //!
-//! Rules that need a rate over time windows of request latencies (p99 of searches) are
-//! Prometheus's: `deploy/prometheus/alerts.yml` holds them beside these.
+//! The same rules, for those who run Prometheus, are in `deploy/prometheus/alerts.yml`, over
+//! the metrics the server exports.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, VecDeque};
 use std::path::PathBuf;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicU64, Ordering};
+use std::time::{Duration, Instant};
 
 use mnemo_records::EventQuery;
 use serde::Serialize;
@@ -27,6 +28,10 @@ pub struct AlertRules {
     /// At least this many restarts of one component within ten minutes:
     /// `component_restarting`.
     pub restarts_in_ten_minutes: usize,
+    /// The p99 of the searches of the last minute above this, ...
+    pub search_p99_max: Duration,
+    /// ... at every evaluation for this long: `search_latency_high`.
+    pub search_p99_for: Duration,
 }
 
 impl Default for AlertRules {
@@ -35,7 +40,54 @@ impl Default for AlertRules {
             data_dir: None,
             disk_free_min_bytes: 1 << 30,
             restarts_in_ten_minutes: 3,
+            search_p99_max: Duration::from_millis(500),
+            search_p99_for: Duration::from_secs(300),
         }
+    }
+}
+
+/// The searches of the last minute are what the latency rule looks at.
+const LATENCY_WINDOW: Duration = Duration::from_secs(60);
+/// Beyond this many searches in the window, the oldest are forgotten (a bound on memory: the
+/// p99 of the newest 65,536 is the p99 that matters).
+const MAX_LATENCY_SAMPLES: usize = 1 << 16;
+/// Fewer searches than this in the window say nothing about a p99.
+const MIN_LATENCY_SAMPLES: usize = 20;
+
+/// How long the recent searches took.
+#[derive(Default)]
+pub(crate) struct SearchLatencies {
+    samples: Mutex<VecDeque<(Instant, Duration)>>,
+    /// Since when the p99 has been above the threshold at every evaluation.
+    breached_since: Mutex<Option<Instant>>,
+}
+
+impl SearchLatencies {
+    fn record(&self, at: Instant, took: Duration) {
+        let mut samples = lock(&self.samples);
+        if samples.len() == MAX_LATENCY_SAMPLES {
+            samples.pop_front();
+        }
+        samples.push_back((at, took));
+    }
+
+    /// The p99 of the searches of the last minute before `now` and how many there were; none
+    /// when too few.
+    fn p99(&self, now: Instant) -> Option<(Duration, usize)> {
+        let mut samples = lock(&self.samples);
+        while samples
+            .front()
+            .is_some_and(|(at, _)| now.saturating_duration_since(*at) > LATENCY_WINDOW)
+        {
+            samples.pop_front();
+        }
+        if samples.len() < MIN_LATENCY_SAMPLES {
+            return None;
+        }
+        let mut took: Vec<Duration> = samples.iter().map(|(_, took)| *took).collect();
+        let rank = (took.len() * 99).div_ceil(100) - 1;
+        let (_, p99, _) = took.select_nth_unstable(rank);
+        Some((*p99, samples.len()))
     }
 }
 
@@ -58,6 +110,7 @@ pub struct Alert {
 pub struct AlertBoard {
     firing: Mutex<BTreeMap<String, Alert>>,
     event_failures_seen: AtomicU64,
+    pub(crate) searches: SearchLatencies,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -89,6 +142,20 @@ pub fn disk_free_bytes(_path: &std::path::Path) -> Option<u64> {
 }
 
 impl Engine {
+    /// Runs a search, its time kept for the latency rule.
+    pub(crate) fn timed_search<T>(&self, search: impl FnOnce() -> Result<T>) -> Result<T> {
+        let started = Instant::now();
+        let result = search();
+        self.alerts.searches.record(started, started.elapsed());
+        result
+    }
+
+    /// The p99 of the searches of the last minute, and how many there were (none when fewer
+    /// than 20).
+    pub fn search_p99(&self) -> Option<(Duration, usize)> {
+        self.alerts.searches.p99(Instant::now())
+    }
+
     /// The alerts firing now, by name.
     pub fn alerts(&self) -> Vec<Alert> {
         lock(&self.alerts.firing).values().cloned().collect()
@@ -137,6 +204,56 @@ impl Engine {
                     ),
                 ),
             );
+        }
+        let now = Instant::now();
+        let mut breached_since = lock(&self.alerts.searches.breached_since);
+        match self.alerts.searches.p99(now) {
+            Some((p99, count)) if p99 > rules.search_p99_max => {
+                let since = *breached_since.get_or_insert(now);
+                if now.duration_since(since) >= rules.search_p99_for {
+                    wanted.insert(
+                        "search_latency_high",
+                        (
+                            "warning",
+                            format!(
+                                "p99 of the {count} searches of the last minute: {} ms \
+                                 (threshold {} ms, above it for {} s)",
+                                p99.as_millis(),
+                                rules.search_p99_max.as_millis(),
+                                now.duration_since(since).as_secs()
+                            ),
+                        ),
+                    );
+                }
+            }
+            _ => *breached_since = None,
+        }
+        drop(breached_since);
+        if let Some(report) = self.drift_report() {
+            let drifted: Vec<String> = report
+                .drifted()
+                .map(|check| {
+                    let cause = if check.changes.is_empty() {
+                        "nothing recorded changed (same model files, backend, hardware and mnemo \
+                         version): the numerics differ for another reason"
+                            .to_owned()
+                    } else {
+                        format!("changed since then: {}", check.changes.join("; "))
+                    };
+                    format!(
+                        "collection `{}`: canary cosine distance {:.2e} (threshold {:.0e}, text \
+                         \"{}\") since they were pinned at {}; {cause}",
+                        check.collection,
+                        check.max_distance,
+                        report.threshold,
+                        check.worst_text,
+                        check.pinned_at
+                    )
+                })
+                .collect();
+            if !drifted.is_empty() {
+                wanted.insert("embedding_drift", ("critical", drifted.join(" | ")));
+            }
         }
         if self.keeps_events() {
             let last = self.last_event_id()?;
@@ -226,5 +343,41 @@ impl Engine {
             firing.insert(name.to_owned(), alert);
         }
         Ok(firing.values().cloned().collect())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn p99_of_the_last_minute_only_and_only_with_enough_searches() {
+        let latencies = SearchLatencies::default();
+        let start = Instant::now();
+        for i in 0..19 {
+            latencies.record(start, Duration::from_millis(i));
+        }
+        assert_eq!(latencies.p99(start), None, "19 searches say nothing");
+        // 100 searches: 98 fast, 2 slow; the p99 is the 99th, a slow one.
+        for i in 0..81 {
+            latencies.record(start, Duration::from_millis(if i < 79 { 5 } else { 900 }));
+        }
+        let (p99, count) = latencies.p99(start).unwrap();
+        assert_eq!(count, 100);
+        assert_eq!(p99, Duration::from_millis(900));
+        // A minute and a bit later they are forgotten.
+        let later = start + LATENCY_WINDOW + Duration::from_secs(1);
+        assert_eq!(latencies.p99(later), None);
+        assert!(lock(&latencies.samples).is_empty());
+    }
+
+    #[test]
+    fn the_window_is_bounded() {
+        let latencies = SearchLatencies::default();
+        let now = Instant::now();
+        for _ in 0..MAX_LATENCY_SAMPLES + 10 {
+            latencies.record(now, Duration::from_millis(1));
+        }
+        assert_eq!(lock(&latencies.samples).len(), MAX_LATENCY_SAMPLES);
     }
 }

@@ -87,6 +87,12 @@ impl Engine {
             json!({ "vectors": config.vectors.keys().collect::<Vec<_>>(),
                     "sparse_vectors": config.sparse_vectors.keys().collect::<Vec<_>>() }),
         );
+        // A collection the drift check will pin at its next pass otherwise.
+        if self.keeps_events()
+            && let Err(err) = self.pin_canaries(name)
+        {
+            eprintln!("warning: the drift canaries of `{name}` could not be pinned: {err}");
+        }
         Ok(())
     }
 
@@ -95,6 +101,7 @@ impl Engine {
         let existed = self.store().delete_collection(name)?;
         if existed {
             self.emit("collection.deleted", Some(name.to_owned()), json!({}));
+            self.forget_canaries(name);
         }
         Ok(existed)
     }

@@ -20,6 +20,7 @@ mod batcher;
 mod bm25;
 mod cache;
 pub mod components;
+pub mod drift;
 mod events;
 mod filter_expr;
 mod index;
@@ -138,6 +139,8 @@ pub struct Engine {
     event_failures: std::sync::atomic::AtomicU64,
     /// The alerts firing.
     alerts: alerts::AlertBoard,
+    /// The last check of the drift canaries.
+    drift: std::sync::Mutex<Option<drift::DriftReport>>,
 }
 
 impl Engine {
@@ -154,6 +157,7 @@ impl Engine {
             records: None,
             event_failures: std::sync::atomic::AtomicU64::new(0),
             alerts: alerts::AlertBoard::default(),
+            drift: std::sync::Mutex::new(None),
         }
     }
 

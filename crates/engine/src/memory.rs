@@ -239,6 +239,10 @@ impl Engine {
 
     /// Memories visible to `query.scope`, by meaning, best first; expired ones never.
     pub fn search_memories(&self, query: &MemoryQuery) -> Result<Vec<FoundMemory>> {
+        self.timed_search(|| self.search_memories_untimed(query))
+    }
+
+    fn search_memories_untimed(&self, query: &MemoryQuery) -> Result<Vec<FoundMemory>> {
         crate::check_limit(query.limit)?;
         if self.memory_collection_missing() {
             return Ok(Vec::new());

@@ -70,6 +70,10 @@ impl Engine {
     /// in hybrid or keyword mode) runs [`Engine::search`]; of any other collection, the text
     /// is embedded and searched like a vector.
     pub fn query(&self, request: &QueryRequest) -> Result<Vec<ScoredPoint>> {
+        self.timed_search(|| self.query_untimed(request))
+    }
+
+    fn query_untimed(&self, request: &QueryRequest) -> Result<Vec<ScoredPoint>> {
         check_limit(request.limit)?;
         let wanted = request.limit.saturating_add(request.offset);
         if wanted > MAX_RESULTS {
@@ -101,7 +105,7 @@ impl Engine {
                     mode: request.mode,
                     score_threshold: request.score_threshold,
                 };
-                let mut hits = self.search(text, &options)?;
+                let mut hits = self.search_untimed(text, &options)?;
                 hits.drain(..request.offset.min(hits.len()));
                 Ok(hits)
             }

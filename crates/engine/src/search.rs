@@ -148,6 +148,14 @@ impl Engine {
     }
 
     pub fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<ScoredPoint>> {
+        self.timed_search(|| self.search_untimed(query, options))
+    }
+
+    pub(crate) fn search_untimed(
+        &self,
+        query: &str,
+        options: &SearchOptions,
+    ) -> Result<Vec<ScoredPoint>> {
         let filter = (!options.filter.is_empty()).then(|| options.filter.clone());
         let collection = &options.collection;
         let mut hits = match options.mode {

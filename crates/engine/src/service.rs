@@ -24,6 +24,8 @@ pub struct ServiceSettings {
     pub probe_every: Duration,
     /// How often expired memories are swept.
     pub memory_sweep_every: Duration,
+    /// How often the drift canaries are embedded again (besides at start); none: never.
+    pub drift_every: Option<Duration>,
     /// How often the alert rules are evaluated, and their thresholds.
     pub alerts_every: Duration,
     pub alert_rules: AlertRules,
@@ -37,6 +39,7 @@ impl Default for ServiceSettings {
             events_keep_last: Some(1_000_000),
             probe_every: Duration::from_secs(5),
             memory_sweep_every: Duration::from_secs(60),
+            drift_every: Some(Duration::from_secs(600)),
             alerts_every: Duration::from_secs(15),
             alert_rules: AlertRules::default(),
         }
@@ -137,6 +140,29 @@ impl Engine {
                         .map_err(|err| err.to_string())
                 },
             )));
+            if let Some(every) = settings.drift_every {
+                let engine = Arc::clone(self);
+                components.push(Arc::new(Periodic::new(
+                    "drift-canary",
+                    "embeds the pinned canary texts again and compares them with their stored \
+                     vectors",
+                    every,
+                    &["store", "records", "embedder"],
+                    move || {
+                        engine
+                            .check_drift()
+                            .map(|report| {
+                                format!(
+                                    "{} collections checked, largest distance {:.1e}, {} drifted",
+                                    report.collections.len(),
+                                    report.max_distance(),
+                                    report.drifted().count()
+                                )
+                            })
+                            .map_err(|err| err.to_string())
+                    },
+                )));
+            }
         }
         let engine = Arc::clone(self);
         let rules = settings.alert_rules.clone();

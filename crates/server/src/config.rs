@@ -92,6 +92,12 @@ struct AlertsSection {
     restarts_in_ten_minutes: Option<usize>,
     /// Seconds between two evaluations.
     every_secs: Option<u64>,
+    /// `search_latency_high` when the p99 of the last minute's searches is above this ...
+    search_p99_ms: Option<u64>,
+    /// ... at every evaluation for this many seconds.
+    search_p99_for_secs: Option<u64>,
+    /// Seconds between two checks of the drift canaries (besides the one at start); 0: none.
+    drift_every_secs: Option<u64>,
 }
 
 /// How long the event log keeps events.
@@ -193,6 +199,8 @@ pub struct ServerConfig {
     pub probe_interval: Duration,
     pub alert_rules: mnemo_engine::alerts::AlertRules,
     pub alerts_every: Duration,
+    /// How often the drift canaries are checked; none: never.
+    pub drift_every: Option<Duration>,
 }
 
 impl Default for ServerConfig {
@@ -221,6 +229,7 @@ impl Default for ServerConfig {
             probe_interval: Duration::from_secs(5),
             alert_rules: mnemo_engine::alerts::AlertRules::default(),
             alerts_every: Duration::from_secs(15),
+            drift_every: Some(Duration::from_secs(600)),
         }
     }
 }
@@ -319,6 +328,21 @@ impl ServerConfig {
                     .and_then(|a| a.restarts_in_ten_minutes)
                     .unwrap_or(defaults.alert_rules.restarts_in_ten_minutes)
                     .max(1),
+                search_p99_max: file
+                    .alerts
+                    .as_ref()
+                    .and_then(|a| a.search_p99_ms)
+                    .map_or(defaults.alert_rules.search_p99_max, Duration::from_millis),
+                search_p99_for: file
+                    .alerts
+                    .as_ref()
+                    .and_then(|a| a.search_p99_for_secs)
+                    .map_or(defaults.alert_rules.search_p99_for, Duration::from_secs),
+            },
+            drift_every: match file.alerts.as_ref().and_then(|a| a.drift_every_secs) {
+                None => defaults.drift_every,
+                Some(0) => None,
+                Some(secs) => Some(Duration::from_secs(secs)),
             },
             alerts_every: file
                 .alerts
@@ -423,6 +447,9 @@ impl ServerConfig {
                 "disk_free_min_mib": self.alert_rules.disk_free_min_bytes >> 20,
                 "restarts_in_ten_minutes": self.alert_rules.restarts_in_ten_minutes,
                 "every_secs": self.alerts_every.as_secs(),
+                "search_p99_ms": self.alert_rules.search_p99_max.as_millis(),
+                "search_p99_for_secs": self.alert_rules.search_p99_for.as_secs(),
+                "drift_every_secs": self.drift_every.map_or(0, |every| every.as_secs()),
             },
         })
     }

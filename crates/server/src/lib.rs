@@ -66,6 +66,7 @@ pub fn service_components(
         events_keep_last: config.events_keep_last,
         probe_every: config.probe_interval,
         alerts_every: config.alerts_every,
+        drift_every: config.drift_every,
         alert_rules: config.alert_rules.clone(),
         ..ServiceSettings::default()
     };

@@ -5,7 +5,7 @@ use std::time::Duration;
 
 use mnemo_engine::{Engine, IndexSummary};
 use prometheus::{
-    Encoder, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
+    Encoder, GaugeVec, Histogram, HistogramOpts, HistogramVec, IntCounter, IntCounterVec, IntGauge,
     IntGaugeVec, Opts, Registry, TextEncoder,
 };
 
@@ -29,6 +29,7 @@ pub struct Metrics {
     component_restarts: IntGaugeVec,
     alert: IntGaugeVec,
     event_write_failures: IntGauge,
+    drift_distance: GaugeVec,
 }
 
 impl Default for Metrics {
@@ -120,6 +121,15 @@ impl Metrics {
             "Events that could not be written to the durable log since the process started",
         )
         .expect("static metric");
+        let drift_distance = GaugeVec::new(
+            Opts::new(
+                "embedding_drift_distance",
+                "The largest cosine distance between a collection's drift canaries as pinned and \
+                 as embedded at the last check (above 1e-4: the model's vectors changed)",
+            ),
+            &["collection"],
+        )
+        .expect("static metric");
         let index_seconds = Histogram::with_opts(
             HistogramOpts::new("index_job_duration_seconds", "Indexing jobs, start to end")
                 .buckets(vec![0.1, 0.5, 1.0, 5.0, 15.0, 60.0, 300.0, 1200.0]),
@@ -140,6 +150,7 @@ impl Metrics {
             Box::new(component_restarts.clone()),
             Box::new(alert.clone()),
             Box::new(event_write_failures.clone()),
+            Box::new(drift_distance.clone()),
         ] {
             registry
                 .register(collector)
@@ -161,6 +172,7 @@ impl Metrics {
             component_restarts,
             alert,
             event_write_failures,
+            drift_distance,
         }
     }
 
@@ -224,6 +236,16 @@ impl Metrics {
         }
         self.event_write_failures
             .set(engine.event_failures() as i64);
+        self.drift_distance.reset();
+        for check in engine
+            .drift_report()
+            .map(|r| r.collections)
+            .unwrap_or_default()
+        {
+            self.drift_distance
+                .with_label_values(&[&check.collection])
+                .set(check.max_distance);
+        }
         let stats = engine.query_cache().stats();
         self.cache
             .with_label_values(&["hits"])
