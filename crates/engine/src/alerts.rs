@@ -46,6 +46,9 @@ impl Default for AlertRules {
     }
 }
 
+/// A webhook failing this long is an alert.
+const WEBHOOK_FAILING_AFTER: Duration = Duration::from_secs(600);
+
 /// The searches of the last minute are what the latency rule looks at.
 const LATENCY_WINDOW: Duration = Duration::from_secs(60);
 /// Beyond this many searches in the window, the oldest are forgotten (a bound on memory: the
@@ -111,6 +114,8 @@ pub struct AlertBoard {
     firing: Mutex<BTreeMap<String, Alert>>,
     event_failures_seen: AtomicU64,
     pub(crate) searches: SearchLatencies,
+    /// Webhooks whose endpoint fails: since when, and the last error.
+    pub(crate) webhooks_failing: Mutex<BTreeMap<String, (Instant, String)>>,
 }
 
 fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
@@ -229,6 +234,19 @@ impl Engine {
             _ => *breached_since = None,
         }
         drop(breached_since);
+        let failing_webhooks: Vec<String> = lock(&self.alerts.webhooks_failing)
+            .iter()
+            .filter(|(_, (since, _))| now.duration_since(*since) >= WEBHOOK_FAILING_AFTER)
+            .map(|(name, (since, error))| {
+                format!(
+                    "webhook `{name}` failing for {} min: {error}",
+                    now.duration_since(*since).as_secs() / 60
+                )
+            })
+            .collect();
+        if !failing_webhooks.is_empty() {
+            wanted.insert("webhook_failing", ("warning", failing_webhooks.join(" | ")));
+        }
         if let Some(report) = self.drift_report() {
             let drifted: Vec<String> = report
                 .drifted()

@@ -33,6 +33,7 @@ mod search;
 mod service;
 mod sources;
 mod watch;
+pub mod webhooks;
 
 use std::sync::Arc;
 use std::time::Duration;

@@ -26,6 +26,8 @@ pub struct ServiceSettings {
     pub memory_sweep_every: Duration,
     /// How often the drift canaries are embedded again (besides at start); none: never.
     pub drift_every: Option<Duration>,
+    /// Endpoints the event log is posted to.
+    pub webhooks: Vec<crate::webhooks::Webhook>,
     /// How often the alert rules are evaluated, and their thresholds.
     pub alerts_every: Duration,
     pub alert_rules: AlertRules,
@@ -40,6 +42,7 @@ impl Default for ServiceSettings {
             probe_every: Duration::from_secs(5),
             memory_sweep_every: Duration::from_secs(60),
             drift_every: Some(Duration::from_secs(600)),
+            webhooks: Vec::new(),
             alerts_every: Duration::from_secs(15),
             alert_rules: AlertRules::default(),
         }
@@ -140,6 +143,9 @@ impl Engine {
                         .map_err(|err| err.to_string())
                 },
             )));
+            for webhook in &settings.webhooks {
+                components.push(self.webhook_component(webhook.clone()));
+            }
             if let Some(every) = settings.drift_every {
                 let engine = Arc::clone(self);
                 components.push(Arc::new(Periodic::new(

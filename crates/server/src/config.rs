@@ -81,6 +81,24 @@ struct ConfigFile {
     probe_interval_secs: Option<u64>,
     /// The built-in alert rules' thresholds.
     alerts: Option<AlertsSection>,
+    /// Endpoints the event log is posted to.
+    #[serde(default)]
+    webhooks: Vec<WebhookEntry>,
+}
+
+/// `[[webhooks]]`: one endpoint.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct WebhookEntry {
+    /// Names its component and its cursor; `webhook-N` (N from 1, in file order) by default.
+    name: Option<String>,
+    url: String,
+    /// The environment variable holding the HMAC key (a secret stays out of the file).
+    secret_env: Option<String>,
+    /// Event types or families delivered; all by default.
+    #[serde(default)]
+    types: Vec<String>,
+    timeout_secs: Option<u64>,
 }
 
 #[derive(Debug, Deserialize)]
@@ -201,6 +219,7 @@ pub struct ServerConfig {
     pub alerts_every: Duration,
     /// How often the drift canaries are checked; none: never.
     pub drift_every: Option<Duration>,
+    pub webhooks: Vec<mnemo_engine::webhooks::Webhook>,
 }
 
 impl Default for ServerConfig {
@@ -230,6 +249,7 @@ impl Default for ServerConfig {
             alert_rules: mnemo_engine::alerts::AlertRules::default(),
             alerts_every: Duration::from_secs(15),
             drift_every: Some(Duration::from_secs(600)),
+            webhooks: Vec::new(),
         }
     }
 }
@@ -272,6 +292,37 @@ impl ServerConfig {
                     })
             })
             .collect::<Result<Vec<_>, _>>()?;
+        let mut webhooks = Vec::new();
+        for (index, entry) in file.webhooks.into_iter().enumerate() {
+            let name = entry.name.unwrap_or_else(|| format!("{}", index + 1));
+            let key = |message: String| ConfigError::Key {
+                name: format!("webhooks[{index}]"),
+                message,
+            };
+            let secret = match entry.secret_env {
+                None => None,
+                Some(variable) => Some(std::env::var(&variable).map_err(|_| {
+                    key(format!(
+                        "secret_env names `{variable}`, which is not set in the environment"
+                    ))
+                })?),
+            };
+            let webhook = mnemo_engine::webhooks::Webhook {
+                name,
+                url: entry.url,
+                secret,
+                types: entry.types,
+                timeout: Duration::from_secs(entry.timeout_secs.unwrap_or(10)),
+            };
+            webhook.check().map_err(key)?;
+            if webhooks
+                .iter()
+                .any(|other: &mnemo_engine::webhooks::Webhook| other.name == webhook.name)
+            {
+                return Err(key(format!("two webhooks are named `{}`", webhook.name)));
+            }
+            webhooks.push(webhook);
+        }
         let (store, store_api_key) = match (file.store.as_deref(), file.qdrant) {
             (None | Some("embedded"), None) => (None, None),
             (Some("qdrant"), Some(qdrant)) => (Some(qdrant.url), qdrant.api_key),
@@ -339,6 +390,7 @@ impl ServerConfig {
                     .and_then(|a| a.search_p99_for_secs)
                     .map_or(defaults.alert_rules.search_p99_for, Duration::from_secs),
             },
+            webhooks,
             drift_every: match file.alerts.as_ref().and_then(|a| a.drift_every_secs) {
                 None => defaults.drift_every,
                 Some(0) => None,
@@ -451,6 +503,13 @@ impl ServerConfig {
                 "search_p99_for_secs": self.alert_rules.search_p99_for.as_secs(),
                 "drift_every_secs": self.drift_every.map_or(0, |every| every.as_secs()),
             },
+            "webhooks": self.webhooks.iter().map(|webhook| serde_json::json!({
+                "name": webhook.name,
+                "url": webhook.origin(),
+                "signed": webhook.secret.is_some(),
+                "types": webhook.types,
+                "timeout_secs": webhook.timeout.as_secs(),
+            })).collect::<Vec<_>>(),
         })
     }
 
@@ -585,5 +644,49 @@ mod tests {
             open.check(),
             Err(ConfigError::OpenWithoutKeys { .. })
         ));
+    }
+
+    #[test]
+    fn webhooks_are_read_checked_and_redacted() {
+        let file = Path::new("mnemo.toml");
+        // A variable every environment has, rather than setting one under other tests' feet.
+        let path = std::env::var("PATH").unwrap();
+        let config = ServerConfig::from_toml(
+            "[[webhooks]]\nurl = \"https://hooks.internal/T0/secret-token\"\n\
+             secret_env = \"PATH\"\ntypes = [\"alert\"]\n\
+             [[webhooks]]\nname = \"ops\"\nurl = \"http://127.0.0.1:9000/\"\n",
+            file,
+        )
+        .unwrap();
+        assert_eq!(config.webhooks.len(), 2);
+        assert_eq!(config.webhooks[0].name, "1");
+        assert_eq!(config.webhooks[0].secret.as_deref(), Some(path.as_str()));
+        assert_eq!(config.webhooks[1].name, "ops");
+        let shown = config.redacted().to_string();
+        assert!(
+            !shown.contains("secret-token") && !shown.contains("s3cret"),
+            "{shown}"
+        );
+        assert!(shown.contains("https://hooks.internal/…"), "{shown}");
+
+        for (text, says) in [
+            ("[[webhooks]]\nurl = \"ftp://x/\"\n", "http:// or https://"),
+            (
+                "[[webhooks]]\nurl = \"http://a/\"\nsecret_env = \"MNEMO_TEST_UNSET_VARIABLE\"\n",
+                "MNEMO_TEST_UNSET_VARIABLE",
+            ),
+            (
+                "[[webhooks]]\nurl = \"http://a/\"\ntypes = [\"Not A Type\"]\n",
+                "not an event type",
+            ),
+            (
+                "[[webhooks]]\nname = \"a\"\nurl = \"http://a/\"\n[[webhooks]]\nname = \"a\"\nurl = \"http://b/\"\n",
+                "two webhooks are named `a`",
+            ),
+        ] {
+            let err = ServerConfig::from_toml(text, file).unwrap_err().to_string();
+            assert!(err.contains("webhooks["), "{err}");
+            assert!(err.contains(says), "{err}");
+        }
     }
 }

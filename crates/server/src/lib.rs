@@ -67,6 +67,7 @@ pub fn service_components(
         probe_every: config.probe_interval,
         alerts_every: config.alerts_every,
         drift_every: config.drift_every,
+        webhooks: config.webhooks.clone(),
         alert_rules: config.alert_rules.clone(),
         ..ServiceSettings::default()
     };
