@@ -9,9 +9,11 @@
 //! Canaries are kept in the relational store's state table (`canaries/{collection}`): an
 //! engine without one keeps none, and says so.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::io::Read;
-use std::path::Path;
+use std::path::{Path, PathBuf};
+use std::sync::{Mutex, OnceLock};
+use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
@@ -124,7 +126,34 @@ const MODEL_FILES: &[&str] = &[
     "1_Pooling/config.json",
 ];
 
+/// Hashes already computed, by path, with the length and modification time they were
+/// computed at: a model file is hashed again only when it changed on disk, not at every
+/// collection created or every check.
+type HashCache = Mutex<HashMap<PathBuf, (u64, Option<SystemTime>, String)>>;
+
+fn hash_cache() -> &'static HashCache {
+    static CACHE: OnceLock<HashCache> = OnceLock::new();
+    CACHE.get_or_init(HashCache::default)
+}
+
 fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let metadata = std::fs::metadata(path)?;
+    let stamp = (metadata.len(), metadata.modified().ok());
+    let mut cache = hash_cache()
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if let Some((len, modified, hash)) = cache.get(path)
+        && (*len, *modified) == stamp
+        && stamp.1.is_some()
+    {
+        return Ok(hash.clone());
+    }
+    let hash = sha256_of(path)?;
+    cache.insert(path.to_owned(), (stamp.0, stamp.1, hash.clone()));
+    Ok(hash)
+}
+
+fn sha256_of(path: &Path) -> std::io::Result<String> {
     let mut file = std::fs::File::open(path)?;
     let mut hasher = Sha256::new();
     let mut buffer = vec![0u8; 1 << 20];

@@ -87,7 +87,7 @@ impl Engine {
             json!({ "vectors": config.vectors.keys().collect::<Vec<_>>(),
                     "sparse_vectors": config.sparse_vectors.keys().collect::<Vec<_>>() }),
         );
-        // A collection the drift check will pin at its next pass otherwise.
+        // Pinned now, with the vectors its first points get, rather than at the next check.
         if self.keeps_events()
             && let Err(err) = self.pin_canaries(name)
         {
