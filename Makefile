@@ -44,8 +44,10 @@ test: model patched-deps fmt
 api-clients:
 	tests/python/run.sh
 
+# Both models mnemo runs (all-MiniLM-L6-v2, the default; all-mpnet-base-v2), verified.
 model:
-	scripts/fetch-model.sh
+	scripts/fetch-model.sh all-MiniLM-L6-v2
+	scripts/fetch-model.sh all-mpnet-base-v2
 
 # qdrant-edge 0.9 from a patched copy while the toolchain is older than Rust 1.96 (a no-op after).
 patched-deps:

@@ -326,6 +326,16 @@ fn plan_batches(
 }
 
 fn select_engine(files: &ModelFiles, backend: Backend) -> Result<Engine> {
+    let candle_runs_it = !files.config.is_mpnet();
+    if !candle_runs_it && matches!(backend, Backend::CandleCpu | Backend::Cuda(_)) {
+        return Err(EmbedError::Backend {
+            backend: "candle",
+            message: format!(
+                "it runs BERT models only; {} is an MPNet: use the cpu backend",
+                files.dir.display()
+            ),
+        });
+    }
     match backend {
         Backend::Cpu => Ok(Engine::Cpu(CpuEncoder::load(files)?)),
         Backend::CandleCpu => Ok(Engine::Candle(CandleEncoder::load(
@@ -338,6 +348,7 @@ fn select_engine(files: &ModelFiles, backend: Backend) -> Result<Engine> {
         )?)),
         Backend::Auto => {
             if cfg!(feature = "cuda")
+                && candle_runs_it
                 && let Ok(device) = cuda_device(0)
             {
                 return Ok(Engine::Candle(CandleEncoder::load(files, device)?));

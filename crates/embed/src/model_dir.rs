@@ -14,27 +14,28 @@ pub const MODEL_DIR_ENV: &str = "MNEMO_MODEL_DIR";
 /// The model folder: `MNEMO_MODEL_DIR` when set, else `~/.cache/mnemo/models/all-MiniLM-L6-v2`
 /// (`$XDG_CACHE_HOME` replaces `~/.cache` when set).
 pub fn default_model_dir() -> PathBuf {
-    if let Some(dir) = std::env::var_os(MODEL_DIR_ENV).filter(|d| !d.is_empty()) {
-        return PathBuf::from(dir);
-    }
-    let cache = std::env::var_os("XDG_CACHE_HOME")
-        .filter(|d| !d.is_empty())
-        .map(PathBuf::from)
-        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
-        .unwrap_or_else(|| PathBuf::from(".cache"));
-    cache.join("mnemo").join("models").join(DEFAULT_MODEL_NAME)
+    crate::catalog::model_dir_for(DEFAULT_MODEL_NAME)
 }
 
-/// The BERT hyper-parameters mnemo reads from `config.json`.
+/// The encoder's hyper-parameters mnemo reads from `config.json`: a BERT (all-MiniLM-L6-v2)
+/// or an MPNet (all-mpnet-base-v2).
 #[derive(Debug, Clone, Deserialize)]
 pub struct BertConfig {
+    /// `bert` or `mpnet`.
+    #[serde(default = "default_model_type")]
+    pub model_type: String,
     pub vocab_size: usize,
     pub hidden_size: usize,
     pub num_hidden_layers: usize,
     pub num_attention_heads: usize,
     pub intermediate_size: usize,
     pub max_position_embeddings: usize,
+    /// BERT's token types; MPNet has none.
+    #[serde(default)]
     pub type_vocab_size: usize,
+    /// MPNet: the buckets of its relative position bias.
+    #[serde(default = "default_relative_buckets")]
+    pub relative_attention_num_buckets: usize,
     #[serde(default = "default_layer_norm_eps")]
     pub layer_norm_eps: f64,
     #[serde(default = "default_hidden_act")]
@@ -43,6 +44,18 @@ pub struct BertConfig {
     pub position_embedding_type: String,
 }
 
+impl BertConfig {
+    pub fn is_mpnet(&self) -> bool {
+        self.model_type == "mpnet"
+    }
+}
+
+fn default_model_type() -> String {
+    "bert".to_owned()
+}
+fn default_relative_buckets() -> usize {
+    32
+}
 fn default_layer_norm_eps() -> f64 {
     1e-12
 }
@@ -148,6 +161,12 @@ fn check_config(config: &BertConfig, path: &Path) -> Result<()> {
             message,
         })
     };
+    if !matches!(config.model_type.as_str(), "bert" | "mpnet") {
+        return fail(format!(
+            "model_type {:?} is not supported (\"bert\" or \"mpnet\")",
+            config.model_type
+        ));
+    }
     if config.hidden_act != "gelu" {
         return fail(format!(
             "hidden_act {:?} is not supported (only \"gelu\")",
@@ -170,8 +189,18 @@ fn check_config(config: &BertConfig, path: &Path) -> Result<()> {
             config.hidden_size, config.num_attention_heads
         ));
     }
-    if config.type_vocab_size == 0 || config.vocab_size == 0 {
+    if config.vocab_size == 0 || (!config.is_mpnet() && config.type_vocab_size == 0) {
         return fail("vocab_size and type_vocab_size must be positive".to_owned());
+    }
+    if config.is_mpnet()
+        && (config.relative_attention_num_buckets < 4
+            || config.relative_attention_num_buckets > 1024
+            || config.max_position_embeddings < 3)
+    {
+        return fail(format!(
+            "relative_attention_num_buckets {} must be between 4 and 1024",
+            config.relative_attention_num_buckets
+        ));
     }
     Ok(())
 }

@@ -6,7 +6,9 @@ use std::sync::Arc;
 
 use anyhow::Context;
 use clap::Args;
-use mnemo_embed::{Backend, DEFAULT_MODEL_NAME, Embedder, EmbedderOptions, default_model_dir};
+use mnemo_embed::{
+    Backend, DEFAULT_MODEL_NAME, Embedder, EmbedderOptions, find_model, model_dir_for,
+};
 use mnemo_engine::Engine;
 use mnemo_records::{MemoryRecords, PostgresRecords, SqliteRecords};
 use mnemo_store::{
@@ -16,7 +18,11 @@ use mnemo_store::{
 /// How to find and run the model; shared by every command that embeds.
 #[derive(Args, Clone)]
 pub struct ModelArgs {
-    /// The sentence-transformers model folder [default: ~/.cache/mnemo/models/all-MiniLM-L6-v2]
+    /// The model, by name: all-MiniLM-L6-v2 or all-mpnet-base-v2 (`mnemo models list`); it
+    /// names the vectors in the store, so that two models never share one
+    #[arg(long = "model", env = "MNEMO_MODEL", default_value = DEFAULT_MODEL_NAME)]
+    pub model: String,
+    /// The model's folder [default: ~/.cache/mnemo/models/NAME]
     #[arg(long, env = "MNEMO_MODEL_DIR")]
     pub model_dir: Option<PathBuf>,
     /// Where the encoder runs: auto, cpu, candle-cpu, cuda, cuda:N
@@ -28,12 +34,30 @@ pub struct ModelArgs {
 }
 
 impl ModelArgs {
+    /// The model's name as the store records it: the catalog's spelling of `--model`.
+    pub fn model_id(&self) -> anyhow::Result<&'static str> {
+        find_model(&self.model)
+            .map(|model| model.name)
+            .with_context(|| {
+                format!(
+                    "unknown model `{}`: `mnemo models list` shows those mnemo runs",
+                    self.model
+                )
+            })
+    }
+
     pub fn load(
         &self,
         max_batch_texts: Option<usize>,
         max_batch_tokens: Option<usize>,
     ) -> anyhow::Result<Embedder> {
-        let dir = self.model_dir.clone().unwrap_or_else(default_model_dir);
+        let name = self.model_id()?;
+        // MNEMO_MODEL_DIR is the default model's folder: another model named by --model has
+        // its own, unless --model-dir is given on the command line.
+        let dir = match &self.model_dir {
+            Some(dir) if name == DEFAULT_MODEL_NAME || !dir_from_env(dir) => dir.clone(),
+            _ => model_dir_for(name),
+        };
         let mut options = EmbedderOptions {
             backend: self.device,
             threads: self.threads,
@@ -45,9 +69,21 @@ impl ModelArgs {
         if let Some(n) = max_batch_tokens {
             options.max_batch_tokens = n;
         }
+        if !dir.exists() && self.model_dir.is_none() {
+            anyhow::bail!(
+                "the model {name} is not installed (no folder {}): fetch it with `mnemo models fetch {name}`",
+                dir.display()
+            );
+        }
         Embedder::load(&dir, options)
-            .with_context(|| format!("cannot load the model from {}", dir.display()))
+            .with_context(|| format!("cannot load the model {name} from {}", dir.display()))
     }
+}
+
+/// Whether `dir` came from `MNEMO_MODEL_DIR` rather than from `--model-dir`.
+fn dir_from_env(dir: &std::path::Path) -> bool {
+    std::env::var_os(mnemo_embed::MODEL_DIR_ENV)
+        .is_some_and(|value| std::path::Path::new(&value) == dir)
 }
 
 /// Connections to a shared memory database, per process: as many as requests run at once
@@ -242,5 +278,5 @@ impl StoreArgs {
 
 pub fn engine_over(store: Arc<dyn VectorStore>, model: &ModelArgs) -> anyhow::Result<Engine> {
     let embedder = model.load(None, None)?;
-    Ok(Engine::new(store, Arc::new(embedder), DEFAULT_MODEL_NAME))
+    Ok(Engine::new(store, Arc::new(embedder), model.model_id()?))
 }

@@ -19,7 +19,9 @@ mod progress;
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
-use commands::{embed, index, memory, nearest, ops, search, serve, snapshot, tasks, transfer};
+use commands::{
+    embed, index, memory, models, nearest, ops, search, serve, snapshot, tasks, transfer,
+};
 
 #[derive(Parser)]
 #[command(
@@ -83,6 +85,11 @@ enum Command {
         #[command(subcommand)]
         command: snapshot::SnapshotCommand,
     },
+    /// The models mnemo runs: list, info, fetch.
+    Models {
+        #[command(subcommand)]
+        command: models::ModelsCommand,
+    },
     /// API keys for `mnemo serve`.
     Key {
         #[command(subcommand)]
@@ -125,6 +132,7 @@ fn main() -> ExitCode {
         Command::Components(args) => ops::components(args).map(|()| ExitCode::SUCCESS),
         Command::Watch(args) => ops::watch(args).map(|()| ExitCode::SUCCESS),
         Command::Snapshot { command } => snapshot::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Models { command } => models::run(command).map(|()| ExitCode::SUCCESS),
         Command::Key { command } => serve::key(command).map(|()| ExitCode::SUCCESS),
     };
     match result {

@@ -217,6 +217,32 @@ fn scaled_softmax_rows_impl<const FMA: bool>(scores: &mut [f32], width: usize, s
     }
 }
 
+/// Row by row: `row = softmax(row * scale + bias)`, where row `i`'s bias for column `j` is
+/// `distance_bias[j - i + width - 1]`.
+#[inline(always)]
+fn scaled_biased_softmax_rows_impl<const FMA: bool>(
+    scores: &mut [f32],
+    width: usize,
+    scale: f32,
+    distance_bias: &[f32],
+) {
+    for (i, row) in scores.chunks_exact_mut(width).enumerate() {
+        let bias = &distance_bias[width - 1 - i..][..width];
+        let mut max = f32::NEG_INFINITY;
+        for (s, b) in row.iter_mut().zip(bias) {
+            *s = *s * scale + b;
+            max = max.max(*s);
+        }
+        for s in row.iter_mut() {
+            *s = exp_impl::<FMA>(*s - max);
+        }
+        let inv = 1.0 / sum_impl(row);
+        for s in row.iter_mut() {
+            *s *= inv;
+        }
+    }
+}
+
 /// Mean of `rows` (each `out.len()` wide) into `out`, then scaled to unit L2 norm as
 /// sentence-transformers' `Normalize` does (`x / max(|x|, 1e-12)`).
 #[inline(always)]
@@ -259,6 +285,10 @@ dispatch! {
 dispatch! {
     /// Row by row (`width` floats each): `row = softmax(row * scale)`.
     pub fn scaled_softmax_rows(scores: &mut [f32], width: usize, scale: f32) => scaled_softmax_rows_impl;
+}
+dispatch! {
+    /// Row by row: `row = softmax(row * scale + bias)`, the bias by distance between columns.
+    pub fn scaled_biased_softmax_rows(scores: &mut [f32], width: usize, scale: f32, distance_bias: &[f32]) => scaled_biased_softmax_rows_impl;
 }
 dispatch! {
     /// Mean of the rows into `out`, then L2-normalised.

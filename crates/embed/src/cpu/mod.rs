@@ -8,6 +8,8 @@
 //! - everything between two products is one fused pass over the rows (see `kernels`).
 //!
 //! The arithmetic is BERT's, in f32: results match sentence-transformers to float rounding.
+//! MPNet (all-mpnet-base-v2) is the same encoder with other weight names, positions counted
+//! after the padding index, and a relative position bias added to every attention score.
 
 mod kernels;
 mod matmul;
@@ -44,6 +46,45 @@ fn has_avx2_fma() -> bool {
     std::is_x86_feature_detected!("avx2") && std::is_x86_feature_detected!("fma")
 }
 
+/// How a token's position enters its embedding.
+#[derive(Clone, Copy)]
+enum Positions {
+    /// BERT: the token's index.
+    Index,
+    /// MPNet (RoBERTa's rule): `padding_idx` + the number of non-padding tokens up to and
+    /// including this one; a padding token gets `padding_idx`.
+    AfterPadding { padding_idx: u32 },
+}
+
+/// MPNet's relative position bias: one learned value per head and bucket of the distance
+/// from the query token to the key token, shared by every layer.
+struct RelativeBias {
+    /// `[bucket][head]`.
+    table: Vec<f32>,
+    buckets: usize,
+}
+
+/// The bucket of `relative` = key position − query position, as MPNet's
+/// `relative_position_bucket` computes it (bidirectional, exact below 8 tokens apart for 32
+/// buckets, logarithmic up to 128, the last bucket beyond).
+fn relative_bucket(relative: i64, buckets: usize) -> usize {
+    const MAX_DISTANCE: f64 = 128.0;
+    let half = (buckets / 2) as i64;
+    let n = -relative;
+    let mut bucket = if n < 0 { half } else { 0 };
+    let n = n.abs();
+    let max_exact = half / 2;
+    if n < max_exact {
+        bucket += n;
+    } else {
+        let large = max_exact
+            + ((n as f64 / max_exact as f64).ln() / (MAX_DISTANCE / max_exact as f64).ln()
+                * (half - max_exact) as f64) as i64;
+        bucket += large.min(half - 1);
+    }
+    bucket as usize
+}
+
 pub struct CpuEncoder {
     hidden: usize,
     heads: usize,
@@ -58,6 +99,8 @@ pub struct CpuEncoder {
     layers: Vec<Layer>,
     vocab_size: usize,
     max_positions: usize,
+    positions: Positions,
+    relative_bias: Option<RelativeBias>,
 }
 
 /// Scratch space for one batch, kept by the embedder and reused by later batches and calls.
@@ -70,6 +113,8 @@ pub struct Workspace {
     intermediate: Vec<f32>,
     scores: Vec<f32>,
     packed: Vec<f32>,
+    /// One text's relative position bias of one head, by distance (`2 * len - 1`).
+    distance_bias: Vec<f32>,
 }
 
 impl CpuEncoder {
@@ -87,12 +132,16 @@ impl CpuEncoder {
         let c: &BertConfig = &files.config;
         let h = c.hidden_size;
 
-        // Checkpoints exported from `BertModel` have no prefix; ones from `BertForX` have "bert.".
+        let mpnet = c.is_mpnet();
+        // Checkpoints exported from `BertModel` have no prefix; ones from `BertForX` have "bert."
+        // (and MPNet's from `MPNetForMaskedLM`, "mpnet.").
         let prefix = if weights
             .tensors
             .contains_key("embeddings.word_embeddings.weight")
         {
             ""
+        } else if mpnet {
+            "mpnet."
         } else {
             "bert."
         };
@@ -104,40 +153,69 @@ impl CpuEncoder {
             &format!("{prefix}embeddings.position_embeddings.weight"),
             &[c.max_position_embeddings, h],
         )?;
-        let token_types = weights.take(
-            &format!("{prefix}embeddings.token_type_embeddings.weight"),
-            &[c.type_vocab_size, h],
-        )?;
-        for row in position_embeddings.chunks_exact_mut(h) {
-            for (p, t) in row.iter_mut().zip(&token_types[..h]) {
-                *p += t;
+        if !mpnet {
+            let token_types = weights.take(
+                &format!("{prefix}embeddings.token_type_embeddings.weight"),
+                &[c.type_vocab_size, h],
+            )?;
+            for row in position_embeddings.chunks_exact_mut(h) {
+                for (p, t) in row.iter_mut().zip(&token_types[..h]) {
+                    *p += t;
+                }
             }
         }
         let embed_norm_gamma =
             weights.take(&format!("{prefix}embeddings.LayerNorm.weight"), &[h])?;
         let embed_norm_beta = weights.take(&format!("{prefix}embeddings.LayerNorm.bias"), &[h])?;
+        let relative_bias = if mpnet {
+            let buckets = c.relative_attention_num_buckets;
+            Some(RelativeBias {
+                table: weights.take(
+                    &format!("{prefix}encoder.relative_attention_bias.weight"),
+                    &[buckets, c.num_attention_heads],
+                )?,
+                buckets,
+            })
+        } else {
+            None
+        };
+        // Where each layer's parts are, by architecture.
+        let (query, key, value, attn_out, attn_norm) = if mpnet {
+            (
+                "attention.attn.q",
+                "attention.attn.k",
+                "attention.attn.v",
+                "attention.attn.o",
+                "attention.LayerNorm",
+            )
+        } else {
+            (
+                "attention.self.query",
+                "attention.self.key",
+                "attention.self.value",
+                "attention.output.dense",
+                "attention.output.LayerNorm",
+            )
+        };
 
         let mut layers = Vec::with_capacity(c.num_hidden_layers);
         for l in 0..c.num_hidden_layers {
             let p = format!("{prefix}encoder.layer.{l}.");
             let mut qkv_rows = Vec::with_capacity(3 * h * h);
             let mut qkv_bias = Vec::with_capacity(3 * h);
-            for part in ["query", "key", "value"] {
-                qkv_rows
-                    .extend(weights.take(&format!("{p}attention.self.{part}.weight"), &[h, h])?);
-                qkv_bias.extend(weights.take(&format!("{p}attention.self.{part}.bias"), &[h])?);
+            for part in [query, key, value] {
+                qkv_rows.extend(weights.take(&format!("{p}{part}.weight"), &[h, h])?);
+                qkv_bias.extend(weights.take(&format!("{p}{part}.bias"), &[h])?);
             }
             let i = c.intermediate_size;
-            let attn_out = weights.take(&format!("{p}attention.output.dense.weight"), &[h, h])?;
+            let attn_out_weight = weights.take(&format!("{p}{attn_out}.weight"), &[h, h])?;
             layers.push(Layer {
                 qkv_weight: PackedMatrix::from_linear(&qkv_rows, 3 * h, h),
                 qkv_bias,
-                attn_out_weight: PackedMatrix::from_linear(&attn_out, h, h),
-                attn_out_bias: weights.take(&format!("{p}attention.output.dense.bias"), &[h])?,
-                attn_norm_gamma: weights
-                    .take(&format!("{p}attention.output.LayerNorm.weight"), &[h])?,
-                attn_norm_beta: weights
-                    .take(&format!("{p}attention.output.LayerNorm.bias"), &[h])?,
+                attn_out_weight: PackedMatrix::from_linear(&attn_out_weight, h, h),
+                attn_out_bias: weights.take(&format!("{p}{attn_out}.bias"), &[h])?,
+                attn_norm_gamma: weights.take(&format!("{p}{attn_norm}.weight"), &[h])?,
+                attn_norm_beta: weights.take(&format!("{p}{attn_norm}.bias"), &[h])?,
                 inter_weight: PackedMatrix::from_linear(
                     &weights.take(&format!("{p}intermediate.dense.weight"), &[i, h])?,
                     i,
@@ -166,6 +244,12 @@ impl CpuEncoder {
             layers,
             vocab_size: c.vocab_size,
             max_positions: c.max_position_embeddings,
+            positions: if mpnet {
+                Positions::AfterPadding { padding_idx: 1 }
+            } else {
+                Positions::Index
+            },
+            relative_bias,
         })
     }
 
@@ -207,8 +291,19 @@ impl CpuEncoder {
         let h = self.hidden;
         let mut rows = hidden.chunks_exact_mut(h);
         for seq in seqs {
-            for (pos, &id) in seq.iter().enumerate() {
+            let mut counted = 0usize;
+            for (index, &id) in seq.iter().enumerate() {
                 let Some(row) = rows.next() else { return };
+                let pos = match self.positions {
+                    Positions::Index => index,
+                    Positions::AfterPadding { padding_idx } if id == padding_idx => {
+                        padding_idx as usize
+                    }
+                    Positions::AfterPadding { padding_idx } => {
+                        counted += 1;
+                        padding_idx as usize + counted
+                    }
+                };
                 // Ids come from the model's own tokenizer; an out-of-range id (a mismatched
                 // tokenizer) falls back to row 0 rather than reading out of bounds.
                 let id = if (id as usize) < self.vocab_size {
@@ -296,6 +391,7 @@ impl CpuEncoder {
         let head_dim = h / self.heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
         let row = 3 * h;
+        let heads = self.heads;
         let mut start = 0;
         for seq in seqs {
             let len = seq.len();
@@ -318,7 +414,23 @@ impl CpuEncoder {
                     head_dim,
                     len,
                 );
-                kernels::scaled_softmax_rows(&mut ws.scores, len, scale);
+                match &self.relative_bias {
+                    None => kernels::scaled_softmax_rows(&mut ws.scores, len, scale),
+                    Some(bias) => {
+                        // Entry `d + len - 1` is the bias of keys `d` tokens after the query.
+                        ws.distance_bias.clear();
+                        ws.distance_bias.extend((0..2 * len - 1).map(|at| {
+                            let relative = at as i64 - (len as i64 - 1);
+                            bias.table[relative_bucket(relative, bias.buckets) * heads + head]
+                        }));
+                        kernels::scaled_biased_softmax_rows(
+                            &mut ws.scores,
+                            len,
+                            scale,
+                            &ws.distance_bias,
+                        );
+                    }
+                }
                 // Values: element (j, d) is value j's dimension d.
                 pack_strided(&qkv[v_off..], len, head_dim, row, 1, &mut ws.packed);
                 matmul_packed_strided(
@@ -364,5 +476,65 @@ impl Weights<'_> {
             .and_then(|t| t.flatten_all())
             .and_then(|t| t.to_vec1::<f32>())
             .map_err(|e| (self.error)(format!("tensor {name}: {e}")))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    /// MPNet's buckets as transformers' `MPNetEncoder.relative_position_bucket` gives them
+    /// (run lengths, from distance 0 outwards), for keys after the query and before it.
+    #[test]
+    fn relative_buckets_match_transformers() {
+        let after: &[(usize, usize)] = &[
+            (0, 1),
+            (17, 1),
+            (18, 1),
+            (19, 1),
+            (20, 1),
+            (21, 1),
+            (22, 1),
+            (23, 1),
+            (24, 4),
+            (25, 4),
+            (26, 7),
+            (27, 9),
+            (28, 14),
+            (29, 18),
+            (30, 27),
+            (31, 430),
+        ];
+        let before: &[(usize, usize)] = &[
+            (0, 1),
+            (1, 1),
+            (2, 1),
+            (3, 1),
+            (4, 1),
+            (5, 1),
+            (6, 1),
+            (7, 1),
+            (8, 4),
+            (9, 4),
+            (10, 7),
+            (11, 9),
+            (12, 14),
+            (13, 18),
+            (14, 27),
+            (15, 430),
+        ];
+        for (runs, sign) in [(after, 1i64), (before, -1)] {
+            let expected = runs
+                .iter()
+                .flat_map(|&(bucket, count)| std::iter::repeat_n(bucket, count));
+            for (distance, want) in expected.enumerate() {
+                assert_eq!(
+                    relative_bucket(sign * distance as i64, 32),
+                    want,
+                    "distance {}",
+                    sign * distance as i64
+                );
+            }
+        }
     }
 }

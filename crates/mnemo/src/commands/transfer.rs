@@ -5,7 +5,6 @@ use std::path::PathBuf;
 use anyhow::Context;
 use clap::Args;
 use mnemo::args::{ModelArgs, StoreArgs};
-use mnemo_embed::DEFAULT_MODEL_NAME;
 use mnemo_store::Distance;
 use mnemo_transfer::{
     ExportFormat, ImportFormat, ImportOptions, ImportSummary, MigrateOptions, OnError, Reembed,
@@ -69,10 +68,10 @@ pub fn import(args: ImportArgs) -> anyhow::Result<()> {
     } else {
         None
     };
-    let reembed = embedder.as_ref().map(|embedder| Reembed {
-        embedder,
-        model_id: DEFAULT_MODEL_NAME,
-    });
+    let model_id = args.model.model_id()?;
+    let reembed = embedder
+        .as_ref()
+        .map(|embedder| Reembed { embedder, model_id });
     let options = ImportOptions {
         format: args.format,
         on_error: args.on_error,
