@@ -5,6 +5,7 @@
 # baseline, and parity (min cosine of mnemo's vectors against torch's on every text).
 #
 #   LIMIT=3000 THREADS=2 BATCH=32 bench/embed-vs-sentence-transformers.sh
+#   MODEL=all-mpnet-base-v2 LIMIT=600 bench/embed-vs-sentence-transformers.sh
 #
 # Needs ../shared/bench (the baseline script and its pinned requirements); the venv goes to
 # bench/.venv (about 1 GB with torch) and is reused by later runs.
@@ -16,11 +17,16 @@ threads=${THREADS:-2}
 batch=${BATCH:-32}
 texts=$shared/bench/tasks-public.txt
 venv=$root/bench/.venv
-out=$root/bench/out
-model=${MNEMO_MODEL_DIR:-${XDG_CACHE_HOME:-$HOME/.cache}/mnemo/models/all-MiniLM-L6-v2}
+name=${MODEL:-all-MiniLM-L6-v2}
+if [[ "$name" == all-MiniLM-L6-v2 && -n "${MNEMO_MODEL_DIR:-}" ]]; then
+  model=$MNEMO_MODEL_DIR
+else
+  model=${XDG_CACHE_HOME:-$HOME/.cache}/mnemo/models/$name
+fi
+out=$root/bench/out/$name
 
 [[ -f "$shared/bench/st_embed_baseline.py" ]] || { echo "error: $shared/bench not found (set MNEMO_SHARED_DIR)" >&2; exit 1; }
-"$root/scripts/fetch-model.sh" >/dev/null
+"$root/scripts/fetch-model.sh" "$name" >/dev/null
 if ! cmp -s "$shared/bench/requirements.txt" "$venv/requirements.txt" 2>/dev/null; then
   echo "setting up the baseline venv in $venv (torch is large) ..." >&2
   python3 -m venv "$venv"
@@ -35,14 +41,14 @@ load() { cut -d' ' -f1 /proc/loadavg; }
 baseline() { # baseline ENGINE [extra args]
   local engine=$1; shift
   echo "running sentence-transformers ($engine), load $(load) ..." >&2
-  "$venv/bin/python" "$shared/bench/st_embed_baseline.py" --model "$model" --texts "$texts" \
+  "$venv/bin/python" "$root/bench/st_baseline_any_model.py" "$shared/bench/st_embed_baseline.py" --model "$model" --texts "$texts" \
     --limit "$limit" --threads "$threads" --batch-size "$batch" --engine "$engine" \
     --onnx-cache "$out/onnx" "$@" | tail -n 1 > "$out/$engine.json"
 }
 baseline torch --out "$out/torch-vectors.jsonl"
 baseline onnx
 echo "running mnemo, load $(load) ..." >&2
-"$root/target/release/mnemo-bench" embed --texts "$texts" --limit "$limit" --threads "$threads" --json > "$out/mnemo.json"
+"$root/target/release/mnemo-bench" embed --model "$name" --texts "$texts" --limit "$limit" --threads "$threads" --json > "$out/mnemo.json"
 echo "checking parity against torch's vectors ..." >&2
 "$venv/bin/python" -c '
 import json, sys
@@ -50,7 +56,7 @@ with open(sys.argv[1]) as f:
     for line in f:
         print(json.dumps({"text": json.loads(line)["text"]}))
 ' "$out/torch-vectors.jsonl" > "$out/texts.jsonl"
-"$root/target/release/mnemo" embed --threads "$threads" --input "$out/texts.jsonl" > "$out/mnemo-vectors.jsonl" 2>/dev/null
+"$root/target/release/mnemo" embed --model "$name" --threads "$threads" --input "$out/texts.jsonl" > "$out/mnemo-vectors.jsonl" 2>/dev/null
 echo "done, load $(load)" >&2
 
 "$venv/bin/python" - "$out" "$model" <<'PY'

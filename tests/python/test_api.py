@@ -26,10 +26,10 @@ def cosine(a, b):
     return dot / (math.sqrt(sum(x * x for x in a)) * math.sqrt(sum(y * y for y in b)))
 
 
-def cli_embeddings(binary):
+def cli_embeddings(binary, model="all-MiniLM-L6-v2"):
     lines = "".join(json.dumps({"text": text}) + "\n" for text in TEXTS)
     out = subprocess.run(
-        [binary, "embed"], input=lines, capture_output=True, text=True, check=True
+        [binary, "embed", "--model", model], input=lines, capture_output=True, text=True, check=True
     ).stdout
     return [json.loads(line)["embedding"] for line in out.splitlines()]
 
@@ -57,8 +57,17 @@ def check_openai_client(base, binary):
         assert getattr(error, "status_code", None) == 404, error
     else:
         raise AssertionError("another model was accepted")
+    # The second model: loaded by the server at this first request, listed by /v1/models.
+    listed = {model.id for model in client.models.list().data}
+    assert {"all-MiniLM-L6-v2", "all-mpnet-base-v2"} <= listed, listed
+    mpnet = client.embeddings.create(model="sentence-transformers/all-mpnet-base-v2", input=TEXTS)
+    assert mpnet.model == "all-mpnet-base-v2", mpnet.model
+    expected_mpnet = cli_embeddings(binary, "all-mpnet-base-v2")
+    for item, want in zip(mpnet.data, expected_mpnet):
+        assert len(item.embedding) == 768
+        assert cosine(item.embedding, want) >= 0.9999, item.index
     version = __import__("openai").__version__
-    print(f"openai {version}: {len(TEXTS)} texts, base64 and float; lowest cosine vs mnemo embed {lowest:.9f}")
+    print(f"openai {version}: {len(TEXTS)} texts, base64 and float, both models; lowest cosine vs mnemo embed {lowest:.9f}")
 
 
 def check_openapi_document(base):

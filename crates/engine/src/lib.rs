@@ -27,6 +27,7 @@ mod index;
 mod jobs;
 mod listing;
 pub mod memory;
+pub mod models;
 mod payload;
 mod query;
 mod search;
@@ -95,6 +96,10 @@ pub enum EngineError {
     MemoryStoreMissing,
     #[error("this engine keeps no event log (it has no relational store)")]
     EventLogMissing,
+    #[error("unknown model `{0}`: `mnemo models list` shows the models mnemo runs")]
+    UnknownModel(String),
+    #[error("the model {0} is not installed on this machine: `mnemo models fetch {0}` installs it")]
+    ModelNotInstalled(String),
     #[error("no memory with id `{0}`")]
     UnknownMemory(String),
     #[error("cannot start a background thread (indexing, query embedding): {0}")]
@@ -142,6 +147,8 @@ pub struct Engine {
     alerts: alerts::AlertBoard,
     /// The last check of the drift canaries.
     drift: std::sync::Mutex<Option<drift::DriftReport>>,
+    /// Other models' embedders, loaded on first use.
+    models: models::ModelPool,
 }
 
 impl Engine {
@@ -159,6 +166,7 @@ impl Engine {
             event_failures: std::sync::atomic::AtomicU64::new(0),
             alerts: alerts::AlertBoard::default(),
             drift: std::sync::Mutex::new(None),
+            models: models::ModelPool::default(),
         }
     }
 

@@ -135,6 +135,33 @@ impl Engine {
                 reason: format!("it has no `{DENSE_VECTOR}` vector to search by text"),
             });
         }
+        if let Some(params) = config.vectors.get(names[0])
+            && params.size != self.dim()
+        {
+            let made_by: Vec<&str> = mnemo_embed::MODELS
+                .iter()
+                .filter(|model| model.dimension == params.size)
+                .map(|model| model.name)
+                .collect();
+            let hint = if made_by.is_empty() {
+                String::new()
+            } else {
+                format!(
+                    " (of {}: give `--model {}`)",
+                    made_by.join(" or "),
+                    made_by[0]
+                )
+            };
+            return Err(EngineError::IncompatibleCollection {
+                name: collection.to_owned(),
+                reason: format!(
+                    "its vectors have {} dimensions{hint}, and the model {} makes {}",
+                    params.size,
+                    self.model_id(),
+                    self.dim()
+                ),
+            });
+        }
         if keywords && !config.sparse_vectors.contains_key(KEYWORD_VECTOR) {
             return Err(EngineError::IncompatibleCollection {
                 name: collection.to_owned(),

@@ -138,6 +138,9 @@ impl From<EngineError> for ApiError {
                 ApiError::new(ErrorCode::Unprocessable, filter.to_string())
             }
             EngineError::UnknownItem { .. } => ApiError::new(ErrorCode::NotFound, err.to_string()),
+            EngineError::UnknownModel(_) | EngineError::ModelNotInstalled(_) => {
+                ApiError::new(ErrorCode::ModelNotFound, err.to_string())
+            }
             EngineError::IncompatibleCollection { .. } => {
                 ApiError::new(ErrorCode::Unprocessable, err.to_string())
             }

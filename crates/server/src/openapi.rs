@@ -59,6 +59,7 @@ use crate::error::ErrorResponse;
         components::config,
         components::alerts,
         embeddings::create,
+        embeddings::models,
         snapshots::list,
         snapshots::create,
         snapshots::restore,
@@ -172,6 +173,7 @@ mod tests {
             "/api/v1/index",
             "/api/v1/jobs/{id}",
             "/v1/embeddings",
+            "/v1/models",
             "/metrics",
         ] {
             assert!(paths.contains_key(path), "{path} is not described");

@@ -1,4 +1,6 @@
-//! `POST /v1/embeddings`, as OpenAI's: the official clients work against it.
+//! `POST /v1/embeddings` and `GET /v1/models`, as OpenAI's: the official clients work against
+//! them. Every installed model of mnemo's catalog is served by name; one other than the
+//! server's own is loaded at its first request and kept.
 
 use axum::Json;
 use base64::Engine as _;
@@ -6,7 +8,7 @@ use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
 use super::{ApiJson, Shared, unprocessable};
-use crate::error::{ApiError, ApiResult, ErrorCode};
+use crate::error::ApiResult;
 
 #[derive(Deserialize, ToSchema)]
 #[serde(untagged)]
@@ -27,7 +29,8 @@ pub enum EncodingFormat {
 #[derive(Deserialize, ToSchema)]
 pub struct EmbeddingsBody {
     input: EmbeddingInput,
-    /// The served model's name (`all-MiniLM-L6-v2`), with or without an owner prefix.
+    /// An installed model's name (`all-MiniLM-L6-v2`, `all-mpnet-base-v2`), with or without
+    /// the `sentence-transformers/` prefix.
     model: String,
     #[serde(default)]
     encoding_format: EncodingFormat,
@@ -74,25 +77,6 @@ pub(crate) async fn create(
     state: Shared,
     ApiJson(body): ApiJson<EmbeddingsBody>,
 ) -> ApiResult<Json<EmbeddingsResponse>> {
-    let model = state.engine.model_id().to_owned();
-    let asked = body.model.rsplit('/').next().unwrap_or_default();
-    if !asked.eq_ignore_ascii_case(&model) {
-        return Err(ApiError::new(
-            ErrorCode::ModelNotFound,
-            format!(
-                "model `{}` is not served here; this server embeds with `{model}`",
-                body.model
-            ),
-        ));
-    }
-    if let Some(dimensions) = body.dimensions
-        && dimensions != state.engine.dim()
-    {
-        return Err(unprocessable(format!(
-            "`{model}` gives {} dimensions, not {dimensions}",
-            state.engine.dim()
-        )));
-    }
     let texts = match body.input {
         EmbeddingInput::One(text) => vec![text],
         EmbeddingInput::Many(texts) => texts,
@@ -103,9 +87,21 @@ pub(crate) async fn create(
     state.check_batch("inputs", texts.len())?;
     let format = body.encoding_format;
     let metrics = state.metrics.clone();
-    let (data, tokens) = state
+    let (asked, dimensions) = (body.model, body.dimensions);
+    let (model, data, tokens) = state
         .run(move |engine| {
-            let embeddings = engine.embedder().embed(&texts)?;
+            let embedder = engine.embedder_for(&asked)?;
+            let model = mnemo_embed::find_model(&asked)
+                .map_or_else(|| asked.clone(), |known| known.name.to_owned());
+            if let Some(dimensions) = dimensions
+                && dimensions != embedder.dim()
+            {
+                return Err(unprocessable(format!(
+                    "`{model}` gives {} dimensions, not {dimensions}",
+                    embedder.dim()
+                )));
+            }
+            let embeddings = embedder.embed(&texts)?;
             let tokens: usize = embeddings.token_counts().iter().sum();
             metrics.observe_embedding(texts.len(), tokens);
             let data = embeddings
@@ -128,7 +124,7 @@ pub(crate) async fn create(
                     }
                 })
                 .collect();
-            Ok((data, tokens))
+            Ok((model, data, tokens))
         })
         .await?;
     Ok(Json(EmbeddingsResponse {
@@ -140,4 +136,47 @@ pub(crate) async fn create(
             total_tokens: tokens,
         },
     }))
+}
+
+/// One model, as OpenAI's `/v1/models` lists it, with mnemo's details.
+#[derive(Serialize, ToSchema)]
+pub struct ModelItem {
+    /// What `/v1/embeddings` takes as `model`.
+    pub id: String,
+    /// Always `model`.
+    pub object: &'static str,
+    pub created: u64,
+    pub owned_by: &'static str,
+    #[serde(flatten)]
+    pub details: mnemo_engine::models::ServedModel,
+}
+
+#[derive(Serialize, ToSchema)]
+pub struct ModelList {
+    /// Always `list`.
+    pub object: &'static str,
+    pub data: Vec<ModelItem>,
+}
+
+/// The models `/v1/embeddings` serves: every installed model of mnemo's catalog.
+#[utoipa::path(operation_id = "list_models", get, path = "/v1/models", tag = "embeddings",
+    responses((status = 200, body = ModelList)))]
+pub(crate) async fn models(state: Shared) -> Json<ModelList> {
+    let data = state
+        .engine
+        .served_models()
+        .into_iter()
+        .filter(|model| model.installed)
+        .map(|details| ModelItem {
+            id: details.name.clone(),
+            object: "model",
+            created: 0,
+            owned_by: "mnemo",
+            details,
+        })
+        .collect();
+    Json(ModelList {
+        object: "list",
+        data,
+    })
 }

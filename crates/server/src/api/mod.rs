@@ -222,6 +222,7 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route("/api/v1/alerts", get(components::alerts))
         .route("/api/v1/events/stream", get(events::stream))
         .route("/v1/embeddings", post(embeddings::create))
+        .route("/v1/models", get(embeddings::models))
         .route("/metrics", get(system::metrics))
         .route_service(
             crate::mcp::MCP_PATH,

@@ -169,6 +169,7 @@ pub const ROUTES: &[RouteAccess] = &[
     route("GET", "/api/v1/config", ADMIN, C::None),
     route("GET", "/api/v1/alerts", READ, C::None),
     route("POST", "/v1/embeddings", READ, C::None),
+    route("GET", "/v1/models", READ, C::None),
     route("GET", "/metrics", READ, C::All),
 ];
 
