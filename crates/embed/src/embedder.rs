@@ -300,9 +300,12 @@ fn plan_batches(
     let mut order: Vec<usize> = (0..tokenized.len()).collect();
     order.sort_by_key(|&i| tokenized[i].ids.len());
     let total: usize = tokenized.iter().map(|t| t.ids.len()).sum();
-    let token_budget = total
-        .div_ceil(threads.max(1))
-        .clamp(1, options.max_batch_tokens.max(1));
+    // As many batches as the token cap needs, rounded up to a multiple of the workers and
+    // cut equal: 12,000 tokens with a cap of 4,096 on 2 workers are 4 batches of 3,000, not
+    // 4,096 + 4,096 + 4,096 + 12 (one worker doing twice the other's work).
+    let workers = threads.max(1);
+    let needed = total.div_ceil(options.max_batch_tokens.max(1)).max(1);
+    let token_budget = total.div_ceil(needed.div_ceil(workers) * workers).max(1);
     let text_budget = options.max_batch_texts.max(1);
 
     let mut batches = Vec::new();
@@ -409,6 +412,17 @@ mod tests {
                 "batch {batch:?} has {tokens} tokens"
             );
         }
+    }
+
+    #[test]
+    fn batches_give_each_worker_an_equal_share() {
+        // 600 texts of 20 tokens under a cap of 4,096: 3 batches would do, but on 2 workers
+        // that is one worker with twice the other's work; 4 equal ones are planned.
+        let tokenized = texts_of_lengths(&[20; 600]);
+        let batches = plan_batches(&tokenized, 2, &EmbedderOptions::default());
+        assert_eq!(batches.len(), 4);
+        let sizes: Vec<usize> = batches.iter().map(Vec::len).collect();
+        assert_eq!(sizes, [150, 150, 150, 150]);
     }
 
     #[test]

@@ -57,11 +57,33 @@ enum Positions {
 }
 
 /// MPNet's relative position bias: one learned value per head and bucket of the distance
-/// from the query token to the key token, shared by every layer.
+/// from the query token to the key token, shared by every layer; laid out at load by head
+/// and distance, so that a text's bias is a slice.
 struct RelativeBias {
-    /// `[bucket][head]`.
-    table: Vec<f32>,
-    buckets: usize,
+    /// `[head][d + span]` for distances `d` from `-span` to `span`.
+    by_distance: Vec<f32>,
+    span: usize,
+}
+
+impl RelativeBias {
+    fn new(table: &[f32], buckets: usize, heads: usize, max_positions: usize) -> Self {
+        let span = max_positions;
+        let mut by_distance = Vec::with_capacity(heads * (2 * span + 1));
+        for head in 0..heads {
+            for at in 0..=2 * span {
+                let relative = at as i64 - span as i64;
+                by_distance.push(table[relative_bucket(relative, buckets) * heads + head]);
+            }
+        }
+        Self { by_distance, span }
+    }
+
+    /// The bias of `head` for a text of `len` tokens: entry `d + len - 1` is that of keys `d`
+    /// tokens after the query.
+    fn for_text(&self, head: usize, len: usize) -> &[f32] {
+        let row = &self.by_distance[head * (2 * self.span + 1)..][..2 * self.span + 1];
+        &row[self.span + 1 - len..][..2 * len - 1]
+    }
 }
 
 /// The bucket of `relative` = key position − query position, as MPNet's
@@ -113,8 +135,6 @@ pub struct Workspace {
     intermediate: Vec<f32>,
     scores: Vec<f32>,
     packed: Vec<f32>,
-    /// One text's relative position bias of one head, by distance (`2 * len - 1`).
-    distance_bias: Vec<f32>,
 }
 
 impl CpuEncoder {
@@ -169,13 +189,16 @@ impl CpuEncoder {
         let embed_norm_beta = weights.take(&format!("{prefix}embeddings.LayerNorm.bias"), &[h])?;
         let relative_bias = if mpnet {
             let buckets = c.relative_attention_num_buckets;
-            Some(RelativeBias {
-                table: weights.take(
-                    &format!("{prefix}encoder.relative_attention_bias.weight"),
-                    &[buckets, c.num_attention_heads],
-                )?,
+            let table = weights.take(
+                &format!("{prefix}encoder.relative_attention_bias.weight"),
+                &[buckets, c.num_attention_heads],
+            )?;
+            Some(RelativeBias::new(
+                &table,
                 buckets,
-            })
+                c.num_attention_heads,
+                c.max_position_embeddings,
+            ))
         } else {
             None
         };
@@ -391,7 +414,6 @@ impl CpuEncoder {
         let head_dim = h / self.heads;
         let scale = 1.0 / (head_dim as f32).sqrt();
         let row = 3 * h;
-        let heads = self.heads;
         let mut start = 0;
         for seq in seqs {
             let len = seq.len();
@@ -416,20 +438,12 @@ impl CpuEncoder {
                 );
                 match &self.relative_bias {
                     None => kernels::scaled_softmax_rows(&mut ws.scores, len, scale),
-                    Some(bias) => {
-                        // Entry `d + len - 1` is the bias of keys `d` tokens after the query.
-                        ws.distance_bias.clear();
-                        ws.distance_bias.extend((0..2 * len - 1).map(|at| {
-                            let relative = at as i64 - (len as i64 - 1);
-                            bias.table[relative_bucket(relative, bias.buckets) * heads + head]
-                        }));
-                        kernels::scaled_biased_softmax_rows(
-                            &mut ws.scores,
-                            len,
-                            scale,
-                            &ws.distance_bias,
-                        );
-                    }
+                    Some(bias) => kernels::scaled_biased_softmax_rows(
+                        &mut ws.scores,
+                        len,
+                        scale,
+                        bias.for_text(head, len),
+                    ),
                 }
                 // Values: element (j, d) is value j's dimension d.
                 pack_strided(&qkv[v_off..], len, head_dim, row, 1, &mut ws.packed);
