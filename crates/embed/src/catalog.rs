@@ -3,7 +3,10 @@
 //! folder goes in the cache. `mnemo models fetch NAME` and `scripts/fetch-model.sh` install
 //! them; every command that embeds takes `--model NAME`.
 
-use std::path::PathBuf;
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+use sha2::{Digest, Sha256};
 
 use crate::model_dir::{DEFAULT_MODEL_NAME, MODEL_DIR_ENV};
 
@@ -94,6 +97,52 @@ pub const MODELS: &[KnownModel] = &[
         download_bytes: 404_000_000,
     },
 ];
+
+impl KnownModel {
+    /// What is wrong with the folder `dir` as this model, if anything: a pinned file missing
+    /// or with another sha256, a configuration file missing.
+    pub fn verify(&self, dir: &Path) -> Result<(), String> {
+        for (file, want) in self.sha256 {
+            let path = dir.join(file);
+            let got = sha256_file(&path).map_err(|err| format!("{}: {err}", path.display()))?;
+            if got != *want {
+                return Err(format!(
+                    "{} has sha256 {got}, expected {want}",
+                    path.display()
+                ));
+            }
+        }
+        for file in [
+            "config.json",
+            "sentence_bert_config.json",
+            "1_Pooling/config.json",
+        ] {
+            if !dir.join(file).is_file() {
+                return Err(format!("{} is missing", dir.join(file).display()));
+            }
+        }
+        Ok(())
+    }
+}
+
+/// The sha256 of a file, in hex, as `sha256sum` prints it.
+pub fn sha256_file(path: &Path) -> std::io::Result<String> {
+    let mut file = std::fs::File::open(path)?;
+    let mut hasher = Sha256::new();
+    let mut buffer = vec![0u8; 1 << 20];
+    loop {
+        let read = file.read(&mut buffer)?;
+        if read == 0 {
+            break;
+        }
+        hasher.update(&buffer[..read]);
+    }
+    Ok(hasher
+        .finalize()
+        .iter()
+        .map(|byte| format!("{byte:02x}"))
+        .collect())
+}
 
 /// The model called `name`: mnemo's name or sentence-transformers' (`sentence-transformers/`
 /// prefix optional), any case.

