@@ -24,7 +24,7 @@ pub struct ServedModel {
     /// mnemo's name (`all-mpnet-base-v2`).
     pub name: String,
     /// sentence-transformers' name (`sentence-transformers/all-mpnet-base-v2`).
-    pub id: String,
+    pub hub_id: String,
     pub dimension: usize,
     pub max_seq_length: usize,
     /// Its folder is present: it can be loaded.
@@ -79,7 +79,7 @@ impl Engine {
                 let default = model.name.eq_ignore_ascii_case(self.model_id());
                 ServedModel {
                     name: model.name.to_owned(),
-                    id: model.hub_id.to_owned(),
+                    hub_id: model.hub_id.to_owned(),
                     dimension: model.dimension,
                     max_seq_length: model.max_seq_length,
                     installed: default || model_dir_for(model.name).exists(),
