@@ -16,7 +16,7 @@ use mnemo_records::EventQuery;
 use serde::Serialize;
 use serde_json::json;
 
-use crate::{Engine, Result};
+use crate::{Engine, Result, lock};
 
 /// The thresholds of the rules.
 #[derive(Debug, Clone)]
@@ -116,12 +116,6 @@ pub struct AlertBoard {
     pub(crate) searches: SearchLatencies,
     /// Webhooks whose endpoint fails: since when, and the last error.
     pub(crate) webhooks_failing: Mutex<BTreeMap<String, (Instant, String)>>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
 }
 
 /// The free bytes of the disk holding `path`.

@@ -4,6 +4,7 @@
 //! when a probe fails (each step an event), paused and resumed on request, stopped in reverse
 //! order. `mnemo components --dry-run` checks the same list without starting anything.
 
+use crate::lock;
 use std::collections::BTreeMap;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Condvar, Mutex, PoisonError};
@@ -115,10 +116,6 @@ pub struct Supervisor {
 
 fn now() -> String {
     mnemo_records::timestamp(chrono::Utc::now())
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Supervisor {

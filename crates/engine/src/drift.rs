@@ -137,9 +137,7 @@ fn hash_cache() -> &'static HashCache {
 fn sha256_cached(path: &Path) -> std::io::Result<String> {
     let metadata = std::fs::metadata(path)?;
     let stamp = (metadata.len(), metadata.modified().ok());
-    let mut cache = hash_cache()
-        .lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    let mut cache = crate::lock(hash_cache());
     if let Some((len, modified, hash)) = cache.get(path)
         && (*len, *modified) == stamp
         && stamp.1.is_some()
@@ -369,19 +367,13 @@ impl Engine {
             threshold: DRIFT_THRESHOLD,
             collections: checks,
         };
-        *self
-            .drift
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner) = Some(report.clone());
+        *crate::lock(&self.drift) = Some(report.clone());
         Ok(report)
     }
 
     /// The last drift check, if one ran.
     pub fn drift_report(&self) -> Option<DriftReport> {
-        self.drift
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone()
+        crate::lock(&self.drift).clone()
     }
 }
 

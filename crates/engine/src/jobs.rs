@@ -14,14 +14,14 @@ use std::collections::BTreeMap;
 use std::path::{Component, Path, PathBuf};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::mpsc::{Receiver, SyncSender, TrySendError, sync_channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use mnemo_records::{NewEvent, StoredJob};
 use serde::Serialize;
 use serde_json::{Value, json};
 
-use crate::{Engine, EngineError, IndexOptions, IndexProgress, IndexSummary, Result, Scope};
+use crate::{Engine, EngineError, IndexOptions, IndexProgress, IndexSummary, Result, Scope, lock};
 
 /// Finished jobs kept for [`JobQueue::get`]; older ones are forgotten.
 const FINISHED_KEPT: usize = 100;
@@ -115,10 +115,6 @@ struct Queued {
 
 fn now() -> String {
     chrono::Utc::now().to_rfc3339_opts(chrono::SecondsFormat::Millis, true)
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl JobQueue {

@@ -131,6 +131,14 @@ pub enum EngineError {
 
 pub type Result<T, E = EngineError> = std::result::Result<T, E>;
 
+/// Locks `mutex`, also after a thread panicked while holding it: every state the engine keeps
+/// behind a mutex is whole between two statements, so a poisoned lock holds nothing half-done.
+pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, T> {
+    mutex
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
+
 /// The engine: one store, one model, shared by every caller of a process.
 pub struct Engine {
     store: Arc<dyn VectorStore>,

@@ -4,7 +4,7 @@
 //! built with; the others only embed.
 
 use std::collections::BTreeMap;
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 
 use mnemo_embed::{Embedder, EmbedderOptions, MODELS, find_model, model_dir_for};
 use serde::Serialize;
@@ -45,11 +45,7 @@ impl Engine {
         }
         // Held while loading: a second request for the same model waits for the first load
         // rather than reading 400 MB a second time.
-        let mut loaded = self
-            .models
-            .loaded
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let mut loaded = crate::lock(&self.models.loaded);
         if let Some(embedder) = loaded.get(model.name) {
             return Ok(Arc::clone(embedder));
         }
@@ -68,11 +64,7 @@ impl Engine {
 
     /// Every model of the catalog, and whether this machine has it and this engine holds it.
     pub fn served_models(&self) -> Vec<ServedModel> {
-        let loaded = self
-            .models
-            .loaded
-            .lock()
-            .unwrap_or_else(PoisonError::into_inner);
+        let loaded = crate::lock(&self.models.loaded);
         MODELS
             .iter()
             .map(|model| {

@@ -13,7 +13,7 @@
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 use std::sync::mpsc::{Receiver, RecvTimeoutError, channel};
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use notify::{EventKind, RecursiveMode, Watcher};
@@ -21,7 +21,7 @@ use serde_json::json;
 
 use crate::components::Component;
 use crate::jobs::JobState;
-use crate::{Engine, IndexOptions, IndexSummary};
+use crate::{Engine, IndexOptions, IndexSummary, lock};
 
 /// Quiet time that ends a burst.
 pub const DEBOUNCE: Duration = Duration::from_millis(200);
@@ -46,10 +46,6 @@ struct Running {
     // Dropping the watcher closes the channel, which ends the thread.
     _watcher: notify::RecommendedWatcher,
     thread: std::thread::JoinHandle<()>,
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl PlanWatcher {

@@ -11,7 +11,7 @@
 //! is skipped with a `webhook.rejected` event. `webhook.*` events are never delivered, so that
 //! a failing endpoint cannot feed itself.
 
-use std::sync::{Arc, Mutex, PoisonError};
+use std::sync::{Arc, Mutex};
 use std::time::{Duration, Instant};
 
 use hmac::{Hmac, KeyInit, Mac};
@@ -20,7 +20,7 @@ use serde_json::json;
 use sha2::Sha256;
 
 use crate::components::{Component, Periodic};
-use crate::{Engine, EngineError, Result};
+use crate::{Engine, EngineError, Result, lock};
 
 /// Events read from the log per pass.
 const EVENTS_PER_PASS: usize = 100;
@@ -183,10 +183,6 @@ fn post(client: &reqwest::blocking::Client, webhook: &Webhook, event: &Event) ->
             }
         }
     }
-}
-
-fn lock<T>(mutex: &Mutex<T>) -> std::sync::MutexGuard<'_, T> {
-    mutex.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 impl Engine {
