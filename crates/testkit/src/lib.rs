@@ -19,6 +19,8 @@ mod postgres;
 pub use postgres::Postgres;
 
 const STARTUP: Duration = Duration::from_secs(60);
+/// What Qdrant logs when a port it was given is taken.
+const PORT_TAKEN: &str = "Address already in use";
 
 /// The shared folder: `MNEMO_SHARED_DIR`, or `shared/` beside the workspace.
 pub fn shared_dir() -> PathBuf {
@@ -215,12 +217,41 @@ impl QdrantNode {
 
     /// Waits until the node answers `/readyz`.
     pub fn wait_ready(&mut self) {
+        if let Err(reason) = self.wait_until_ready(0) {
+            panic!("{reason}");
+        }
+    }
+
+    /// Starts a new node and waits for it; when a port chosen free was taken by another
+    /// process before Qdrant bound it (tests run in parallel), picks other ports and tries
+    /// again. Qdrant logs that bind error and keeps running, so the log is what tells.
+    fn launch(&mut self) {
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            let log_offset = fs::metadata(self.dir.join("qdrant.log")).map_or(0, |m| m.len());
+            self.start();
+            match self.wait_until_ready(log_offset) {
+                Ok(()) => return,
+                Err(reason) if reason.contains(PORT_TAKEN) && attempt < ATTEMPTS => {
+                    self.kill();
+                    self.http_port = free_port();
+                    self.grpc_port = free_port();
+                    if self.p2p_port.is_some() {
+                        self.p2p_port = Some(free_port());
+                    }
+                }
+                Err(reason) => panic!("{reason}"),
+            }
+        }
+    }
+
+    fn wait_until_ready(&mut self, log_offset: u64) -> Result<(), String> {
         let start = Instant::now();
         while start.elapsed() < STARTUP {
             if let Some(child) = self.child.as_mut()
                 && let Ok(Some(status)) = child.try_wait()
             {
-                panic!("qdrant exited with {status}:\n{}", self.log_tail());
+                return Err(format!("qdrant exited with {status}:\n{}", self.log_tail()));
             }
             let ready = reqwest::blocking::Client::new()
                 .get(format!("{}/readyz", self.http()))
@@ -228,15 +259,27 @@ impl QdrantNode {
                 .send()
                 .is_ok_and(|r| r.status().is_success());
             if ready {
-                return;
+                return Ok(());
+            }
+            if self.log_since(log_offset).contains(PORT_TAKEN) {
+                return Err(format!(
+                    "qdrant could not bind its ports:\n{}",
+                    self.log_tail()
+                ));
             }
             std::thread::sleep(Duration::from_millis(100));
         }
-        panic!(
+        Err(format!(
             "qdrant not ready after {} s:\n{}",
             STARTUP.as_secs(),
             self.log_tail()
-        );
+        ))
+    }
+
+    fn log_since(&self, offset: u64) -> String {
+        let log = fs::read(self.dir.join("qdrant.log")).unwrap_or_default();
+        let from = usize::try_from(offset).unwrap_or(usize::MAX).min(log.len());
+        String::from_utf8_lossy(&log[from..]).into_owned()
     }
 
     /// The peers this node's `/cluster` lists.
@@ -267,8 +310,7 @@ impl Qdrant {
         let node_dir = dir.path().join("node");
         fs::create_dir_all(&node_dir).expect("node dir");
         let mut node = QdrantNode::new(&binary, node_dir, false, None);
-        node.start();
-        node.wait_ready();
+        node.launch();
         Some(Self {
             nodes: vec![node],
             _dir: dir,
@@ -286,8 +328,7 @@ impl Qdrant {
             fs::create_dir_all(&node_dir).expect("node dir");
             let bootstrap = nodes.first().and_then(|first| first.p2p_port);
             let mut node = QdrantNode::new(&binary, node_dir, true, bootstrap);
-            node.start();
-            node.wait_ready();
+            node.launch();
             nodes.push(node);
         }
         let cluster = Self { nodes, _dir: dir };

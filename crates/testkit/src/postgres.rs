@@ -10,6 +10,9 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::time::{Duration, Instant};
 
+/// What PostgreSQL logs when its port is taken.
+const PORT_TAKEN: &str = "Address already in use";
+
 pub struct Postgres {
     bin: PathBuf,
     dir: tempfile::TempDir,
@@ -37,8 +40,10 @@ impl Postgres {
             .tempdir()
             .expect("a temporary folder");
         let run_as = is_root().then_some("postgres");
-        if let Some(user) = run_as {
-            run(Command::new("chown").arg(user).arg(dir.path()), "chown");
+        if let Some(user) = run_as
+            && let Err(reason) = run(Command::new("chown").arg(user).arg(dir.path()), "chown")
+        {
+            panic!("{reason}");
         }
         let mut server = Self {
             bin,
@@ -60,7 +65,7 @@ impl Postgres {
                 "--no-sync",
             ],
         );
-        server.restart();
+        server.launch();
         Some(server)
     }
 
@@ -72,27 +77,58 @@ impl Postgres {
     /// Starts the server (again, after [`Self::kill`], on the same data and port) and waits
     /// until it accepts connections.
     pub fn restart(&mut self) {
+        if let Err(reason) = self.try_start() {
+            panic!("{reason}");
+        }
+    }
+
+    /// The first start: when the port chosen free was taken by another process before the
+    /// server bound it (tests run in parallel), another port is tried.
+    fn launch(&mut self) {
+        const ATTEMPTS: usize = 5;
+        for attempt in 1..=ATTEMPTS {
+            match self.try_start() {
+                Ok(()) => return,
+                Err(reason) if reason.contains(PORT_TAKEN) && attempt < ATTEMPTS => {
+                    self.port = crate::free_port();
+                }
+                Err(reason) => panic!("{reason}"),
+            }
+        }
+    }
+
+    fn try_start(&mut self) -> Result<(), String> {
         let data = self.data();
         let options = format!(
             "-p {} -k {} -c listen_addresses=127.0.0.1 -c fsync=on",
             self.port,
             self.dir.path().display()
         );
-        let log = self.dir.path().join("postgres.log").display().to_string();
-        self.tool(
+        let log = self.dir.path().join("postgres.log");
+        let log_offset = std::fs::metadata(&log).map_or(0, |m| m.len());
+        let log_text = || {
+            let bytes = std::fs::read(&log).unwrap_or_default();
+            let from = usize::try_from(log_offset)
+                .unwrap_or(usize::MAX)
+                .min(bytes.len());
+            String::from_utf8_lossy(&bytes[from..]).into_owned()
+        };
+        let log_arg = log.display().to_string();
+        if let Err(reason) = self.try_tool(
             "pg_ctl",
-            &["-D", &data, "-o", &options, "-l", &log, "-w", "start"],
-        );
+            &["-D", &data, "-o", &options, "-l", &log_arg, "-w", "start"],
+        ) {
+            return Err(format!("{reason}\n{}", log_text()));
+        }
         self.running = true;
         let started = Instant::now();
         while std::net::TcpStream::connect(("127.0.0.1", self.port)).is_err() {
-            assert!(
-                started.elapsed() < Duration::from_secs(60),
-                "PostgreSQL did not listen: {}",
-                std::fs::read_to_string(&log).unwrap_or_default()
-            );
+            if started.elapsed() > Duration::from_secs(60) {
+                return Err(format!("PostgreSQL did not listen: {}", log_text()));
+            }
             std::thread::sleep(Duration::from_millis(100));
         }
+        Ok(())
     }
 
     /// Stops the server at once, as a crash would (`pg_ctl stop -m immediate`).
@@ -109,6 +145,12 @@ impl Postgres {
     }
 
     fn tool(&self, name: &str, args: &[&str]) {
+        if let Err(reason) = self.try_tool(name, args) {
+            panic!("{reason}");
+        }
+    }
+
+    fn try_tool(&self, name: &str, args: &[&str]) -> Result<(), String> {
         let program = self.bin.join(name);
         let mut command = match self.run_as {
             Some(user) => {
@@ -119,7 +161,7 @@ impl Postgres {
             None => Command::new(&program),
         };
         command.args(args).current_dir(self.dir.path());
-        run(&mut command, name);
+        run(&mut command, name)
     }
 }
 
@@ -129,16 +171,18 @@ impl Drop for Postgres {
     }
 }
 
-fn run(command: &mut Command, name: &str) {
+fn run(command: &mut Command, name: &str) -> Result<(), String> {
     let output = command
         .output()
-        .unwrap_or_else(|err| panic!("cannot run {name}: {err}"));
-    assert!(
-        output.status.success(),
+        .map_err(|err| format!("cannot run {name}: {err}"))?;
+    if output.status.success() {
+        return Ok(());
+    }
+    Err(format!(
         "{name} failed: {}{}",
         String::from_utf8_lossy(&output.stdout),
         String::from_utf8_lossy(&output.stderr)
-    );
+    ))
 }
 
 /// The folder of `initdb` and `pg_ctl`: beside `initdb` on PATH, else the newest of Debian's
