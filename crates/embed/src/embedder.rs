@@ -200,12 +200,18 @@ impl Embedder {
         self.files.max_seq_length
     }
 
-    pub fn model_dir(&self) -> &Path {
-        &self.files.dir
+    /// The folder of a local model's files; `None` for a remote one.
+    pub fn model_dir(&self) -> Option<&Path> {
+        Some(&self.files.dir)
     }
 
     pub fn threads(&self) -> usize {
         self.threads
+    }
+
+    /// Who computes the vectors: `local` (this process) or a remote provider.
+    pub fn provider(&self) -> &'static str {
+        "local"
     }
 
     /// What runs the encoder, for logs and benchmark reports.

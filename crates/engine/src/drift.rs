@@ -17,6 +17,7 @@ use std::time::SystemTime;
 use serde::{Deserialize, Serialize};
 use serde_json::json;
 
+use crate::models::CollectionModel;
 use crate::{DENSE_VECTOR, Engine, EngineError, Result};
 
 /// Above this cosine distance between a canary's pinned vector and today's, the model drifted.
@@ -236,9 +237,16 @@ fn changes(pinned: &ModelFingerprint, now: &ModelFingerprint) -> Vec<String> {
 impl Engine {
     /// What the vectors of this engine's model depend on, now.
     pub fn model_fingerprint(&self) -> Result<ModelFingerprint> {
-        let dir = self.embedder().model_dir();
+        self.fingerprint_of(&self.default_model())
+    }
+
+    /// What the vectors of `model` depend on, now.
+    fn fingerprint_of(&self, model: &CollectionModel) -> Result<ModelFingerprint> {
         let mut files = BTreeMap::new();
         for name in MODEL_FILES {
+            let Some(dir) = model.embedder.model_dir() else {
+                break;
+            };
             let path = dir.join(name);
             if path.is_file() {
                 let hash = sha256_cached(&path).map_err(|err| EngineError::UnreadablePath {
@@ -249,23 +257,23 @@ impl Engine {
             }
         }
         Ok(ModelFingerprint {
-            model: self.model_id().to_owned(),
+            model: model.id.clone(),
             files,
-            backend: self.embedder().backend_name(),
+            backend: model.embedder.backend_name(),
             hardware: hardware(),
             mnemo_version: env!("CARGO_PKG_VERSION").to_owned(),
         })
     }
 
-    /// Whether `collection` holds this model's vectors (its `dense` vector, or its only one,
+    /// Whether `collection` holds its model's vectors (its `dense` vector, or its only one,
     /// has the model's dimension): those are the collections whose canaries mean something.
-    fn holds_model_vectors(&self, collection: &str) -> Result<bool> {
+    fn holds_model_vectors(&self, collection: &str, model: &CollectionModel) -> Result<bool> {
         let config = self.store().collection_config(collection)?;
         let params = config
             .vectors
             .get(DENSE_VECTOR)
             .or_else(|| config.vectors.get(""));
-        Ok(params.is_some_and(|params| params.size == self.dim()))
+        Ok(params.is_some_and(|params| params.size == model.dim()))
     }
 
     /// Stores the canaries of `collection` with today's vectors (`drift.pinned`), unless it
@@ -273,11 +281,15 @@ impl Engine {
     pub fn pin_canaries(&self, collection: &str) -> Result<bool> {
         let records = self.records.as_ref().ok_or(EngineError::EventLogMissing)?;
         let key = format!("{STATE_PREFIX}{collection}");
-        if records.state(&key)?.is_some() || !self.holds_model_vectors(collection)? {
+        if records.state(&key)?.is_some() {
             return Ok(false);
         }
-        let fingerprint = self.model_fingerprint()?;
-        let vectors = self.embedder().embed(CANARY_TEXTS)?.into_vecs();
+        let model = self.collection_model(collection)?;
+        if !self.holds_model_vectors(collection, &model)? {
+            return Ok(false);
+        }
+        let fingerprint = self.fingerprint_of(&model)?;
+        let vectors = model.embedder.embed(CANARY_TEXTS)?.into_vecs();
         let pinned = PinnedCanaries {
             collection: collection.to_owned(),
             pinned_at: mnemo_records::timestamp(chrono::Utc::now()),
@@ -319,8 +331,7 @@ impl Engine {
             self.pin_canaries(&collection)?;
         }
         let collections = self.store().list_collections()?;
-        let now = self.model_fingerprint()?;
-        let mut fresh: BTreeMap<Vec<String>, Vec<Vec<f32>>> = BTreeMap::new();
+        let mut fresh: BTreeMap<(String, Vec<String>), Vec<Vec<f32>>> = BTreeMap::new();
         let mut checks = Vec::new();
         for key in records.state_keys(STATE_PREFIX)? {
             let collection = &key[STATE_PREFIX.len()..];
@@ -337,11 +348,14 @@ impl Engine {
                     message: format!("not canaries: {err}"),
                 }
             })?;
-            if !fresh.contains_key(&pinned.texts) {
-                let vectors = self.embedder().embed(&pinned.texts)?.into_vecs();
-                fresh.insert(pinned.texts.clone(), vectors);
+            let model = self.collection_model(collection)?;
+            let now = self.fingerprint_of(&model)?;
+            let fresh_key = (model.id.clone(), pinned.texts.clone());
+            if !fresh.contains_key(&fresh_key) {
+                let vectors = model.embedder.embed(&pinned.texts)?.into_vecs();
+                fresh.insert(fresh_key.clone(), vectors);
             }
-            let today = &fresh[&pinned.texts];
+            let today = &fresh[&fresh_key];
             let (mut worst, mut max_distance) = (0, 0.0f64);
             for (index, (before, after)) in pinned.vectors.iter().zip(today).enumerate() {
                 let distance = if before.len() == after.len() {

@@ -81,11 +81,34 @@ impl Engine {
     /// Creates a collection (`collection.created`).
     pub fn create_collection(&self, name: &str, config: &CollectionConfig) -> Result<()> {
         self.store().create_collection(name, config)?;
+        self.collection_created(name, config, None)
+    }
+
+    /// Creates a collection for `model`'s vectors and records that model, so that its queries
+    /// are embedded with it (`collection.created`).
+    pub fn create_collection_for(
+        &self,
+        name: &str,
+        config: &CollectionConfig,
+        model: &crate::CollectionModel,
+    ) -> Result<()> {
+        self.store().create_collection(name, config)?;
+        self.bind_model(name, model)?;
+        self.collection_created(name, config, Some(&model.id))
+    }
+
+    fn collection_created(
+        &self,
+        name: &str,
+        config: &CollectionConfig,
+        model: Option<&str>,
+    ) -> Result<()> {
         self.emit(
             "collection.created",
             Some(name.to_owned()),
             json!({ "vectors": config.vectors.keys().collect::<Vec<_>>(),
-                    "sparse_vectors": config.sparse_vectors.keys().collect::<Vec<_>>() }),
+                    "sparse_vectors": config.sparse_vectors.keys().collect::<Vec<_>>(),
+                    "model": model }),
         );
         // Pinned now, with the vectors its first points get, rather than at the next check.
         if self.keeps_events()

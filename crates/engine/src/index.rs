@@ -24,6 +24,7 @@ use mnemo_text::{Document, ParseOptions};
 use rayon::prelude::*;
 use serde_json::{Map, Value};
 
+use crate::models::CollectionModel;
 use crate::payload::{passage_json, task_json};
 use crate::sources::{Skipped, SourceFile, collect_sources};
 use crate::{DENSE_VECTOR, Engine, EngineError, KEYWORD_VECTOR, Result, TITLE_VECTOR, bm25};
@@ -193,11 +194,18 @@ impl Engine {
     /// Creates `name` for this engine's model if it does not exist; refuses one made for
     /// vectors of another size.
     pub fn ensure_collection(&self, name: &str) -> Result<()> {
+        let model = self.collection_model(name)?;
+        self.ensure_collection_for(name, &model)
+    }
+
+    /// Creates `name` for `model` if it does not exist, and records that model; refuses one
+    /// made for vectors of another size.
+    pub fn ensure_collection_for(&self, name: &str, model: &CollectionModel) -> Result<()> {
         let store = self.store();
         if store.list_collections()?.iter().any(|c| c == name) {
             let info = store.collection_info(name)?;
             let has_dense =
-                |vector: &str| info.config.vectors.get(vector).map(|v| v.size) == Some(self.dim());
+                |vector: &str| info.config.vectors.get(vector).map(|v| v.size) == Some(model.dim());
             if !has_dense(DENSE_VECTOR)
                 || !has_dense(TITLE_VECTOR)
                 || !info.config.sparse_vectors.contains_key(KEYWORD_VECTOR)
@@ -205,24 +213,29 @@ impl Engine {
                 return Err(EngineError::IncompatibleCollection {
                     name: name.to_owned(),
                     reason: format!(
-                        "it does not hold `{DENSE_VECTOR}` and `{TITLE_VECTOR}` vectors of {} dimensions and `{KEYWORD_VECTOR}` keyword vectors",
-                        self.dim()
+                        "it does not hold `{DENSE_VECTOR}` and `{TITLE_VECTOR}` vectors of {} dimensions (the model {}) and `{KEYWORD_VECTOR}` keyword vectors",
+                        model.dim(),
+                        model.id
                     ),
                 });
             }
-            // Collections made by an earlier version may lack an index added since.
+            // Collections made by an earlier version may lack an index added since, and
+            // their model.
             for (field, field_type) in INDEXED_FIELDS {
                 if !info.payload_indexes.contains_key(field) {
                     store.create_payload_index(name, field, field_type)?;
                 }
             }
+            if self.registry().binding(name).is_none() {
+                self.bind_model(name, model)?;
+            }
             return Ok(());
         }
         let config = CollectionConfig::default()
-            .with_vector(DENSE_VECTOR, self.dim(), Distance::Cosine)
-            .with_vector(TITLE_VECTOR, self.dim(), Distance::Cosine)
+            .with_vector(DENSE_VECTOR, model.dim(), Distance::Cosine)
+            .with_vector(TITLE_VECTOR, model.dim(), Distance::Cosine)
             .with_sparse_vector(KEYWORD_VECTOR, true);
-        self.create_collection(name, &config)?;
+        self.create_collection_for(name, &config, model)?;
         for (field, field_type) in INDEXED_FIELDS {
             store.create_payload_index(name, field, field_type)?;
         }
@@ -268,11 +281,25 @@ impl Engine {
         if options.passages {
             collections.push(&options.passages_collection);
         }
+        // The tasks collection's model is the run's: a passages collection of another model
+        // is refused by the dimension check, or by name when both have the same size.
+        let model = self.collection_model(&options.tasks_collection)?;
         for collection in &collections {
-            self.ensure_collection(collection)?;
+            let own = self.collection_model(collection)?;
+            if own.id != model.id && self.registry().binding(collection).is_some() {
+                return Err(EngineError::IncompatibleCollection {
+                    name: (*collection).clone(),
+                    reason: format!(
+                        "its vectors come from the model {}, and `{}`'s from {}: index them into collections of one model",
+                        own.id, options.tasks_collection, model.id
+                    ),
+                });
+            }
+            self.ensure_collection_for(collection, &model)?;
         }
         Ok(Run {
             options,
+            model,
             collections,
             summary: IndexSummary {
                 files,
@@ -345,7 +372,7 @@ impl Engine {
         let mut unchanged_files = HashSet::new();
         for file in &located {
             run.seen_files.insert(file.key.clone());
-            if let Some(counts) = self.unchanged_counts(&run.collections, file)? {
+            if let Some(counts) = self.unchanged_counts(&run.collections, &run.model.id, file)? {
                 unchanged_files.insert(file.key.clone());
                 run.summary.files_unchanged += 1;
                 run.summary.unchanged += counts.iter().sum::<usize>();
@@ -375,9 +402,9 @@ impl Engine {
         let documents = read_files(&to_read, &mut run.summary);
         run.summary.parse_seconds += parse_started.elapsed().as_secs_f64();
 
-        let mut wanted_by_collection = vec![wanted_tasks(self, &documents)];
+        let mut wanted_by_collection = vec![wanted_tasks(&run.model.id, &documents)];
         if run.options.passages {
-            wanted_by_collection.push(wanted_passages(self, &documents));
+            wanted_by_collection.push(wanted_passages(&run.model.id, &documents));
         }
         let collections = run.collections.clone();
         for ((collection, wanted), existing) in collections
@@ -394,7 +421,7 @@ impl Engine {
                     .copied()
                     .collect(),
             ));
-            let model = self.model_id();
+            let model = run.model.id.as_str();
             let (unchanged, changed): (Vec<Wanted>, Vec<Wanted>) =
                 wanted.into_iter().partition(|w| {
                     existing.get(&w.id).is_some_and(|f| {
@@ -405,8 +432,13 @@ impl Engine {
                 });
             run.summary.unchanged += unchanged.len();
             for batch in changed.chunks(run.options.embed_batch.max(1)) {
-                let points =
-                    self.points_for(collection, batch, &mut run.in_flight, &mut run.summary)?;
+                let points = self.points_for(
+                    collection,
+                    &run.model,
+                    batch,
+                    &mut run.in_flight,
+                    &mut run.summary,
+                )?;
                 if writer.send((collection.clone(), points)).is_err() {
                     return Ok(false);
                 }
@@ -445,6 +477,7 @@ impl Engine {
     fn unchanged_counts(
         &self,
         collections: &[&String],
+        model: &str,
         file: &Located,
     ) -> Result<Option<Vec<usize>>> {
         let Some(file_hash) = &file.file_hash else {
@@ -454,7 +487,7 @@ impl Engine {
         let current = Filter::must([
             Condition::matches("file", file.key.as_str()),
             Condition::matches("file_hash", file_hash.as_str()),
-            Condition::matches("model", self.model_id()),
+            Condition::matches("model", model),
         ]);
         let mut counts = Vec::with_capacity(collections.len());
         for collection in collections {
@@ -518,6 +551,7 @@ impl Engine {
     fn points_for(
         &self,
         collection: &str,
+        model: &CollectionModel,
         batch: &[Wanted],
         in_flight: &mut InFlight,
         summary: &mut IndexSummary,
@@ -543,7 +577,7 @@ impl Engine {
         if !hashes.is_empty() {
             // A stored title vector serves a text equal to that title, and the other way round.
             let cached = Filter {
-                must: vec![Condition::matches("model", self.model_id())],
+                must: vec![Condition::matches("model", model.id.as_str())],
                 should: vec![
                     Condition::any("embed_hash", hashes.clone()),
                     Condition::any("title_hash", hashes),
@@ -583,7 +617,7 @@ impl Engine {
         if !to_embed.is_empty() {
             let embed_started = Instant::now();
             let strings: Vec<&str> = to_embed.iter().map(|t| t.text.as_str()).collect();
-            let embeddings = self.embedder().embed(&strings)?;
+            let embeddings = model.embedder.embed(&strings)?;
             let mut embedded = HashMap::with_capacity(to_embed.len());
             for (text, row) in to_embed.iter().zip(embeddings.rows()) {
                 vectors.insert(text.hash.clone(), row.to_vec());
@@ -673,6 +707,8 @@ impl Engine {
 /// What one run of `Engine::index` carries from step to step.
 struct Run<'a> {
     options: &'a IndexOptions,
+    /// The model of the run's collections.
+    model: CollectionModel,
     /// The tasks collection, then the passages one when passages are indexed.
     collections: Vec<&'a String>,
     summary: IndexSummary,
@@ -823,7 +859,7 @@ fn point_id(file: &Path, item_id: &str) -> PointId {
 
 /// What to store for one task or passage of `file`.
 fn wanted(
-    engine: &Engine,
+    model: &str,
     file: &ReadFile,
     kind: &str,
     item_id: &str,
@@ -838,7 +874,7 @@ fn wanted(
         crate::FILE_KEY_FIELD.into(),
         Value::String(bm25::name_key(&file_name(&file.path))),
     );
-    payload.insert("model".into(), Value::String(engine.model_id().to_owned()));
+    payload.insert("model".into(), Value::String(model.to_owned()));
     payload.insert("embed_hash".into(), Value::String(texts.embed.hash.clone()));
     if let Some(title) = &texts.title {
         payload.insert("title_hash".into(), Value::String(title.hash.clone()));
@@ -862,7 +898,7 @@ pub fn task_embed_text(task: &mnemo_text::Task) -> String {
     }
 }
 
-fn wanted_tasks(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
+fn wanted_tasks(model: &str, files: &[ReadFile]) -> Vec<Wanted> {
     let mut all = Vec::new();
     for file in files {
         for task in &file.document.tasks {
@@ -891,7 +927,7 @@ fn wanted_tasks(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
             ));
             keywords.extend(bm25::name_tokens(&file_name(&file.path)));
             all.push(wanted(
-                engine,
+                model,
                 file,
                 "task",
                 &task.id,
@@ -907,7 +943,7 @@ fn wanted_tasks(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
     all
 }
 
-fn wanted_passages(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
+fn wanted_passages(model: &str, files: &[ReadFile]) -> Vec<Wanted> {
     let mut all = Vec::new();
     for file in files {
         for passage in &file.document.passages {
@@ -919,7 +955,7 @@ fn wanted_passages(engine: &Engine, files: &[ReadFile]) -> Vec<Wanted> {
             keywords.extend(bm25::name_tokens(&file_name(&file.path)));
             let payload = passage_json(&file.path, passage);
             all.push(wanted(
-                engine,
+                model,
                 file,
                 "passage",
                 &passage.id,

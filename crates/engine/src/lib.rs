@@ -48,11 +48,12 @@ pub use jobs::{Job, JobQueue, JobState, resolve_under_roots};
 pub use listing::{TaskPage, TaskQuery, under_section};
 use mnemo_embed::Embedder;
 pub use mnemo_records::{Event, EventQuery};
+pub use models::{CollectionModel, ServedModel};
 pub use service::ServiceSettings;
 pub use watch::PlanWatcher;
 
 use crate::batcher::QueryBatcher;
-pub use mnemo_store::{DENSE_VECTOR, VectorStore};
+pub use mnemo_store::{DENSE_VECTOR, RegisteredStore, VectorStore};
 pub use payload::{passage_json, task_json};
 pub use query::{MAX_RESULTS, QueryRequest, check_limit};
 pub use search::{DuplicateCluster, SearchMode, SearchOptions, check_duplicate_threshold};
@@ -141,7 +142,8 @@ pub(crate) fn lock<T>(mutex: &std::sync::Mutex<T>) -> std::sync::MutexGuard<'_, 
 
 /// The engine: one store, one model, shared by every caller of a process.
 pub struct Engine {
-    store: Arc<dyn VectorStore>,
+    /// The store behind the registry of collections' models and aliases.
+    store: Arc<RegisteredStore>,
     embedder: Arc<Embedder>,
     model_id: String,
     query_cache: QueryCache,
@@ -164,7 +166,7 @@ impl Engine {
     /// different models must never share one.
     pub fn new(store: Arc<dyn VectorStore>, embedder: Arc<Embedder>, model_id: &str) -> Self {
         Self {
-            store,
+            store: Arc::new(RegisteredStore::new(store)),
             query_batcher: QueryBatcher::new(Arc::clone(&embedder)),
             embedder,
             model_id: model_id.to_owned(),
@@ -185,8 +187,14 @@ impl Engine {
         self
     }
 
+    /// The store, where names are those people use (an alias goes to its collection).
     pub fn store(&self) -> &dyn VectorStore {
         self.store.as_ref()
+    }
+
+    /// The models of the collections and their aliases.
+    pub fn registry(&self) -> &RegisteredStore {
+        &self.store
     }
 
     pub fn embedder(&self) -> &Embedder {

@@ -154,7 +154,11 @@ impl Engine {
             Err(StoreError::UnknownCollection(_)) => {}
             Err(err) => return Err(err.into()),
         }
-        match self.create_collection(MEMORY_COLLECTION, &self.memory_layout()) {
+        match self.create_collection_for(
+            MEMORY_COLLECTION,
+            &self.memory_layout(),
+            &self.default_model(),
+        ) {
             Ok(()) | Err(EngineError::Store(StoreError::CollectionExists(_))) => {}
             Err(err) => return Err(err),
         }

@@ -117,7 +117,7 @@ impl Engine {
                 }
                 let vector = match (vector, text) {
                     (Some(vector), _) => vector.clone(),
-                    (None, Some(text)) => self.query_vector(text)?,
+                    (None, Some(text)) => self.query_vector_in(&request.collection, text)?,
                     (None, None) => Vec::new(),
                 };
                 let using = config

@@ -121,6 +121,27 @@ impl Engine {
         Ok(vector)
     }
 
+    /// The query's vector by the model of `collection` (see [`Engine::collection_model`]).
+    pub fn query_vector_in(&self, collection: &str, query: &str) -> Result<Vec<f32>> {
+        let model = self.collection_model(collection)?;
+        if model.id == self.model_id() {
+            return self.query_vector(query);
+        }
+        // Keyed by model too: the same words have another vector in another model.
+        let key = format!("{}\u{0}{query}", model.id);
+        if let Some(vector) = self.query_cache().get(&key) {
+            return Ok(vector);
+        }
+        let vector = model
+            .embedder
+            .embed(&[query])?
+            .into_vecs()
+            .pop()
+            .unwrap_or_default();
+        self.query_cache().put(&key, vector.clone());
+        Ok(vector)
+    }
+
     /// The model's vectors `collection` has (`dense`, and `title` where `mnemo index` made
     /// it): an imported collection has `dense` alone. `keywords`: it must also have `bm25`.
     fn model_vectors(&self, collection: &str, keywords: bool) -> Result<Vec<&'static str>> {
@@ -135,8 +156,9 @@ impl Engine {
                 reason: format!("it has no `{DENSE_VECTOR}` vector to search by text"),
             });
         }
+        let model = self.collection_model(collection)?;
         if let Some(params) = config.vectors.get(names[0])
-            && params.size != self.dim()
+            && params.size != model.dim()
         {
             let made_by: Vec<&str> = mnemo_embed::MODELS
                 .iter()
@@ -157,8 +179,8 @@ impl Engine {
                 reason: format!(
                     "its vectors have {} dimensions{hint}, and the model {} makes {}",
                     params.size,
-                    self.model_id(),
-                    self.dim()
+                    model.id,
+                    model.dim()
                 ),
             });
         }
@@ -187,8 +209,8 @@ impl Engine {
         let collection = &options.collection;
         let mut hits = match options.mode {
             SearchMode::Dense => {
-                let vector = self.query_vector(query)?;
                 let names = self.model_vectors(collection, false)?;
+                let vector = self.query_vector_in(collection, query)?;
                 let mut requests = model_requests(&names, &vector, filter, options.limit);
                 for request in &mut requests {
                     request.score_threshold = options.score_threshold;
@@ -210,7 +232,7 @@ impl Engine {
                     1.0
                 };
                 let names = self.model_vectors(collection, true)?;
-                let vector = self.query_vector(query)?;
+                let vector = self.query_vector_in(collection, query)?;
                 let depth = (options.limit * FUSION_DEPTH).max(50);
                 let mut requests = hybrid_requests(&names, &vector, query, filter, depth, false);
                 let lists = requests.len();

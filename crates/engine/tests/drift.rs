@@ -61,7 +61,10 @@ fn altered_copy(model_dir: &Path, into: &Path) {
 #[test]
 fn canaries_catch_changed_weights_and_not_a_changed_backend() {
     let dir = tempfile::tempdir().unwrap();
-    let model_dir = common::embedder().model_dir().to_owned();
+    let model_dir = common::embedder()
+        .model_dir()
+        .expect("a local model")
+        .to_owned();
     let dim;
     {
         let engine = engine_with(dir.path(), load(&model_dir, EmbedderOptions::default()));

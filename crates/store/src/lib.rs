@@ -12,6 +12,7 @@ mod error;
 mod filter;
 mod model;
 mod qdrant;
+mod registry;
 mod snapshot;
 mod validate;
 
@@ -30,6 +31,7 @@ pub use model::{
     VectorParams, VectorSelection,
 };
 pub use qdrant::{BreakerState, NodeMetrics, QdrantOptions, QdrantStore, ResiliencePolicy};
+pub use registry::{Alias, ModelBinding, REGISTRY_COLLECTION, RegisteredStore};
 pub use snapshot::{MAX_RESTORED_BYTES, SnapshotInfo, checksum_path as snapshot_checksum_path};
 pub use validate::json_type;
 

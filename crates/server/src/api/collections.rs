@@ -5,7 +5,9 @@ use std::collections::BTreeMap;
 use axum::extract::Path;
 use axum::http::StatusCode;
 use axum::{Extension, Json};
-use mnemo_store::{CollectionConfig, CollectionInfo, Distance, SparseVectorParams, VectorParams};
+use mnemo_store::{
+    CollectionConfig, CollectionInfo, Distance, ModelBinding, SparseVectorParams, VectorParams,
+};
 use serde::{Deserialize, Serialize};
 use utoipa::ToSchema;
 
@@ -61,6 +63,13 @@ pub struct CollectionDetails {
     #[serde(flatten)]
     pub info: CollectionInfo,
     pub status: IndexStatus,
+    /// The model its vectors come from, with which text queries are embedded; absent for a
+    /// collection made with vectors of no model mnemo knows.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub model: Option<ModelBinding>,
+    /// When the name is an alias: the collection it points at now.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub alias_of: Option<String>,
 }
 
 /// A collection's vectors, point count and index status.
@@ -71,15 +80,25 @@ pub(crate) async fn info(
     state: Shared,
     Path(name): Path<String>,
 ) -> ApiResult<Json<CollectionDetails>> {
-    let info = state
-        .run(move |engine| Ok(engine.store().collection_info(&name)?))
+    let (info, model, alias_of) = state
+        .run(move |engine| {
+            let info = engine.store().collection_info(&name)?;
+            let target = engine.registry().resolve(&name);
+            let alias_of = (target != name).then_some(target);
+            Ok((info, engine.registry().binding(&name), alias_of))
+        })
         .await?;
     let status = if info.indexed_vectors >= info.points {
         IndexStatus::Indexed
     } else {
         IndexStatus::Indexing
     };
-    Ok(Json(CollectionDetails { info, status }))
+    Ok(Json(CollectionDetails {
+        info,
+        status,
+        model,
+        alias_of,
+    }))
 }
 
 /// A collection's vectors: Qdrant's `{"size", "distance"}` for one unnamed vector, or a map
@@ -95,6 +114,9 @@ pub enum VectorsConfig {
 #[serde(deny_unknown_fields)]
 pub struct CreateCollection {
     vectors: Option<VectorsConfig>,
+    /// The model whose vectors it holds (any installed model, by name): text queries are
+    /// embedded with it; the default vector's size is its dimension. By default the server's.
+    model: Option<String>,
     #[serde(default)]
     sparse_vectors: BTreeMap<String, SparseVectorParams>,
 }
@@ -116,25 +138,34 @@ pub(crate) async fn create(
     body: Option<ApiJson<CreateCollection>>,
 ) -> ApiResult<(StatusCode, Json<CollectionCreated>)> {
     let body = body.map(|ApiJson(body)| body).unwrap_or_default();
-    let vectors = match body.vectors {
-        None => [(
-            String::new(),
-            VectorParams {
-                size: state.engine.dim(),
-                distance: Distance::Cosine,
-            },
-        )]
-        .into(),
-        Some(VectorsConfig::Single(params)) => [(String::new(), params)].into(),
-        Some(VectorsConfig::Named(named)) => named,
-    };
-    let config = CollectionConfig {
-        vectors,
-        sparse_vectors: body.sparse_vectors,
-    };
     let created = name.clone();
     state
-        .run(move |engine| Ok(engine.create_collection(&created, &config)?))
+        .run(move |engine| {
+            let model = match &body.model {
+                Some(model) => Some(engine.model_named(model)?),
+                None => None,
+            };
+            let vectors = match body.vectors {
+                None => [(
+                    String::new(),
+                    VectorParams {
+                        size: model.as_ref().map_or(engine.dim(), |m| m.dim()),
+                        distance: Distance::Cosine,
+                    },
+                )]
+                .into(),
+                Some(VectorsConfig::Single(params)) => [(String::new(), params)].into(),
+                Some(VectorsConfig::Named(named)) => named,
+            };
+            let config = CollectionConfig {
+                vectors,
+                sparse_vectors: body.sparse_vectors,
+            };
+            match model {
+                Some(model) => Ok(engine.create_collection_for(&created, &config, &model)?),
+                None => Ok(engine.create_collection(&created, &config)?),
+            }
+        })
         .await?;
     Ok((
         StatusCode::CREATED,
