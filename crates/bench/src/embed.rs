@@ -64,7 +64,7 @@ pub fn run(args: EmbedArgs) -> anyhow::Result<()> {
         if let (Some(a), Some(b)) = (cpu_start, process_cpu_seconds()) {
             cpu_seconds.push(b - a);
         }
-        let window = embedder.max_seq_length();
+        let window = embedder.max_seq_length().unwrap_or(usize::MAX);
         tokens = embeddings
             .token_counts()
             .iter()

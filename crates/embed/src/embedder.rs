@@ -9,6 +9,7 @@ use crate::candle_backend::CandleEncoder;
 use crate::cpu::{CpuEncoder, Workspace};
 use crate::error::{EmbedError, Result};
 use crate::model_dir::ModelFiles;
+use crate::remote::{RemoteConfig, RemoteEmbedder};
 use crate::tokenize::{TextTokenizer, TokenizedText};
 
 /// Which implementation of the encoder runs.
@@ -72,9 +73,21 @@ enum Engine {
     Candle(CandleEncoder),
 }
 
-/// all-MiniLM-L6-v2 (or another BERT sentence-transformers folder with mean pooling),
-/// loaded once, embedding texts exactly as sentence-transformers does.
+/// A model that embeds texts: a local one (all-MiniLM-L6-v2, all-mpnet-base-v2, or another
+/// BERT or MPNet sentence-transformers folder with mean pooling), loaded once and embedding
+/// exactly as sentence-transformers does, or a remote one ([`RemoteConfig`]) behind the same
+/// calls.
 pub struct Embedder {
+    kind: Kind,
+}
+
+enum Kind {
+    // Boxed: a local model's state is kilobytes, a remote one's a client.
+    Local(Box<LocalEmbedder>),
+    Remote(RemoteEmbedder),
+}
+
+struct LocalEmbedder {
     files: ModelFiles,
     tokenizer: TextTokenizer,
     engine: Engine,
@@ -96,6 +109,20 @@ pub struct Embeddings {
 }
 
 impl Embeddings {
+    pub(crate) fn from_parts(
+        dim: usize,
+        data: Vec<f32>,
+        token_counts: Vec<usize>,
+        truncated: Vec<usize>,
+    ) -> Self {
+        Self {
+            dim,
+            data,
+            token_counts,
+            truncated,
+        }
+    }
+
     pub fn len(&self) -> usize {
         self.token_counts.len()
     }
@@ -148,6 +175,98 @@ impl Embeddings {
 impl Embedder {
     /// Loads the model in `dir` (see [`crate::default_model_dir`]).
     pub fn load(dir: &Path, options: EmbedderOptions) -> Result<Self> {
+        Ok(Self {
+            kind: Kind::Local(Box::new(LocalEmbedder::load(dir, options)?)),
+        })
+    }
+
+    /// A model served by another server; nothing is sent until the first texts.
+    pub fn remote(config: RemoteConfig) -> Result<Self> {
+        Ok(Self {
+            kind: Kind::Remote(RemoteEmbedder::new(config)?),
+        })
+    }
+
+    pub fn dim(&self) -> usize {
+        match &self.kind {
+            Kind::Local(local) => local.dim(),
+            Kind::Remote(remote) => remote.config().dimension,
+        }
+    }
+
+    /// Word pieces the model sees at most per text, `[CLS]` and `[SEP]` included; `None`
+    /// for a remote model, which truncates as its server does.
+    pub fn max_seq_length(&self) -> Option<usize> {
+        match &self.kind {
+            Kind::Local(local) => Some(local.files.max_seq_length),
+            Kind::Remote(_) => None,
+        }
+    }
+
+    /// The folder of a local model's files; `None` for a remote one.
+    pub fn model_dir(&self) -> Option<&Path> {
+        match &self.kind {
+            Kind::Local(local) => Some(&local.files.dir),
+            Kind::Remote(_) => None,
+        }
+    }
+
+    /// Worker threads of a local model; requests at once of a remote one.
+    pub fn threads(&self) -> usize {
+        match &self.kind {
+            Kind::Local(local) => local.threads,
+            Kind::Remote(remote) => remote.config().max_concurrency,
+        }
+    }
+
+    /// Who computes the vectors: `local` (this process) or the remote provider.
+    pub fn provider(&self) -> &'static str {
+        match &self.kind {
+            Kind::Local(_) => "local",
+            Kind::Remote(remote) => remote.config().provider.name(),
+        }
+    }
+
+    /// What runs the encoder, for logs and benchmark reports.
+    pub fn backend_name(&self) -> String {
+        match &self.kind {
+            Kind::Local(local) => local.backend_name(),
+            Kind::Remote(remote) => format!(
+                "{} at {} (model {})",
+                remote.config().provider.name(),
+                remote.config().endpoint(),
+                remote.config().model
+            ),
+        }
+    }
+
+    /// Word pieces in `text` before truncation, `[CLS]` and `[SEP]` included; a remote
+    /// model's tokenizer is not here to count with.
+    pub fn count_tokens(&self, text: &str) -> Result<usize> {
+        match &self.kind {
+            Kind::Local(local) => local.tokenizer.count(text),
+            Kind::Remote(remote) => Err(EmbedError::Remote {
+                model: remote.config().name.clone(),
+                endpoint: remote.config().endpoint(),
+                message: "a remote model's tokens are not counted here".into(),
+            }),
+        }
+    }
+
+    /// Embeds `texts`; the result's row `i` belongs to `texts[i]`.
+    ///
+    /// Fails on the first (lowest-index) text that is empty or only whitespace, naming its
+    /// index; nothing is embedded then.
+    pub fn embed<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Embeddings> {
+        match &self.kind {
+            Kind::Local(local) => local.embed(texts),
+            Kind::Remote(remote) => remote.embed(texts),
+        }
+    }
+}
+
+impl LocalEmbedder {
+    fn load(dir: &Path, options: EmbedderOptions) -> Result<Self> {
         let files = ModelFiles::open(dir)?;
         let tokenizer = TextTokenizer::load(&files.tokenizer, files.max_seq_length)?;
         let threads = if options.threads == 0 {
@@ -191,47 +310,18 @@ impl Embedder {
         result
     }
 
-    pub fn dim(&self) -> usize {
+    fn dim(&self) -> usize {
         self.files.config.hidden_size
     }
 
-    /// Word pieces the model sees at most per text, `[CLS]` and `[SEP]` included.
-    pub fn max_seq_length(&self) -> usize {
-        self.files.max_seq_length
-    }
-
-    /// The folder of a local model's files; `None` for a remote one.
-    pub fn model_dir(&self) -> Option<&Path> {
-        Some(&self.files.dir)
-    }
-
-    pub fn threads(&self) -> usize {
-        self.threads
-    }
-
-    /// Who computes the vectors: `local` (this process) or a remote provider.
-    pub fn provider(&self) -> &'static str {
-        "local"
-    }
-
-    /// What runs the encoder, for logs and benchmark reports.
-    pub fn backend_name(&self) -> String {
+    fn backend_name(&self) -> String {
         match &self.engine {
             Engine::Cpu(_) => format!("cpu (fused, {} threads)", self.threads),
             Engine::Candle(c) => format!("candle ({})", c.device_name()),
         }
     }
 
-    /// Word pieces in `text` before truncation, `[CLS]` and `[SEP]` included.
-    pub fn count_tokens(&self, text: &str) -> Result<usize> {
-        self.tokenizer.count(text)
-    }
-
-    /// Embeds `texts`; the result's row `i` belongs to `texts[i]`.
-    ///
-    /// Fails on the first (lowest-index) text that is empty or only whitespace, naming its
-    /// index; nothing is embedded then.
-    pub fn embed<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Embeddings> {
+    fn embed<S: AsRef<str> + Sync>(&self, texts: &[S]) -> Result<Embeddings> {
         let dim = self.dim();
         let tokenized: Vec<Result<TokenizedText>> = self.pool.install(|| {
             texts

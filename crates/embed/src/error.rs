@@ -43,6 +43,13 @@ pub enum EmbedError {
     #[error("device {device} is not available: {message}")]
     DeviceUnavailable { device: String, message: String },
 
+    #[error("the remote model `{model}` at {endpoint}: {message}")]
+    Remote {
+        model: String,
+        endpoint: String,
+        message: String,
+    },
+
     #[error("the {backend} backend failed: {message}")]
     Backend {
         backend: &'static str,

@@ -215,7 +215,7 @@ fn token_counts_include_special_tokens_and_ignore_the_window() {
     assert_eq!(embedder.count_tokens("a").expect("count"), 3);
     let long = "word ".repeat(1000);
     assert_eq!(embedder.count_tokens(&long).expect("count"), 1002);
-    assert_eq!(embedder.max_seq_length(), 256);
+    assert_eq!(embedder.max_seq_length(), Some(256));
 }
 
 #[test]

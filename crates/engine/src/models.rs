@@ -6,16 +6,18 @@
 use std::collections::BTreeMap;
 use std::sync::{Arc, Mutex};
 
-use mnemo_embed::{Embedder, EmbedderOptions, MODELS, find_model, model_dir_for};
+use mnemo_embed::{Embedder, EmbedderOptions, MODELS, RemoteConfig, find_model, model_dir_for};
 use mnemo_store::ModelBinding;
 use serde::Serialize;
 
 use crate::{Engine, EngineError, Result};
 
-/// Embedders of other models, by name, loaded when first asked for.
+/// Embedders of other models, by name, loaded when first asked for; and the remote models
+/// the configuration describes.
 #[derive(Default)]
 pub(crate) struct ModelPool {
-    loaded: Mutex<BTreeMap<&'static str, Arc<Embedder>>>,
+    loaded: Mutex<BTreeMap<String, Arc<Embedder>>>,
+    remote: BTreeMap<String, RemoteConfig>,
 }
 
 /// A model as a server lists it.
@@ -24,10 +26,14 @@ pub(crate) struct ModelPool {
 pub struct ServedModel {
     /// mnemo's name (`all-mpnet-base-v2`).
     pub name: String,
-    /// sentence-transformers' name (`sentence-transformers/all-mpnet-base-v2`).
+    /// sentence-transformers' name (`sentence-transformers/all-mpnet-base-v2`); for a remote
+    /// model, the name its server knows it by.
     pub hub_id: String,
     pub dimension: usize,
-    pub max_seq_length: usize,
+    /// Word pieces read at most per text; absent for a remote model.
+    pub max_seq_length: Option<usize>,
+    /// `local`, or the remote provider (`openai`, `tei`, `ollama`).
+    pub provider: String,
     /// Its folder is present: it can be loaded.
     pub installed: bool,
     /// In memory now (the engine's own model always is).
@@ -62,6 +68,16 @@ impl CollectionModel {
 }
 
 impl Engine {
+    /// This engine with the remote models of the configuration (`[models.NAME]`), embedded
+    /// by their servers when a collection or a request names them.
+    pub fn with_remote_models(mut self, models: impl IntoIterator<Item = RemoteConfig>) -> Self {
+        self.models.remote = models
+            .into_iter()
+            .map(|config| (config.name.clone(), config))
+            .collect();
+        self
+    }
+
     /// The engine's own model: the one new collections are made for.
     pub fn default_model(&self) -> CollectionModel {
         CollectionModel {
@@ -85,10 +101,14 @@ impl Engine {
         }
     }
 
-    /// The model `name` (mnemo's or sentence-transformers' name), loaded if it is not.
+    /// The model `name` (mnemo's or sentence-transformers' name, or a remote model's),
+    /// loaded if it is not.
     pub fn model_named(&self, name: &str) -> Result<CollectionModel> {
         let embedder = self.embedder_for(name)?;
-        let id = find_model(name).map_or_else(|| name.to_owned(), |model| model.name.to_owned());
+        let id = match find_model(name) {
+            Some(model) if !self.models.remote.contains_key(name) => model.name.to_owned(),
+            _ => name.to_owned(),
+        };
         Ok(CollectionModel { id, embedder })
     }
 
@@ -101,6 +121,15 @@ impl Engine {
     /// The embedder of the model `name` (mnemo's or sentence-transformers' name): the
     /// engine's own, or another installed one, loaded once with the same thread count.
     pub fn embedder_for(&self, name: &str) -> Result<Arc<Embedder>> {
+        if let Some(config) = self.models.remote.get(name) {
+            let mut loaded = crate::lock(&self.models.loaded);
+            if let Some(embedder) = loaded.get(name) {
+                return Ok(Arc::clone(embedder));
+            }
+            let embedder = Arc::new(Embedder::remote(config.clone())?);
+            loaded.insert(name.to_owned(), Arc::clone(&embedder));
+            return Ok(embedder);
+        }
         let model = find_model(name).ok_or_else(|| EngineError::UnknownModel(name.to_owned()))?;
         if model.name.eq_ignore_ascii_case(self.model_id()) {
             return Ok(Arc::clone(&self.embedder));
@@ -120,7 +149,7 @@ impl Engine {
             ..EmbedderOptions::default()
         };
         let embedder = Arc::new(Embedder::load(&dir, options)?);
-        loaded.insert(model.name, Arc::clone(&embedder));
+        loaded.insert(model.name.to_owned(), Arc::clone(&embedder));
         Ok(embedder)
     }
 
@@ -140,21 +169,31 @@ impl Engine {
                 .collect()
         };
         let loaded = crate::lock(&self.models.loaded);
-        MODELS
-            .iter()
-            .map(|model| {
-                let default = model.name.eq_ignore_ascii_case(self.model_id());
-                ServedModel {
-                    name: model.name.to_owned(),
-                    hub_id: model.hub_id.to_owned(),
-                    dimension: model.dimension,
-                    max_seq_length: model.max_seq_length,
-                    installed: default || model_dir_for(model.name).exists(),
-                    loaded: default || loaded.contains_key(model.name),
-                    default,
-                    collections: collections_of(model.name),
-                }
-            })
-            .collect()
+        let local = MODELS.iter().map(|model| {
+            let default = model.name.eq_ignore_ascii_case(self.model_id());
+            ServedModel {
+                name: model.name.to_owned(),
+                hub_id: model.hub_id.to_owned(),
+                dimension: model.dimension,
+                max_seq_length: Some(model.max_seq_length),
+                provider: "local".to_owned(),
+                installed: default || model_dir_for(model.name).exists(),
+                loaded: default || loaded.contains_key(model.name),
+                default,
+                collections: collections_of(model.name),
+            }
+        });
+        let remote = self.models.remote.values().map(|config| ServedModel {
+            name: config.name.clone(),
+            hub_id: config.model.clone(),
+            dimension: config.dimension,
+            max_seq_length: None,
+            provider: config.provider.name().to_owned(),
+            installed: true,
+            loaded: loaded.contains_key(&config.name),
+            default: false,
+            collections: collections_of(&config.name),
+        });
+        local.chain(remote).collect()
     }
 }

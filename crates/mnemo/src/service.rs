@@ -13,13 +13,19 @@ use crate::args::{ModelArgs, OpenedStore, StoreArgs, engine_over};
 
 /// The store, and the engine over it with the memory database beside it, the memories'
 /// vectors mended after a crash between a memory's two writes.
+/// `remote_models`: the configuration's `[models.NAME]`.
 pub fn open_memory_engine(
     store_args: &StoreArgs,
     model: &ModelArgs,
+    remote_models: &[mnemo_embed::RemoteConfig],
 ) -> anyhow::Result<(OpenedStore, Arc<Engine>)> {
     let store = store_args.open_any()?;
     let records = store_args.open_memory_records()?;
-    let engine = Arc::new(engine_over(store.shared(), model)?.with_records(records));
+    let engine = Arc::new(
+        engine_over(store.shared(), model)?
+            .with_records(records)
+            .with_remote_models(remote_models.iter().cloned()),
+    );
     let repaired = engine
         .repair_memories()
         .context("cannot bring the memories' vectors in line with their records")?;

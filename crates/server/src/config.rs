@@ -1,12 +1,14 @@
 //! The server's settings: from a TOML file (`mnemo serve --config mnemo.toml`), the command
 //! line and the environment, checked before anything listens.
 
+use std::collections::BTreeMap;
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
 use serde::Deserialize;
 
+use mnemo_embed::{Provider, RemoteConfig};
 use mnemo_engine::{AccessError, ApiKey, MemoryOwner, Scope};
 use mnemo_store::Durability;
 
@@ -84,6 +86,29 @@ struct ConfigFile {
     /// Endpoints the event log is posted to.
     #[serde(default)]
     webhooks: Vec<WebhookEntry>,
+    /// Remote models, by the name collections and requests use.
+    #[serde(default)]
+    models: BTreeMap<String, RemoteModelEntry>,
+}
+
+/// `[models.NAME]`: a model another server computes.
+#[derive(Debug, Deserialize)]
+#[serde(deny_unknown_fields)]
+struct RemoteModelEntry {
+    /// `openai` (any OpenAI-compatible `/v1/embeddings`), `tei` or `ollama`.
+    provider: String,
+    url: String,
+    /// The name the server knows the model by; NAME by default.
+    model: Option<String>,
+    dimension: usize,
+    /// The environment variable holding the API key (a secret stays out of the file).
+    api_key_env: Option<String>,
+    batch_size: Option<usize>,
+    max_concurrency: Option<usize>,
+    /// Seconds for one request.
+    timeout: Option<f64>,
+    /// Attempts of one batch at most (429, 5xx, timeouts are tried again).
+    max_attempts: Option<u32>,
 }
 
 /// `[[webhooks]]`: one endpoint.
@@ -220,6 +245,8 @@ pub struct ServerConfig {
     /// How often the drift canaries are checked; none: never.
     pub drift_every: Option<Duration>,
     pub webhooks: Vec<mnemo_engine::webhooks::Webhook>,
+    /// Remote models (`[models.NAME]`).
+    pub models: Vec<RemoteConfig>,
 }
 
 impl Default for ServerConfig {
@@ -250,6 +277,7 @@ impl Default for ServerConfig {
             alerts_every: Duration::from_secs(15),
             drift_every: Some(Duration::from_secs(600)),
             webhooks: Vec::new(),
+            models: Vec::new(),
         }
     }
 }
@@ -323,6 +351,10 @@ impl ServerConfig {
             }
             webhooks.push(webhook);
         }
+        let mut models = Vec::new();
+        for (name, entry) in file.models {
+            models.push(remote_model(&name, entry)?);
+        }
         let (store, store_api_key) = match (file.store.as_deref(), file.qdrant) {
             (None | Some("embedded"), None) => (None, None),
             (Some("qdrant"), Some(qdrant)) => (Some(qdrant.url), qdrant.api_key),
@@ -391,6 +423,7 @@ impl ServerConfig {
                     .map_or(defaults.alert_rules.search_p99_for, Duration::from_secs),
             },
             webhooks,
+            models,
             drift_every: match file.alerts.as_ref().and_then(|a| a.drift_every_secs) {
                 None => defaults.drift_every,
                 Some(0) => None,
@@ -503,6 +536,17 @@ impl ServerConfig {
                 "search_p99_for_secs": self.alert_rules.search_p99_for.as_secs(),
                 "drift_every_secs": self.drift_every.map_or(0, |every| every.as_secs()),
             },
+            "models": self.models.iter().map(|model| (model.name.clone(), serde_json::json!({
+                "provider": model.provider.name(),
+                "url": model.url,
+                "model": model.model,
+                "dimension": model.dimension,
+                "api_key": model.api_key.as_ref().map(|_| "[redacted]"),
+                "batch_size": model.batch_size,
+                "max_concurrency": model.max_concurrency,
+                "timeout": model.timeout.as_secs_f64(),
+                "max_attempts": model.attempts,
+            }))).collect::<serde_json::Map<_, _>>(),
             "webhooks": self.webhooks.iter().map(|webhook| serde_json::json!({
                 "name": webhook.name,
                 "url": webhook.origin(),
@@ -549,6 +593,49 @@ pub fn tls_files(
             message: "a TLS private key needs its certificate (tls_cert, --tls-cert)".into(),
         }),
     }
+}
+
+/// `[models.NAME]` checked: a provider mnemo speaks, a URL, sizes above 0, the key's variable
+/// set; a name that is also a local model's is refused (which would a collection mean?).
+fn remote_model(name: &str, entry: RemoteModelEntry) -> Result<RemoteConfig, ConfigError> {
+    let key = |message: String| ConfigError::Key {
+        name: format!("models.{name}"),
+        message,
+    };
+    if mnemo_embed::find_model(name).is_some() {
+        return Err(key(format!(
+            "`{name}` is a local model's name; give the remote one another"
+        )));
+    }
+    let provider: Provider = entry.provider.parse().map_err(key)?;
+    let mut config = RemoteConfig::new(
+        name,
+        provider,
+        &entry.url,
+        entry.model.as_deref().unwrap_or(name),
+        entry.dimension,
+    );
+    if let Some(variable) = entry.api_key_env {
+        config.api_key = Some(std::env::var(&variable).map_err(|_| {
+            key(format!(
+                "api_key_env names `{variable}`, which is not set in the environment"
+            ))
+        })?);
+    }
+    config.batch_size = entry.batch_size.unwrap_or(config.batch_size);
+    config.max_concurrency = entry.max_concurrency.unwrap_or(config.max_concurrency);
+    config.attempts = entry.max_attempts.unwrap_or(config.attempts);
+    if let Some(seconds) = entry.timeout {
+        if !(seconds.is_finite() && seconds > 0.0 && seconds <= 3600.0) {
+            return Err(key(format!(
+                "timeout {seconds} is out of range: above 0, at most 3600 seconds"
+            )));
+        }
+        config.timeout = Duration::from_secs_f64(seconds);
+    }
+    // Checked as the engine would build it: a bad URL or size is said at start.
+    mnemo_embed::Embedder::remote(config.clone()).map_err(|err| key(err.to_string()))?;
+    Ok(config)
 }
 
 #[cfg(test)]
@@ -687,6 +774,60 @@ mod tests {
             let err = ServerConfig::from_toml(text, file).unwrap_err().to_string();
             assert!(err.contains("webhooks["), "{err}");
             assert!(err.contains(says), "{err}");
+        }
+    }
+
+    #[test]
+    fn remote_models_are_read_and_checked() {
+        let dir = tempfile::tempdir().unwrap();
+        let path = dir.path().join("mnemo.toml");
+        std::fs::write(
+            &path,
+            "[models.team]\nprovider = \"tei\"\nurl = \"http://127.0.0.1:8080\"\ndimension = 1024\nbatch_size = 8\ntimeout = 2.5\n",
+        )
+        .unwrap();
+        let config = ServerConfig::from_file(&path).unwrap();
+        let model = &config.models[0];
+        assert_eq!(
+            (model.name.as_str(), model.model.as_str(), model.dimension),
+            ("team", "team", 1024)
+        );
+        assert_eq!(model.batch_size, 8);
+        assert_eq!(model.timeout, Duration::from_millis(2500));
+        assert_eq!(config.redacted()["models"]["team"]["provider"], "tei");
+
+        for (body, said) in [
+            (
+                "[models.x]\nprovider = \"cohere\"\nurl = \"http://h\"\ndimension = 3\n",
+                "unknown provider",
+            ),
+            (
+                "[models.x]\nprovider = \"tei\"\nurl = \"h:1\"\ndimension = 3\n",
+                "url",
+            ),
+            (
+                "[models.x]\nprovider = \"tei\"\nurl = \"http://h\"\ndimension = 0\n",
+                "dimension",
+            ),
+            (
+                "[models.all-MiniLM-L6-v2]\nprovider = \"tei\"\nurl = \"http://h\"\ndimension = 3\n",
+                "local model",
+            ),
+            (
+                "[models.x]\nprovider = \"tei\"\nurl = \"http://h\"\ndimension = 3\napi_key_env = \"MNEMO_TEST_UNSET_KEY\"\n",
+                "not set",
+            ),
+            (
+                "[models.x]\nprovider = \"tei\"\nurl = \"http://h\"\ndimension = 3\ntimeout = -1\n",
+                "timeout",
+            ),
+        ] {
+            std::fs::write(&path, body).unwrap();
+            let err = ServerConfig::from_file(&path).unwrap_err().to_string();
+            assert!(
+                err.contains("models.") && err.contains(said),
+                "{body}: {err}"
+            );
         }
     }
 }

@@ -192,9 +192,12 @@ impl From<mnemo_engine::AccessError> for ApiError {
 
 impl From<mnemo_embed::EmbedError> for ApiError {
     fn from(err: mnemo_embed::EmbedError) -> Self {
-        // The model refuses some texts (empty ones); anything else is ours.
+        // The model refuses some texts (empty ones); a remote model's server that fails is
+        // unavailable, not us failing; anything else is ours.
         let code = if err.is_input_error() {
             ErrorCode::Unprocessable
+        } else if matches!(err, mnemo_embed::EmbedError::Remote { .. }) {
+            ErrorCode::Unavailable
         } else {
             ErrorCode::Internal
         };

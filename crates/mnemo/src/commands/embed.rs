@@ -162,7 +162,7 @@ fn report_truncation(embedder: &Embedder, truncated_lines: &[usize]) {
     eprintln!(
         "note: {} text(s) longer than {} word pieces were truncated to it (line {}{more}); split them to embed all of their text",
         truncated_lines.len(),
-        embedder.max_seq_length(),
+        embedder.max_seq_length().unwrap_or_default(),
         shown.join(", ")
     );
 }

@@ -70,7 +70,7 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.durability,
         config.memory_db.as_deref(),
     );
-    let (store, engine) = open_memory_engine(&store_args, &args.model)?;
+    let (store, engine) = open_memory_engine(&store_args, &args.model, &config.models)?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
