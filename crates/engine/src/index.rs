@@ -244,7 +244,29 @@ impl Engine {
 
     /// Indexes the Markdown files under `paths` (files or folders), step by step as
     /// ARCHITECTURE.md's data flow draws it.
+    ///
+    /// While a migration builds a shadow of the tasks collection with another model, the same
+    /// files are indexed into the shadow too (dual write), so that the switch loses no edit.
     pub fn index(
+        &self,
+        paths: &[PathBuf],
+        options: &IndexOptions,
+        progress: &dyn IndexProgress,
+    ) -> Result<IndexSummary> {
+        let summary = self.index_into(paths, options, progress)?;
+        if let Some(shadow) = self.shadow_of(&options.tasks_collection) {
+            progress.phase("indexing the migration's shadow collection too");
+            let mirrored = IndexOptions {
+                tasks_collection: shadow,
+                passages: false,
+                ..options.clone()
+            };
+            self.index_into(paths, &mirrored, progress)?;
+        }
+        Ok(summary)
+    }
+
+    fn index_into(
         &self,
         paths: &[PathBuf],
         options: &IndexOptions,

@@ -75,6 +75,12 @@ impl Engine {
 
     fn query_untimed(&self, request: &QueryRequest) -> Result<Vec<ScoredPoint>> {
         check_limit(request.limit)?;
+        // Resolved once (see `search_untimed`).
+        let resolved = QueryRequest {
+            collection: self.registry().pin(&request.collection),
+            ..request.clone()
+        };
+        let request = &resolved;
         let wanted = request.limit.saturating_add(request.offset);
         if wanted > MAX_RESULTS {
             return Err(EngineError::InvalidQuery(format!(

@@ -152,7 +152,7 @@ impl Engine {
             .collect();
         if names.is_empty() {
             return Err(EngineError::IncompatibleCollection {
-                name: collection.to_owned(),
+                name: mnemo_store::unpinned(collection).to_owned(),
                 reason: format!("it has no `{DENSE_VECTOR}` vector to search by text"),
             });
         }
@@ -175,7 +175,7 @@ impl Engine {
                 )
             };
             return Err(EngineError::IncompatibleCollection {
-                name: collection.to_owned(),
+                name: mnemo_store::unpinned(collection).to_owned(),
                 reason: format!(
                     "its vectors have {} dimensions{hint}, and the model {} makes {}",
                     params.size,
@@ -186,7 +186,7 @@ impl Engine {
         }
         if keywords && !config.sparse_vectors.contains_key(KEYWORD_VECTOR) {
             return Err(EngineError::IncompatibleCollection {
-                name: collection.to_owned(),
+                name: mnemo_store::unpinned(collection).to_owned(),
                 reason: format!(
                     "it has no `{KEYWORD_VECTOR}` keyword vector (only `mnemo index` makes one): \
                      search it with --mode dense"
@@ -206,7 +206,10 @@ impl Engine {
         options: &SearchOptions,
     ) -> Result<Vec<ScoredPoint>> {
         let filter = (!options.filter.is_empty()).then(|| options.filter.clone());
-        let collection = &options.collection;
+        // Resolved once: an alias moved during the search must not give the query vector of
+        // one model and the collection of another.
+        let resolved = self.registry().pin(&options.collection);
+        let collection = &resolved;
         let mut hits = match options.mode {
             SearchMode::Dense => {
                 let names = self.model_vectors(collection, false)?;

@@ -85,7 +85,9 @@ enum Command {
         #[command(subcommand)]
         command: snapshot::SnapshotCommand,
     },
-    /// The models mnemo runs: list, info, fetch.
+    /// The models mnemo runs: list, info, fetch; move a collection to another (migrate,
+    /// switch). `mnemo model ...` works too.
+    #[command(alias = "model")]
     Models {
         #[command(subcommand)]
         command: models::ModelsCommand,

@@ -31,7 +31,7 @@ pub use model::{
     VectorParams, VectorSelection,
 };
 pub use qdrant::{BreakerState, NodeMetrics, QdrantOptions, QdrantStore, ResiliencePolicy};
-pub use registry::{Alias, ModelBinding, REGISTRY_COLLECTION, RegisteredStore};
+pub use registry::{Alias, ModelBinding, REGISTRY_COLLECTION, RegisteredStore, unpinned};
 pub use snapshot::{MAX_RESTORED_BYTES, SnapshotInfo, checksum_path as snapshot_checksum_path};
 pub use validate::json_type;
 

@@ -50,6 +50,8 @@ pub struct Alias {
 struct Registry {
     aliases: BTreeMap<String, String>,
     bindings: BTreeMap<String, ModelBinding>,
+    /// Entries of other kinds (a migration's state), by kind and name.
+    others: BTreeMap<(String, String), Map<String, Value>>,
     loaded: Option<Instant>,
 }
 
@@ -60,6 +62,15 @@ pub struct RegisteredStore {
     /// How old the registry read may get before it is read again: `None` when this process is
     /// the store's only writer (embedded), a few seconds when other servers share it.
     refresh: Option<Duration>,
+}
+
+/// Ends a name [`RegisteredStore::pin`] resolved: no collection name holds it.
+const PINNED: char = '!';
+
+/// The collection's name as people gave it, from a name [`RegisteredStore::pin`] made: what
+/// an error message shows.
+pub fn unpinned(name: &str) -> &str {
+    name.strip_suffix(PINNED).unwrap_or(name)
 }
 
 /// How long a registry read holds on a store other servers share.
@@ -139,6 +150,11 @@ impl RegisteredStore {
                                 fresh.bindings.insert(name.to_owned(), binding);
                             }
                         }
+                        (Some(kind), Some(name)) => {
+                            fresh
+                                .others
+                                .insert((kind.to_owned(), name.to_owned()), record.payload.clone());
+                        }
                         _ => {}
                     }
                 }
@@ -200,6 +216,9 @@ impl RegisteredStore {
 
     /// The collection `name` means: its alias's target, or itself.
     pub fn resolve(&self, name: &str) -> String {
+        if let Some(physical) = name.strip_suffix(PINNED) {
+            return physical.to_owned();
+        }
         self.read(|registry| {
             registry
                 .aliases
@@ -207,6 +226,15 @@ impl RegisteredStore {
                 .cloned()
                 .unwrap_or_else(|| name.to_owned())
         })
+    }
+
+    /// The collection `name` means now, in a form every later call of this store takes as
+    /// that collection whatever the aliases become: what one search resolves once, so that
+    /// an alias moved in the middle cannot give it one model's query vector and another
+    /// model's collection. (A collection hidden by an alias of its own name stays reachable
+    /// this way.)
+    pub fn pin(&self, name: &str) -> String {
+        format!("{}{PINNED}", self.resolve(name))
     }
 
     /// Every alias, by name.
@@ -253,7 +281,7 @@ impl RegisteredStore {
         Ok(true)
     }
 
-    /// The model of the collection `name` means, when one was recorded.
+    /// The model of the collection `name` means (or a pinned name), when one was recorded.
     pub fn binding(&self, name: &str) -> Option<ModelBinding> {
         let collection = self.resolve(name);
         self.read(|registry| registry.bindings.get(&collection).cloned())
@@ -267,6 +295,26 @@ impl RegisteredStore {
             return Err(StoreError::InvalidConfig("a binding is an object".into()));
         };
         self.write_entry(entry(KIND_BINDING, collection, fields))
+    }
+
+    /// An entry of another kind than aliases and models (a migration's state), as it was put.
+    pub fn entry(&self, kind: &str, name: &str) -> Option<Map<String, Value>> {
+        self.read(|registry| {
+            registry
+                .others
+                .get(&(kind.to_owned(), name.to_owned()))
+                .cloned()
+        })
+    }
+
+    /// Writes an entry of `kind` (not `alias` nor `binding`) under `name`, in one write.
+    pub fn put_entry(&self, kind: &str, name: &str, fields: Map<String, Value>) -> Result<()> {
+        if kind == KIND_ALIAS || kind == KIND_BINDING {
+            return Err(StoreError::InvalidConfig(format!(
+                "`{kind}` entries are written by their own calls"
+            )));
+        }
+        self.write_entry(entry(kind, name, fields))
     }
 
     fn forget(&self, collection: &str) -> Result<()> {

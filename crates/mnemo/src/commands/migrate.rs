@@ -1,0 +1,172 @@
+//! `mnemo model migrate` and `mnemo model switch`: moving a collection to another model
+//! (the engine's `migrate` module does the work; this parses, shows progress and the report).
+
+use std::io::BufRead;
+use std::path::{Path, PathBuf};
+
+use anyhow::{Context, bail};
+use clap::Args;
+use mnemo_engine::{LabelledQuery, MigrateOptions, MigrationReport};
+
+use crate::progress::Bar;
+use mnemo::args::{ModelArgs, StoreArgs};
+use mnemo::service::open_memory_engine;
+
+#[derive(Args)]
+pub struct MigrateArgs {
+    /// The collection (or alias) to move
+    #[arg(long, default_value = mnemo_engine::TASKS_COLLECTION)]
+    collection: String,
+    /// The model to move it to
+    #[arg(long)]
+    to: String,
+    /// Labelled queries, one JSON object per line: {"query": "...", "expected": [id or
+    /// "file:line", ...]}; the report gives hit@1, hit@10 and MRR of both models
+    #[arg(long)]
+    eval: Option<PathBuf>,
+    /// Texts embedded per second at most, to leave the machine to searches
+    #[arg(long)]
+    throttle: Option<f64>,
+    /// Switch to the new collection when it is built
+    #[arg(long)]
+    switch: bool,
+    /// Print the report as JSON
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+pub struct SwitchArgs {
+    /// The collection whose migration to switch to
+    #[arg(long, default_value = mnemo_engine::TASKS_COLLECTION)]
+    collection: String,
+    /// Back to the collection the migration replaced
+    #[arg(long)]
+    back: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+/// Lines of an `--eval` file at most.
+const MAX_EVAL_QUERIES: usize = 10_000;
+
+fn read_eval(path: &Path) -> anyhow::Result<Vec<LabelledQuery>> {
+    let file =
+        std::fs::File::open(path).with_context(|| format!("cannot open {}", path.display()))?;
+    let mut queries = Vec::new();
+    for (index, line) in std::io::BufReader::new(file).lines().enumerate() {
+        let line = line.with_context(|| format!("{}: line {}", path.display(), index + 1))?;
+        if line.trim().is_empty() {
+            continue;
+        }
+        if queries.len() == MAX_EVAL_QUERIES {
+            bail!("{}: more than {MAX_EVAL_QUERIES} queries", path.display());
+        }
+        let query: LabelledQuery = serde_json::from_str(&line).with_context(|| {
+            format!(
+                "{}: line {}: expected {{\"query\": \"...\", \"expected\": [\"id or file:line\", ...]}}",
+                path.display(),
+                index + 1
+            )
+        })?;
+        if query.query.trim().is_empty() || query.expected.is_empty() {
+            bail!(
+                "{}: line {}: `query` is empty or `expected` lists nothing",
+                path.display(),
+                index + 1
+            );
+        }
+        queries.push(query);
+    }
+    Ok(queries)
+}
+
+pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
+    let eval = match &args.eval {
+        Some(path) => read_eval(path)?,
+        None => Vec::new(),
+    };
+    let (_store, engine) = open_memory_engine(&args.store, &args.model, &[])?;
+    let options = MigrateOptions {
+        collection: args.collection.clone(),
+        to: args.to.clone(),
+        max_texts_per_second: args.throttle,
+        eval,
+    };
+    crate::interrupt::stop_at_safe_points("the migration (run it again to go on)");
+    let bar = Bar::new("migrating", "{pos}/{len},");
+    let report = engine.migrate_collection(&options, &bar);
+    bar.finish();
+    let report = report?;
+    if args.json {
+        println!("{}", serde_json::to_string_pretty(&report)?);
+    } else {
+        print_report(&report);
+    }
+    if args.switch {
+        engine.switch_model(&args.collection, false)?;
+        eprintln!(
+            "`{}` now reads `{}` ({})",
+            report.collection, report.target, report.to_model
+        );
+    } else if !args.json {
+        println!(
+            "next: `mnemo model switch --collection {}` (and `--back` to return)",
+            report.collection
+        );
+    }
+    Ok(())
+}
+
+fn print_report(report: &MigrationReport) {
+    println!(
+        "{} → {}: `{}` ({} points) built as `{}` ({} points) by {} in {:.1} s",
+        report.from_model,
+        report.to_model,
+        report.source,
+        report.points_source,
+        report.target,
+        report.points_target,
+        report.method,
+        report.seconds
+    );
+    println!(
+        "  {} embedded, {} reused, {} failed",
+        report.embedded, report.reused, report.failed
+    );
+    println!(
+        "  drift canaries: top-10 overlap between the models {:.0} % ({} queries)",
+        report.ab.canary_top10_overlap * 100.0,
+        report.ab.canary_queries
+    );
+    if !report.ab.eval.is_empty() {
+        println!(
+            "  {:<22} {:<8} {:>6} {:>7} {:>6}",
+            "MODEL", "MODE", "HIT@1", "HIT@10", "MRR"
+        );
+        for score in &report.ab.eval {
+            println!(
+                "  {:<22} {:<8} {:>6.3} {:>7.3} {:>6.3}",
+                score.model, score.mode, score.hit_at_1, score.hit_at_10, score.mrr
+            );
+        }
+    }
+}
+
+pub fn switch(args: SwitchArgs) -> anyhow::Result<()> {
+    let (_store, engine) = open_memory_engine(&args.store, &args.model, &[])?;
+    let state = engine.switch_model(&args.collection, args.back)?;
+    let (collection, model) = if args.back {
+        (&state.source, &state.from_model)
+    } else {
+        (&state.target, &state.to_model)
+    };
+    println!("`{}` now reads `{collection}` ({model})", state.collection);
+    Ok(())
+}
