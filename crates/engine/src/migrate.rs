@@ -349,9 +349,11 @@ impl Engine {
             }
         })?;
         let paths: Vec<PathBuf> = files.into_iter().filter(|path| path.is_file()).collect();
+        // Small chunks: a killed migration loses at most one chunk's embeddings.
         let index = IndexOptions {
             tasks_collection: target.to_owned(),
             passages: false,
+            files_per_chunk: 8,
             ..IndexOptions::default()
         };
         let throttled = Throttled {

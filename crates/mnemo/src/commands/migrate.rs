@@ -1,12 +1,12 @@
 //! `mnemo model migrate` and `mnemo model switch`: moving a collection to another model
 //! (the engine's `migrate` module does the work; this parses, shows progress and the report).
 
-use std::io::BufRead;
+use std::io::{BufRead, IsTerminal};
 use std::path::{Path, PathBuf};
 
 use anyhow::{Context, bail};
 use clap::Args;
-use mnemo_engine::{LabelledQuery, MigrateOptions, MigrationReport};
+use mnemo_engine::{IndexProgress, LabelledQuery, MigrateOptions, MigrationReport};
 
 use crate::progress::Bar;
 use mnemo::args::{ModelArgs, StoreArgs};
@@ -51,6 +51,36 @@ pub struct SwitchArgs {
     store: StoreArgs,
     #[command(flatten)]
     model: ModelArgs,
+}
+
+/// The bar on a terminal; elsewhere (a log, a test) one line per step on stderr.
+struct Progress {
+    bar: Bar,
+    lines: bool,
+}
+
+impl IndexProgress for Progress {
+    fn start(&self, total: usize) {
+        self.bar.start(total);
+        if self.lines {
+            eprintln!("migrating: {total} to read");
+        }
+    }
+    fn files_done(&self, done: usize, embedded: usize) {
+        self.bar.files_done(done, embedded);
+        if self.lines {
+            eprintln!("migrating: {done} read, {embedded} embedded");
+        }
+    }
+    fn phase(&self, name: &str) {
+        self.bar.phase(name);
+        if self.lines {
+            eprintln!("migrating: {name}");
+        }
+    }
+    fn cancelled(&self) -> bool {
+        self.bar.cancelled()
+    }
 }
 
 /// Lines of an `--eval` file at most.
@@ -100,9 +130,12 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         eval,
     };
     crate::interrupt::stop_at_safe_points("the migration (run it again to go on)");
-    let bar = Bar::new("migrating", "{pos}/{len},");
-    let report = engine.migrate_collection(&options, &bar);
-    bar.finish();
+    let progress = Progress {
+        bar: Bar::new("migrating", "{pos}/{len},"),
+        lines: !std::io::stderr().is_terminal(),
+    };
+    let report = engine.migrate_collection(&options, &progress);
+    progress.bar.finish();
     let report = report?;
     if args.json {
         println!("{}", serde_json::to_string_pretty(&report)?);
