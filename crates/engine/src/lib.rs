@@ -161,6 +161,8 @@ pub struct Engine {
     drift: std::sync::Mutex<Option<drift::DriftReport>>,
     /// Other models' embedders, loaded on first use.
     models: models::ModelPool,
+    /// Collections a thread of this process is migrating to another model.
+    migrations_running: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
 
 impl Engine {
@@ -179,6 +181,7 @@ impl Engine {
             alerts: alerts::AlertBoard::default(),
             drift: std::sync::Mutex::new(None),
             models: models::ModelPool::default(),
+            migrations_running: Default::default(),
         }
     }
 

@@ -48,13 +48,15 @@ pub struct MigrateOptions {
 /// One line of an `--eval` file: a query and the items that should answer it, as point ids
 /// or `file:line` (the file as a suffix of the stored path).
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct LabelledQuery {
     pub query: String,
     pub expected: Vec<String>,
 }
 
 /// How well one model answers the labelled queries in one mode.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct EvalScore {
     pub model: String,
     pub mode: String,
@@ -68,7 +70,8 @@ pub struct EvalScore {
 }
 
 /// The old and new collections side by side.
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct AbReport {
     /// Mean share of the first ten results both give, over the drift canaries.
     pub canary_top10_overlap: f64,
@@ -76,7 +79,8 @@ pub struct AbReport {
     pub eval: Vec<EvalScore>,
 }
 
-#[derive(Debug, Clone, Serialize, PartialEq)]
+#[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MigrationReport {
     pub collection: String,
     /// The collection it read (its name, or the one its alias pointed at).
@@ -99,6 +103,7 @@ pub struct MigrationReport {
 
 /// A collection's migration as the records' state keeps it.
 #[derive(Debug, Clone, Serialize, Deserialize, PartialEq)]
+#[cfg_attr(feature = "openapi", derive(utoipa::ToSchema))]
 pub struct MigrationState {
     pub collection: String,
     pub source: String,
@@ -107,6 +112,12 @@ pub struct MigrationState {
     pub to_model: String,
     /// `building`, `built`, `switched`, `switched_back`, `rolled_back`, `failed`.
     pub state: String,
+    /// The report of the build, once built.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub report: Option<MigrationReport>,
+    /// Why it failed or was rolled back.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub error: Option<String>,
 }
 
 /// The registry's kind of entry for a migration's state.
@@ -143,6 +154,41 @@ impl Engine {
     }
 }
 
+impl Engine {
+    /// Runs [`Engine::migrate_collection`] on a thread of its own (the REST API's way); one
+    /// migration of a collection at a time in this process. Its steps are events, its state
+    /// [`Engine::migration_state`].
+    pub fn start_migration(self: &std::sync::Arc<Self>, options: MigrateOptions) -> Result<()> {
+        // Checked now, so that a wrong name or model is the caller's error, not a thread's.
+        self.store().collection_config(&options.collection)?;
+        self.model_named(&options.to)?;
+        {
+            let mut running = crate::lock(&self.migrations_running);
+            if !running.insert(options.collection.clone()) {
+                return Err(EngineError::InvalidQuery(format!(
+                    "`{}` is being migrated already",
+                    options.collection
+                )));
+            }
+        }
+        let engine = std::sync::Arc::clone(self);
+        std::thread::Builder::new()
+            .name("mnemo-migrate".into())
+            .spawn(move || {
+                // Its outcome is in the state and the events.
+                let _ = engine.migrate_collection(&options, &crate::Quiet);
+                crate::lock(&engine.migrations_running).remove(&options.collection);
+            })
+            .map_err(EngineError::JobThread)?;
+        Ok(())
+    }
+
+    /// Whether this process is migrating `collection` now.
+    pub fn is_migrating(&self, collection: &str) -> bool {
+        crate::lock(&self.migrations_running).contains(collection)
+    }
+}
+
 /// Sleeps enough to keep `done` texts since `started` under `rate` per second.
 fn throttle(rate: Option<f64>, started: Instant, done: usize) {
     if let Some(rate) = rate.filter(|r| *r > 0.0) {
@@ -167,6 +213,43 @@ impl IndexProgress for Throttled<'_> {
     fn files_done(&self, files: usize, embedded: usize) {
         self.inner.files_done(files, embedded);
         throttle(self.rate, self.started, embedded);
+    }
+    fn phase(&self, name: &str) {
+        self.inner.phase(name);
+    }
+    fn cancelled(&self) -> bool {
+        self.inner.cancelled()
+    }
+}
+
+/// A migration's progress passed on, and said in a `model.migration.progress` event at most
+/// every 2 s.
+struct Evented<'a> {
+    engine: &'a Engine,
+    inner: &'a dyn IndexProgress,
+    collection: &'a str,
+    total: std::sync::atomic::AtomicUsize,
+    last: std::sync::Mutex<Option<Instant>>,
+}
+
+impl IndexProgress for Evented<'_> {
+    fn start(&self, total: usize) {
+        self.total
+            .store(total, std::sync::atomic::Ordering::Relaxed);
+        self.inner.start(total);
+    }
+    fn files_done(&self, done: usize, embedded: usize) {
+        self.inner.files_done(done, embedded);
+        let mut last = crate::lock(&self.last);
+        if last.is_none_or(|at| at.elapsed() >= Duration::from_secs(2)) {
+            *last = Some(Instant::now());
+            self.engine.emit(
+                "model.migration.progress",
+                Some(self.collection.to_owned()),
+                json!({ "done": done, "total": self.total.load(std::sync::atomic::Ordering::Relaxed),
+                        "embedded": embedded }),
+            );
+        }
     }
     fn phase(&self, name: &str) {
         self.inner.phase(name);
@@ -231,6 +314,8 @@ impl Engine {
             from_model: from.id.clone(),
             to_model: to.id.clone(),
             state: "building".into(),
+            report: None,
+            error: None,
         };
         let resumed = self
             .store()
@@ -261,15 +346,23 @@ impl Engine {
                     "resumed": resumed }),
         )?;
 
+        let evented = Evented {
+            engine: self,
+            inner: progress,
+            collection,
+            total: Default::default(),
+            last: Default::default(),
+        };
         let outcome = if crate::is_engine_layout(&source_config) && self.holds_tasks(&source)? {
-            self.migrate_by_index(&source, &target, options, progress)
+            self.migrate_by_index(&source, &target, options, &evented)
         } else {
-            self.migrate_by_texts(&source, &target, &to, options, progress)
+            self.migrate_by_texts(&source, &target, &to, options, &evented)
         };
         let (method, embedded, reused, failed) = match outcome {
             Ok(counts) => counts,
             Err(err) => {
                 state.state = "failed".into();
+                state.error = Some(err.to_string());
                 self.save_migration(
                     &state,
                     "model.migration.failed",
@@ -289,6 +382,7 @@ impl Engine {
                 to.id,
                 MAX_FAILED_SHARE * 100.0
             );
+            state.error = Some(reason.clone());
             self.save_migration(
                 &state,
                 "model.migration.rolled_back",
@@ -314,6 +408,7 @@ impl Engine {
             seconds: started.elapsed().as_secs_f64(),
             ab,
         };
+        state.report = Some(report.clone());
         self.save_migration(
             &state,
             "model.migration.built",

@@ -82,3 +82,102 @@ fn a_killed_migration_goes_on_where_it_stopped() {
     ));
     assert_eq!(hits[0]["model"], "all-MiniLM-L6-v2", "{hits:?}");
 }
+
+/// The same over REST: started (202), followed until built, its events in the log, switched
+/// in one call; the collection then says which model and collection answer for it.
+#[test]
+fn a_migration_over_rest_is_followed_and_switched() {
+    use reqwest::blocking::Client;
+    let data = tempfile::tempdir().unwrap();
+    let plans = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../../examples/plans");
+    common::ok(common::mnemo(
+        data.path(),
+        &["index", plans.to_str().unwrap(), "--tasks-only"],
+    ));
+    let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
+        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+        .arg(data.path())
+        .env_remove("MNEMO_API_KEY")
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("mnemo serve starts");
+    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    let mut line = String::new();
+    stdout.read_line(&mut line).expect("a first line");
+    let base = line
+        .trim()
+        .strip_prefix("listening on ")
+        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+        .to_owned();
+    std::thread::spawn(move || for _ in stdout.lines() {});
+    let client = Client::new();
+    let url = |path: &str| format!("{base}{path}");
+
+    let bad = client
+        .post(url("/api/v1/collections/tasks/migration"))
+        .json(&serde_json::json!({"to": "no-such-model"}))
+        .send()
+        .unwrap();
+    assert_eq!(
+        bad.status().as_u16(),
+        404,
+        "an unknown model is the caller's"
+    );
+    let started = client
+        .post(url("/api/v1/collections/tasks/migration"))
+        .json(&serde_json::json!({"to": MPNET}))
+        .send()
+        .unwrap();
+    assert_eq!(started.status().as_u16(), 202);
+    let deadline = Instant::now() + Duration::from_secs(300);
+    let status = loop {
+        let status: Value = client
+            .get(url("/api/v1/collections/tasks/migration"))
+            .send()
+            .unwrap()
+            .json()
+            .unwrap();
+        if status["running"] == false && status["migration"]["state"] != "building" {
+            break status;
+        }
+        assert!(Instant::now() < deadline, "not built: {status}");
+        std::thread::sleep(Duration::from_millis(200));
+    };
+    assert_eq!(status["migration"]["state"], "built", "{status}");
+    let report = &status["migration"]["report"];
+    assert_eq!(report["points_source"], report["points_target"], "{status}");
+    let events: Value = client
+        .get(url("/api/v1/events?type=model"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    let types: Vec<&str> = events["events"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .filter_map(|event| event["type"].as_str())
+        .collect();
+    assert!(
+        types.contains(&"model.migration.started") && types.contains(&"model.migration.built"),
+        "{types:?}"
+    );
+
+    let switched: Value = client
+        .post(url("/api/v1/collections/tasks/migration/switch"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(switched["state"], "switched", "{switched}");
+    let info: Value = client
+        .get(url("/api/v1/collections/tasks"))
+        .send()
+        .unwrap()
+        .json()
+        .unwrap();
+    assert_eq!(info["model"]["model"], MPNET, "{info}");
+    assert_eq!(info["alias_of"], "tasks--all-mpnet-base-v2", "{info}");
+    let _ = child.kill();
+    let _ = child.wait();
+}

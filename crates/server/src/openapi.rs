@@ -9,7 +9,8 @@ use utoipa::openapi::{ContentBuilder, Ref, RefOr, ResponseBuilder, SecurityRequi
 use utoipa::{Modify, OpenApi};
 
 use crate::api::{
-    collections, components, embeddings, events, jobs, memories, points, search, snapshots, system,
+    collections, components, embeddings, events, jobs, memories, migration, points, search,
+    snapshots, system,
 };
 use crate::error::ErrorResponse;
 
@@ -65,6 +66,9 @@ use crate::error::ErrorResponse;
         snapshots::restore,
         snapshots::delete,
         snapshots::download,
+        migration::start,
+        migration::status,
+        migration::switch,
     ),
     components(schemas(ErrorResponse)),
     modifiers(&KeysAndErrors),

@@ -8,6 +8,7 @@ pub(crate) mod embeddings;
 pub(crate) mod events;
 pub(crate) mod jobs;
 pub(crate) mod memories;
+pub(crate) mod migration;
 pub(crate) mod points;
 pub mod routes;
 pub(crate) mod search;
@@ -196,6 +197,14 @@ pub fn router(state: Arc<AppState>) -> Router {
         .route(
             &format!("{collection}/snapshots/{{snapshot}}/restore"),
             post(snapshots::restore),
+        )
+        .route(
+            &format!("{collection}/migration"),
+            get(migration::status).post(migration::start),
+        )
+        .route(
+            &format!("{collection}/migration/switch"),
+            post(migration::switch),
         )
         .route("/api/v1/tasks", get(search::tasks))
         .route("/api/v1/index", post(jobs::start))
