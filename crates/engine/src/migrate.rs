@@ -317,11 +317,7 @@ impl Engine {
             report: None,
             error: None,
         };
-        let resumed = self
-            .store()
-            .list_collections()?
-            .iter()
-            .any(|c| *c == target);
+        let resumed = self.store().list_collections()?.contains(&target);
         if !resumed {
             let config = shadow_config(&source_config, from.dim(), to.dim());
             self.create_collection_for(&target, &config, &to)?;
