@@ -31,6 +31,7 @@ pub mod migrate;
 pub mod models;
 mod payload;
 mod query;
+mod query_log;
 mod search;
 mod service;
 mod sources;
@@ -161,6 +162,8 @@ pub struct Engine {
     drift: std::sync::Mutex<Option<drift::DriftReport>>,
     /// Other models' embedders, loaded on first use.
     models: models::ModelPool,
+    /// Recent text queries per collection, when kept.
+    query_log: query_log::QueryLog,
     /// Collections a thread of this process is migrating to another model.
     migrations_running: std::sync::Mutex<std::collections::BTreeSet<String>>,
 }
@@ -181,6 +184,7 @@ impl Engine {
             alerts: alerts::AlertBoard::default(),
             drift: std::sync::Mutex::new(None),
             models: models::ModelPool::default(),
+            query_log: Default::default(),
             migrations_running: Default::default(),
         }
     }

@@ -30,6 +30,9 @@ use crate::{Engine, EngineError, Result};
 /// switches.
 pub const MAX_FAILED_SHARE: f64 = 0.05;
 
+/// Recent queries compared at most (the latest).
+const MAX_RECENT_COMPARED: usize = 200;
+
 /// Results compared per query.
 const TOP_K: usize = 10;
 
@@ -76,6 +79,10 @@ pub struct AbReport {
     /// Mean share of the first ten results both give, over the drift canaries.
     pub canary_top10_overlap: f64,
     pub canary_queries: usize,
+    /// The same over the collection's recent queries (`query_log` in the configuration);
+    /// absent when none were kept.
+    pub recent_top10_overlap: Option<f64>,
+    pub recent_queries: usize,
     pub eval: Vec<EvalScore>,
 }
 
@@ -387,7 +394,9 @@ impl Engine {
             return Err(EngineError::InvalidQuery(reason));
         }
         progress.phase("comparing the two models");
-        let ab = self.compare(&source, &target, &options.eval)?;
+        let recent = self.recent_queries(collection)?;
+        let recent = &recent[recent.len().saturating_sub(MAX_RECENT_COMPARED)..];
+        let ab = self.compare(&source, &target, recent, &options.eval)?;
         state.state = "built".into();
         let report = MigrationReport {
             collection: collection.to_owned(),
@@ -564,9 +573,15 @@ impl Engine {
     }
 
     /// Top-10 overlap on the canaries, and hit@k / MRR on labelled queries, of both.
-    fn compare(&self, source: &str, target: &str, eval: &[LabelledQuery]) -> Result<AbReport> {
+    fn compare(
+        &self,
+        source: &str,
+        target: &str,
+        recent: &[String],
+        eval: &[LabelledQuery],
+    ) -> Result<AbReport> {
         let dense = |collection: &str, text: &str| -> Result<Vec<mnemo_store::ScoredPoint>> {
-            self.search(
+            self.search_untimed(
                 text,
                 &SearchOptions {
                     collection: collection.to_owned(),
@@ -575,13 +590,19 @@ impl Engine {
                 },
             )
         };
-        let mut overlap = 0.0;
-        for text in CANARY_TEXTS {
-            let before: HashSet<PointId> = dense(source, text)?.iter().map(|h| h.id).collect();
-            let after: HashSet<PointId> = dense(target, text)?.iter().map(|h| h.id).collect();
-            let most = before.len().max(after.len()).max(1);
-            overlap += before.intersection(&after).count() as f64 / most as f64;
-        }
+        let overlap = |texts: &mut dyn Iterator<Item = &str>| -> Result<Option<f64>> {
+            let (mut sum, mut count) = (0.0, 0usize);
+            for text in texts {
+                let before: HashSet<PointId> = dense(source, text)?.iter().map(|h| h.id).collect();
+                let after: HashSet<PointId> = dense(target, text)?.iter().map(|h| h.id).collect();
+                let most = before.len().max(after.len()).max(1);
+                sum += before.intersection(&after).count() as f64 / most as f64;
+                count += 1;
+            }
+            Ok((count > 0).then(|| sum / count as f64))
+        };
+        let canary_top10_overlap = overlap(&mut CANARY_TEXTS.iter().copied())?.unwrap_or_default();
+        let recent_top10_overlap = overlap(&mut recent.iter().map(String::as_str))?;
         let mut scores = Vec::new();
         let layout = crate::is_engine_layout(&self.store().collection_config(source)?);
         let modes: &[SearchMode] = if layout {
@@ -597,7 +618,7 @@ impl Engine {
                 for mode in modes {
                     let (mut hit1, mut hit10, mut mrr) = (0.0, 0.0, 0.0);
                     for labelled in eval {
-                        let hits = self.search(
+                        let hits = self.search_untimed(
                             &labelled.query,
                             &SearchOptions {
                                 collection: collection.to_owned(),
@@ -628,8 +649,10 @@ impl Engine {
             }
         }
         Ok(AbReport {
-            canary_top10_overlap: overlap / CANARY_TEXTS.len() as f64,
+            canary_top10_overlap,
             canary_queries: CANARY_TEXTS.len(),
+            recent_top10_overlap,
+            recent_queries: recent.len(),
             eval: scores,
         })
     }

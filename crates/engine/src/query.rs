@@ -70,6 +70,9 @@ impl Engine {
     /// in hybrid or keyword mode) runs [`Engine::search`]; of any other collection, the text
     /// is embedded and searched like a vector.
     pub fn query(&self, request: &QueryRequest) -> Result<Vec<ScoredPoint>> {
+        if let Some(text) = &request.text {
+            self.log_query(&request.collection, text);
+        }
         self.timed_search(|| self.query_untimed(request))
     }
 

@@ -197,6 +197,7 @@ impl Engine {
     }
 
     pub fn search(&self, query: &str, options: &SearchOptions) -> Result<Vec<ScoredPoint>> {
+        self.log_query(&options.collection, query);
         self.timed_search(|| self.search_untimed(query, options))
     }
 

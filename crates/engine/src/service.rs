@@ -143,6 +143,21 @@ impl Engine {
                         .map_err(|err| err.to_string())
                 },
             )));
+            if self.query_log.keeps() {
+                let engine = Arc::clone(self);
+                components.push(Arc::new(Periodic::new(
+                    "query-log",
+                    "writes the recent queries kept for model migrations' reports",
+                    Duration::from_secs(10),
+                    &["records"],
+                    move || {
+                        engine
+                            .flush_query_log()
+                            .map(|written| format!("{written} collections' queries written"))
+                            .map_err(|err| err.to_string())
+                    },
+                )));
+            }
             for webhook in &settings.webhooks {
                 components.push(self.webhook_component(webhook.clone()));
             }

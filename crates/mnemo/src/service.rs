@@ -13,18 +13,26 @@ use crate::args::{ModelArgs, OpenedStore, StoreArgs, engine_over};
 
 /// The store, and the engine over it with the memory database beside it, the memories'
 /// vectors mended after a crash between a memory's two writes.
-/// `remote_models`: the configuration's `[models.NAME]`.
+/// What a configuration adds to the engine: its remote models (`[models.NAME]`) and how many
+/// recent queries per collection it keeps (`query_log`, 0: none).
+#[derive(Default)]
+pub struct EngineExtras<'a> {
+    pub remote_models: &'a [mnemo_embed::RemoteConfig],
+    pub query_log: usize,
+}
+
 pub fn open_memory_engine(
     store_args: &StoreArgs,
     model: &ModelArgs,
-    remote_models: &[mnemo_embed::RemoteConfig],
+    extras: &EngineExtras<'_>,
 ) -> anyhow::Result<(OpenedStore, Arc<Engine>)> {
     let store = store_args.open_any()?;
     let records = store_args.open_memory_records()?;
     let engine = Arc::new(
         engine_over(store.shared(), model)?
             .with_records(records)
-            .with_remote_models(remote_models.iter().cloned()),
+            .with_remote_models(extras.remote_models.iter().cloned())
+            .with_query_log(extras.query_log),
     );
     let repaired = engine
         .repair_memories()

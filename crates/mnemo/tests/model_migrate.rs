@@ -94,14 +94,20 @@ fn a_migration_over_rest_is_followed_and_switched() {
         data.path(),
         &["index", plans.to_str().unwrap(), "--tasks-only"],
     ));
+    let config = data.path().join("mnemo.toml");
+    std::fs::write(&config, "query_log = 100\n").unwrap();
     let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
         .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
         .arg(data.path())
+        .arg("--config")
+        .arg(&config)
         .env_remove("MNEMO_API_KEY")
         .stdout(Stdio::piped())
         .spawn()
         .expect("mnemo serve starts");
     let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+    // Killed when the test ends, even by a failed assertion, before its folder goes.
+    let child = KilledOnDrop(child);
     let mut line = String::new();
     stdout.read_line(&mut line).expect("a first line");
     let base = line
@@ -113,6 +119,20 @@ fn a_migration_over_rest_is_followed_and_switched() {
     let client = Client::new();
     let url = |path: &str| format!("{base}{path}");
 
+    // Questions people asked: kept (query_log), then compared in the report.
+    for query in [
+        "lire les cases à cocher",
+        "écrire les tests",
+        "lire les cases à cocher",
+        "la recherche hybride",
+    ] {
+        let answer = client
+            .post(url("/api/v1/collections/tasks/search"))
+            .json(&serde_json::json!({"text": query, "limit": 3}))
+            .send()
+            .unwrap();
+        assert!(answer.status().is_success());
+    }
     let bad = client
         .post(url("/api/v1/collections/tasks/migration"))
         .json(&serde_json::json!({"to": "no-such-model"}))
@@ -146,6 +166,10 @@ fn a_migration_over_rest_is_followed_and_switched() {
     assert_eq!(status["migration"]["state"], "built", "{status}");
     let report = &status["migration"]["report"];
     assert_eq!(report["points_source"], report["points_target"], "{status}");
+    // Four asked (one twice, not in a row: a popular question counts for each time).
+    assert_eq!(report["ab"]["recent_queries"], 4, "{status}");
+    let overlap = report["ab"]["recent_top10_overlap"].as_f64().unwrap();
+    assert!((0.0..=1.0).contains(&overlap), "{status}");
     let events: Value = client
         .get(url("/api/v1/events?type=model"))
         .send()
@@ -178,6 +202,14 @@ fn a_migration_over_rest_is_followed_and_switched() {
         .unwrap();
     assert_eq!(info["model"]["model"], MPNET, "{info}");
     assert_eq!(info["alias_of"], "tasks--all-mpnet-base-v2", "{info}");
-    let _ = child.kill();
-    let _ = child.wait();
+    drop(child);
+}
+
+struct KilledOnDrop(std::process::Child);
+
+impl Drop for KilledOnDrop {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
 }

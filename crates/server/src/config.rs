@@ -89,6 +89,9 @@ struct ConfigFile {
     /// Remote models, by the name collections and requests use.
     #[serde(default)]
     models: BTreeMap<String, RemoteModelEntry>,
+    /// Recent text queries kept per collection for model migrations' reports; 0 (the
+    /// default): none.
+    query_log: Option<usize>,
 }
 
 /// `[models.NAME]`: a model another server computes.
@@ -247,6 +250,8 @@ pub struct ServerConfig {
     pub webhooks: Vec<mnemo_engine::webhooks::Webhook>,
     /// Remote models (`[models.NAME]`).
     pub models: Vec<RemoteConfig>,
+    /// Recent text queries kept per collection (0: none).
+    pub query_log: usize,
 }
 
 impl Default for ServerConfig {
@@ -278,6 +283,7 @@ impl Default for ServerConfig {
             drift_every: Some(Duration::from_secs(600)),
             webhooks: Vec::new(),
             models: Vec::new(),
+            query_log: 0,
         }
     }
 }
@@ -424,6 +430,7 @@ impl ServerConfig {
             },
             webhooks,
             models,
+            query_log: file.query_log.unwrap_or(0).min(MAX_QUERY_LOG),
             drift_every: match file.alerts.as_ref().and_then(|a| a.drift_every_secs) {
                 None => defaults.drift_every,
                 Some(0) => None,
@@ -536,6 +543,7 @@ impl ServerConfig {
                 "search_p99_for_secs": self.alert_rules.search_p99_for.as_secs(),
                 "drift_every_secs": self.drift_every.map_or(0, |every| every.as_secs()),
             },
+            "query_log": self.query_log,
             "models": self.models.iter().map(|model| (model.name.clone(), serde_json::json!({
                 "provider": model.provider.name(),
                 "url": model.url,
@@ -594,6 +602,9 @@ pub fn tls_files(
         }),
     }
 }
+
+/// Recent queries kept per collection at most, whatever the configuration asks.
+const MAX_QUERY_LOG: usize = 10_000;
 
 /// `[models.NAME]` checked: a provider mnemo speaks, a URL, sizes above 0, the key's variable
 /// set; a name that is also a local model's is refused (which would a collection mean?).

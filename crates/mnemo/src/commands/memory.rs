@@ -128,7 +128,7 @@ const IMPORT_BATCH: usize = 256;
 const MAX_IMPORT_LINE: usize = 16 * 1024 * 1024;
 
 pub fn run(args: MemoryArgs) -> anyhow::Result<()> {
-    let (_store, engine) = match open_memory_engine(&args.store, &args.model, &[]) {
+    let (_store, engine) = match open_memory_engine(&args.store, &args.model, &Default::default()) {
         Ok(opened) => opened,
         Err(err) => match Remote::holding(&err) {
             Some(remote) => return through_server(&remote?, args.command),
@@ -467,7 +467,7 @@ pub fn mcp(args: McpArgs) -> anyhow::Result<()> {
             bail!("{flag} is empty: leave it out rather than give it empty");
         }
     }
-    let (_store, engine) = open_memory_engine(&args.store, &args.model, &[])?;
+    let (_store, engine) = open_memory_engine(&args.store, &args.model, &Default::default())?;
     let supervisor = start_components(&engine, &mnemo_engine::ServiceSettings::default())?;
     let state = Arc::new(AppState::new(Arc::clone(&engine), ServerConfig::default()));
     let caller = Principal::local(MemoryOwner {

@@ -122,7 +122,7 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
         Some(path) => read_eval(path)?,
         None => Vec::new(),
     };
-    let (_store, engine) = open_memory_engine(&args.store, &args.model, &[])?;
+    let (_store, engine) = open_memory_engine(&args.store, &args.model, &Default::default())?;
     let options = MigrateOptions {
         collection: args.collection.clone(),
         to: args.to.clone(),
@@ -193,7 +193,7 @@ fn print_report(report: &MigrationReport) {
 }
 
 pub fn switch(args: SwitchArgs) -> anyhow::Result<()> {
-    let (_store, engine) = open_memory_engine(&args.store, &args.model, &[])?;
+    let (_store, engine) = open_memory_engine(&args.store, &args.model, &Default::default())?;
     let state = engine.switch_model(&args.collection, args.back)?;
     let (collection, model) = if args.back {
         (&state.source, &state.from_model)

@@ -148,7 +148,7 @@ pub fn components(args: ComponentsArgs) -> anyhow::Result<()> {
         return Ok(());
     }
     config.check()?;
-    let (_store, engine) = open_memory_engine(&store_args, &args.model, &[])
+    let (_store, engine) = open_memory_engine(&store_args, &args.model, &Default::default())
         .context("the store, the model or the memory database cannot be opened")?;
     let components = mnemo_server::service_components(&engine, &config, |_: &_| {})?;
     let supervisor = Supervisor::new(Arc::clone(&engine), components, config.probe_interval)?;
@@ -197,7 +197,7 @@ pub fn watch(args: WatchArgs) -> anyhow::Result<()> {
         })
         .collect::<anyhow::Result<Vec<_>>>()?;
     let store_args = args.store.clone().for_service();
-    let (store, engine) = match open_memory_engine(&store_args, &args.model, &[]) {
+    let (store, engine) = match open_memory_engine(&store_args, &args.model, &Default::default()) {
         Ok(opened) => opened,
         Err(err) if Remote::holding(&err).is_some() => bail!(
             "{err:#}\nA running server watches plans itself: add `watch = [...]` to its config"

@@ -70,7 +70,14 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         config.durability,
         config.memory_db.as_deref(),
     );
-    let (store, engine) = open_memory_engine(&store_args, &args.model, &config.models)?;
+    let (store, engine) = open_memory_engine(
+        &store_args,
+        &args.model,
+        &mnemo::service::EngineExtras {
+            remote_models: &config.models,
+            query_log: config.query_log,
+        },
+    )?;
     let runtime = tokio::runtime::Builder::new_multi_thread()
         .enable_all()
         .build()
