@@ -96,26 +96,8 @@ fn a_migration_over_rest_is_followed_and_switched() {
     ));
     let config = data.path().join("mnemo.toml");
     std::fs::write(&config, "query_log = 100\n").unwrap();
-    let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
-        .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-        .arg(data.path())
-        .arg("--config")
-        .arg(&config)
-        .env_remove("MNEMO_API_KEY")
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("mnemo serve starts");
-    let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-    // Killed when the test ends, even by a failed assertion, before its folder goes.
-    let child = KilledOnDrop(child);
-    let mut line = String::new();
-    stdout.read_line(&mut line).expect("a first line");
-    let base = line
-        .trim()
-        .strip_prefix("listening on ")
-        .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-        .to_owned();
-    std::thread::spawn(move || for _ in stdout.lines() {});
+    let server = common::Served::start(data.path(), &["--config".as_ref(), config.as_os_str()]);
+    let base = server.base.clone();
     let client = Client::new();
     let url = |path: &str| format!("{base}{path}");
 
@@ -202,14 +184,4 @@ fn a_migration_over_rest_is_followed_and_switched() {
         .unwrap();
     assert_eq!(info["model"]["model"], MPNET, "{info}");
     assert_eq!(info["alias_of"], "tasks--all-mpnet-base-v2", "{info}");
-    drop(child);
-}
-
-struct KilledOnDrop(std::process::Child);
-
-impl Drop for KilledOnDrop {
-    fn drop(&mut self) {
-        let _ = self.0.kill();
-        let _ = self.0.wait();
-    }
 }

@@ -3,40 +3,26 @@
 //! `Retry-After` says, a dimension that does not match caught on the first answer, a
 //! collection of the remote model, and the backend killed in the middle of a request.
 
-use std::io::{BufRead, BufReader};
+mod common;
+
 use std::path::Path;
-use std::process::{Child, Command, Stdio};
 use std::time::{Duration, Instant};
 
 use reqwest::blocking::Client;
 use serde_json::{Value, json};
 
-struct Server {
-    child: Child,
-    base: String,
-}
+struct Server(common::Served);
 
 impl Server {
     fn start(data: &Path, config: &Path) -> Server {
-        let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
-            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
-            .arg(data)
-            .arg("--config")
-            .arg(config)
-            .env_remove("MNEMO_API_KEY")
-            .stdout(Stdio::piped())
-            .spawn()
-            .expect("mnemo serve starts");
-        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
-        let mut line = String::new();
-        stdout.read_line(&mut line).expect("a first line");
-        let base = line
-            .trim()
-            .strip_prefix("listening on ")
-            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
-            .to_owned();
-        std::thread::spawn(move || for _ in stdout.lines() {});
-        Server { child, base }
+        Server(common::Served::start(
+            data,
+            &["--config".as_ref(), config.as_os_str()],
+        ))
+    }
+
+    fn base(&self) -> &str {
+        &self.0.base
     }
 
     fn post(&self, path: &str, body: &Value) -> (u16, Value) {
@@ -44,7 +30,7 @@ impl Server {
             .timeout(Duration::from_secs(120))
             .build()
             .expect("client")
-            .post(format!("{}{path}", self.base))
+            .post(self.0.url(path))
             .json(body)
             .send()
             .expect("answers");
@@ -54,7 +40,7 @@ impl Server {
 
     fn get(&self, path: &str) -> Value {
         Client::new()
-            .get(format!("{}{path}", self.base))
+            .get(self.0.url(path))
             .send()
             .expect("answers")
             .json()
@@ -63,7 +49,7 @@ impl Server {
 
     fn text(&self, path: &str) -> String {
         Client::new()
-            .get(format!("{}{path}", self.base))
+            .get(self.0.url(path))
             .send()
             .expect("answers")
             .text()
@@ -71,14 +57,7 @@ impl Server {
     }
 
     fn kill(&mut self) {
-        let _ = self.child.kill();
-        let _ = self.child.wait();
-    }
-}
-
-impl Drop for Server {
-    fn drop(&mut self) {
-        self.kill();
+        self.0.kill();
     }
 }
 
@@ -134,7 +113,7 @@ model = "all-MiniLM-L6-v2"
 dimension = 768
 max_attempts = 2
 "#,
-            base = backend.base
+            base = backend.base()
         ),
     )
     .unwrap();
@@ -194,7 +173,7 @@ max_attempts = 2
     assert_eq!(listed["provider"], "openai");
     let client = Client::new();
     let created = client
-        .put(format!("{}/api/v1/collections/shared-notes", front.base))
+        .put(format!("{}/api/v1/collections/shared-notes", front.base()))
         .json(&json!({"model": "team-minilm"}))
         .send()
         .unwrap();

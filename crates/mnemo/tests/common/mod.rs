@@ -71,3 +71,58 @@ pub fn write_plans(dir: &Path, files: usize) {
         .expect("write a plan");
     }
 }
+
+/// `mnemo serve` on a free loopback port over `data`, with `extra` arguments; killed (and
+/// waited for) when dropped, so that a failed assertion never leaves it writing into a
+/// folder being removed.
+#[allow(dead_code)]
+pub struct Served {
+    child: std::process::Child,
+    pub base: String,
+}
+
+#[allow(dead_code)]
+impl Served {
+    pub fn start(data: &Path, extra: &[&std::ffi::OsStr]) -> Served {
+        use std::io::{BufRead, BufReader};
+        let mut child = Command::new(env!("CARGO_BIN_EXE_mnemo"))
+            .args(["serve", "--bind", "127.0.0.1:0", "--data-dir"])
+            .arg(data)
+            .args(extra)
+            .env_remove("MNEMO_API_KEY")
+            .stdout(std::process::Stdio::piped())
+            .spawn()
+            .expect("mnemo serve starts");
+        let mut stdout = BufReader::new(child.stdout.take().expect("stdout"));
+        let mut served = Served {
+            child,
+            base: String::new(),
+        };
+        let mut line = String::new();
+        stdout.read_line(&mut line).expect("a first line");
+        served.base = line
+            .trim()
+            .strip_prefix("listening on ")
+            .unwrap_or_else(|| panic!("unexpected first line {line:?}"))
+            .to_owned();
+        // Kept read, so that the server never blocks on a full pipe.
+        std::thread::spawn(move || for _ in stdout.lines() {});
+        served
+    }
+
+    pub fn url(&self, path: &str) -> String {
+        format!("{}{path}", self.base)
+    }
+
+    /// SIGKILL, and wait for the process to be gone.
+    pub fn kill(&mut self) {
+        let _ = self.child.kill();
+        let _ = self.child.wait();
+    }
+}
+
+impl Drop for Served {
+    fn drop(&mut self) {
+        self.kill();
+    }
+}
