@@ -693,6 +693,14 @@ impl Engine {
         } else {
             self.registry().set_alias(collection, &to)?;
         }
+        // The canaries pinned under this name were the other model's vectors: pinned again,
+        // or the next drift check would see a model change as drift.
+        self.forget_canaries(collection);
+        if self.keeps_events()
+            && let Err(err) = self.pin_canaries(collection)
+        {
+            eprintln!("warning: the drift canaries of `{collection}` could not be pinned: {err}");
+        }
         state.state = next.to_owned();
         self.save_migration(
             &state,

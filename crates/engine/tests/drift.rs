@@ -166,3 +166,54 @@ fn canaries_catch_changed_weights_and_not_a_changed_backend() {
     let records = SqliteRecords::open(&dir.path().join("memory.sqlite")).unwrap();
     assert!(records.state_keys("canaries/").unwrap().is_empty());
 }
+
+/// A collection moved to another model is not drift: its canaries are pinned again at the
+/// switch, with the new model's vectors.
+#[test]
+fn a_switch_to_another_model_pins_the_canaries_again() {
+    let dir = tempfile::tempdir().unwrap();
+    let plans = tempfile::tempdir().unwrap();
+    std::fs::write(
+        plans.path().join("plan.md"),
+        "# Plan\n\n- [ ] Écrire le client HTTP\n- [ ] Ajouter le cache\n",
+    )
+    .unwrap();
+    let engine = engine_with(
+        dir.path(),
+        load(
+            &mnemo_embed::default_model_dir(),
+            EmbedderOptions::default(),
+        ),
+    );
+    let tasks_only = mnemo_engine::IndexOptions {
+        passages: false,
+        ..mnemo_engine::IndexOptions::default()
+    };
+    engine
+        .index(
+            &[plans.path().to_owned()],
+            &tasks_only,
+            &mnemo_engine::Quiet,
+        )
+        .unwrap();
+    engine
+        .migrate_collection(
+            &mnemo_engine::MigrateOptions {
+                collection: "tasks".into(),
+                to: "all-mpnet-base-v2".into(),
+                max_texts_per_second: None,
+                eval: Vec::new(),
+            },
+            &mnemo_engine::Quiet,
+        )
+        .unwrap();
+    engine.switch_model("tasks", false).unwrap();
+    let report = engine.check_drift().unwrap();
+    let tasks = report
+        .collections
+        .iter()
+        .find(|check| check.collection == "tasks")
+        .expect("`tasks` is checked");
+    assert!(!tasks.drifted, "{tasks:?}");
+    assert!(tasks.max_distance < 1e-6, "{tasks:?}");
+}
