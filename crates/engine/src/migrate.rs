@@ -117,11 +117,14 @@ pub struct MigrationState {
     pub target: String,
     pub from_model: String,
     pub to_model: String,
-    /// `building`, `built`, `switched`, `switched_back`, `rolled_back`, `failed`.
+    /// `building`, `built`, `switched`, `switched_back`, `finished`, `rolled_back`, `failed`.
     pub state: String,
     /// The report of the build, once built.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub report: Option<MigrationReport>,
+    /// When the name last moved onto the new collection (RFC 3339).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub switched_at: Option<String>,
     /// Why it failed or was rolled back.
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub error: Option<String>,
@@ -322,6 +325,7 @@ impl Engine {
             to_model: to.id.clone(),
             state: "building".into(),
             report: None,
+            switched_at: None,
             error: None,
         };
         let resumed = self.store().list_collections()?.contains(&target);
@@ -604,48 +608,9 @@ impl Engine {
         let canary_top10_overlap = overlap(&mut CANARY_TEXTS.iter().copied())?.unwrap_or_default();
         let recent_top10_overlap = overlap(&mut recent.iter().map(String::as_str))?;
         let mut scores = Vec::new();
-        let layout = crate::is_engine_layout(&self.store().collection_config(source)?);
-        let modes: &[SearchMode] = if layout {
-            &[SearchMode::Dense, SearchMode::Hybrid]
-        } else {
-            &[SearchMode::Dense]
-        };
         if !eval.is_empty() {
-            for (collection, model) in [
-                (source, self.collection_model(source)?.id),
-                (target, self.collection_model(target)?.id),
-            ] {
-                for mode in modes {
-                    let (mut hit1, mut hit10, mut mrr) = (0.0, 0.0, 0.0);
-                    for labelled in eval {
-                        let hits = self.search_untimed(
-                            &labelled.query,
-                            &SearchOptions {
-                                collection: collection.to_owned(),
-                                limit: TOP_K,
-                                mode: *mode,
-                                ..SearchOptions::default()
-                            },
-                        )?;
-                        if let Some(rank) = hits
-                            .iter()
-                            .position(|hit| is_expected(hit, &labelled.expected))
-                        {
-                            hit1 += f64::from(rank == 0);
-                            hit10 += 1.0;
-                            mrr += 1.0 / (rank + 1) as f64;
-                        }
-                    }
-                    let n = eval.len() as f64;
-                    scores.push(EvalScore {
-                        model: model.clone(),
-                        mode: mode.name().to_owned(),
-                        queries: eval.len(),
-                        hit_at_1: hit1 / n,
-                        hit_at_10: hit10 / n,
-                        mrr: mrr / n,
-                    });
-                }
+            for collection in [source, target] {
+                scores.extend(self.evaluate(collection, eval, &[])?);
             }
         }
         Ok(AbReport {
@@ -655,6 +620,99 @@ impl Engine {
             recent_queries: recent.len(),
             eval: scores,
         })
+    }
+
+    /// hit@1, hit@10 and MRR of `collection`'s model on labelled queries, in each of `modes`
+    /// (none given: dense, and hybrid on a collection `mnemo index` made). What the
+    /// migration report and `mnemo eval` print.
+    pub fn evaluate(
+        &self,
+        collection: &str,
+        queries: &[LabelledQuery],
+        modes: &[SearchMode],
+    ) -> Result<Vec<EvalScore>> {
+        let collection = self.registry().pin(collection);
+        let model = self.collection_model(&collection)?.id;
+        let layout = crate::is_engine_layout(&self.store().collection_config(&collection)?);
+        let modes: &[SearchMode] = match (modes.is_empty(), layout) {
+            (false, _) => modes,
+            (true, true) => &[SearchMode::Dense, SearchMode::Hybrid],
+            (true, false) => &[SearchMode::Dense],
+        };
+        let mut scores = Vec::new();
+        for mode in modes {
+            let (mut hit1, mut hit10, mut mrr) = (0.0, 0.0, 0.0);
+            for labelled in queries {
+                let hits = self.search_untimed(
+                    &labelled.query,
+                    &SearchOptions {
+                        collection: collection.clone(),
+                        limit: TOP_K,
+                        mode: *mode,
+                        ..SearchOptions::default()
+                    },
+                )?;
+                if let Some(rank) = hits
+                    .iter()
+                    .position(|hit| is_expected(hit, &labelled.expected))
+                {
+                    hit1 += f64::from(rank == 0);
+                    hit10 += 1.0;
+                    mrr += 1.0 / (rank + 1) as f64;
+                }
+            }
+            let n = queries.len().max(1) as f64;
+            scores.push(EvalScore {
+                model: model.clone(),
+                mode: mode.name().to_owned(),
+                queries: queries.len(),
+                hit_at_1: hit1 / n,
+                hit_at_10: hit10 / n,
+                mrr: mrr / n,
+            });
+        }
+        Ok(scores)
+    }
+
+    /// Deletes the collection a switched migration replaced, once `keep` has passed since
+    /// the switch (`model.migration.finished`); the name of what it deleted.
+    pub fn finish_migration(&self, collection: &str, keep: Duration) -> Result<String> {
+        let mut state = self.migration_state(collection)?.ok_or_else(|| {
+            EngineError::InvalidQuery(format!("no migration of `{collection}` to finish"))
+        })?;
+        if state.state != "switched" {
+            return Err(EngineError::InvalidQuery(format!(
+                "the migration of `{collection}` is `{}`: only a switched one is finished",
+                state.state
+            )));
+        }
+        let switched = state
+            .switched_at
+            .as_deref()
+            .and_then(|at| chrono::DateTime::parse_from_rfc3339(at).ok())
+            .map(|at| at.with_timezone(&chrono::Utc));
+        let held = switched.map_or(Duration::ZERO, |at| {
+            (chrono::Utc::now() - at).to_std().unwrap_or_default()
+        });
+        if held < keep {
+            return Err(EngineError::InvalidQuery(format!(
+                "`{}` is kept for a way back until {} s after the switch ({} s so far); give a shorter retention to drop it now",
+                state.source,
+                keep.as_secs(),
+                held.as_secs()
+            )));
+        }
+        let old = state.source.clone();
+        // The old collection may share the name its alias now covers: reached by its own
+        // name through the inner store.
+        let existed = self.registry().inner().delete_collection(&old)?;
+        state.state = "finished".into();
+        self.save_migration(
+            &state,
+            "model.migration.finished",
+            json!({ "deleted": old, "existed": existed }),
+        )?;
+        Ok(old)
     }
 
     /// Points the collection's name at the shadow built by the last migration (or, `back`,
@@ -702,6 +760,9 @@ impl Engine {
             eprintln!("warning: the drift canaries of `{collection}` could not be pinned: {err}");
         }
         state.state = next.to_owned();
+        if !back {
+            state.switched_at = Some(mnemo_records::timestamp(chrono::Utc::now()));
+        }
         self.save_migration(
             &state,
             "model.switched",

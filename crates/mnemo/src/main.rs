@@ -20,7 +20,7 @@ use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
 use commands::{
-    embed, index, memory, models, nearest, ops, search, serve, snapshot, tasks, transfer,
+    embed, index, memory, migrate, models, nearest, ops, search, serve, snapshot, tasks, transfer,
 };
 
 #[derive(Parser)]
@@ -92,6 +92,8 @@ enum Command {
         #[command(subcommand)]
         command: models::ModelsCommand,
     },
+    /// hit@1, hit@10 and MRR of a collection's model on labelled queries, per search mode.
+    Eval(migrate::EvalArgs),
     /// API keys for `mnemo serve`.
     Key {
         #[command(subcommand)]
@@ -135,6 +137,7 @@ fn main() -> ExitCode {
         Command::Watch(args) => ops::watch(args).map(|()| ExitCode::SUCCESS),
         Command::Snapshot { command } => snapshot::run(command).map(|()| ExitCode::SUCCESS),
         Command::Models { command } => models::run(command).map(|()| ExitCode::SUCCESS),
+        Command::Eval(args) => migrate::eval(args).map(|()| ExitCode::SUCCESS),
         Command::Key { command } => serve::key(command).map(|()| ExitCode::SUCCESS),
     };
     match result {

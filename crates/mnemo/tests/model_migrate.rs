@@ -74,13 +74,54 @@ fn a_killed_migration_goes_on_where_it_stopped() {
     assert_eq!(hits[0]["model"], MPNET, "{hits:?}");
     common::ok(common::mnemo(
         data.path(),
-        &["model", "switch", "--collection", "tasks", "--back"],
+        &["model", "rollback", "--collection", "tasks"],
     ));
     let hits = common::json_lines(&common::mnemo(
         data.path(),
         &["search", "vérifier le module 42", "--json", "--limit", "1"],
     ));
     assert_eq!(hits[0]["model"], "all-MiniLM-L6-v2", "{hits:?}");
+
+    // Switched again and finished: the old collection goes once its retention has passed.
+    common::ok(common::mnemo(data.path(), &["model", "switch"]));
+    let kept = common::failed(common::mnemo(data.path(), &["model", "finish"]));
+    assert!(kept.contains("kept for a way back"), "{kept}");
+    let finished = common::ok(common::mnemo(
+        data.path(),
+        &["model", "finish", "--keep-days", "0"],
+    ));
+    assert!(finished.contains("deleted `tasks`"), "{finished}");
+    let hits = common::json_lines(&common::mnemo(
+        data.path(),
+        &["search", "vérifier le module 42", "--json", "--limit", "1"],
+    ));
+    assert_eq!(hits[0]["model"], MPNET, "{hits:?}");
+
+    // `mnemo eval`: the same scores as the migration's report, on the user's queries.
+    let queries = plans.path().join("labelled.jsonl");
+    std::fs::write(
+        &queries,
+        "{\"query\": \"vérifier le module 42\", \"expected\": [\"plan-002.md:5\"]}\n{\"query\": \"Tâche 7 du plan 3\", \"expected\": [\"plan-003.md:10\"]}\n",
+    )
+    .unwrap();
+    let scores = common::json_lines(&common::mnemo(
+        data.path(),
+        &["eval", "--queries", queries.to_str().unwrap(), "--json"],
+    ));
+    let modes: Vec<&str> = scores.iter().map(|s| s["mode"].as_str().unwrap()).collect();
+    assert_eq!(modes, ["dense", "hybrid"], "{scores:?}");
+    for score in &scores {
+        assert_eq!(score["model"], MPNET);
+        assert_eq!(score["queries"], 2);
+        assert!(score["hit_at_10"].as_f64().unwrap() > 0.0, "{score}");
+    }
+    let broken = plans.path().join("broken.jsonl");
+    std::fs::write(&broken, "{\"query\": \"x\"}\n").unwrap();
+    let said = common::failed(common::mnemo(
+        data.path(),
+        &["eval", "--queries", broken.to_str().unwrap()],
+    ));
+    assert!(said.contains("line 1"), "{said}");
 }
 
 /// The same over REST: started (202), followed until built, its events in the log, switched

@@ -53,6 +53,52 @@ pub struct SwitchArgs {
     model: ModelArgs,
 }
 
+#[derive(Args)]
+pub struct RollbackArgs {
+    /// The collection to return to the collection its migration replaced
+    #[arg(long, default_value = mnemo_engine::TASKS_COLLECTION)]
+    collection: String,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+pub struct FinishArgs {
+    /// The collection whose old collection to delete
+    #[arg(long, default_value = mnemo_engine::TASKS_COLLECTION)]
+    collection: String,
+    /// Days the old collection is kept after the switch, for a rollback (0: delete it now)
+    #[arg(long, default_value_t = 7.0)]
+    keep_days: f64,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
+#[derive(Args)]
+pub struct EvalArgs {
+    /// Labelled queries, one JSON object per line: {"query": "...", "expected": [id or
+    /// "file:line", ...]}
+    #[arg(long)]
+    queries: PathBuf,
+    /// The collection (or alias) to search
+    #[arg(long, default_value = mnemo_engine::TASKS_COLLECTION)]
+    collection: String,
+    /// dense, hybrid or keyword; by default dense, and hybrid on an indexed collection
+    #[arg(long)]
+    mode: Vec<mnemo_engine::SearchMode>,
+    /// Print the scores as JSON lines
+    #[arg(long)]
+    json: bool,
+    #[command(flatten)]
+    store: StoreArgs,
+    #[command(flatten)]
+    model: ModelArgs,
+}
+
 /// The bar on a terminal; elsewhere (a log, a test) one line per step on stderr.
 struct Progress {
     bar: Bar,
@@ -157,6 +203,19 @@ pub fn migrate(args: MigrateArgs) -> anyhow::Result<()> {
     Ok(())
 }
 
+fn print_scores(scores: &[mnemo_engine::migrate::EvalScore]) {
+    println!(
+        "  {:<22} {:<8} {:>6} {:>7} {:>6}",
+        "MODEL", "MODE", "HIT@1", "HIT@10", "MRR"
+    );
+    for score in scores {
+        println!(
+            "  {:<22} {:<8} {:>6.3} {:>7.3} {:>6.3}",
+            score.model, score.mode, score.hit_at_1, score.hit_at_10, score.mrr
+        );
+    }
+}
+
 fn print_report(report: &MigrationReport) {
     println!(
         "{} → {}: `{}` ({} points) built as `{}` ({} points) by {} in {:.1} s",
@@ -178,17 +237,15 @@ fn print_report(report: &MigrationReport) {
         report.ab.canary_top10_overlap * 100.0,
         report.ab.canary_queries
     );
-    if !report.ab.eval.is_empty() {
+    if let Some(overlap) = report.ab.recent_top10_overlap {
         println!(
-            "  {:<22} {:<8} {:>6} {:>7} {:>6}",
-            "MODEL", "MODE", "HIT@1", "HIT@10", "MRR"
+            "  recent queries: top-10 overlap {:.0} % ({} queries)",
+            overlap * 100.0,
+            report.ab.recent_queries
         );
-        for score in &report.ab.eval {
-            println!(
-                "  {:<22} {:<8} {:>6.3} {:>7.3} {:>6.3}",
-                score.model, score.mode, score.hit_at_1, score.hit_at_10, score.mrr
-            );
-        }
+    }
+    if !report.ab.eval.is_empty() {
+        print_scores(&report.ab.eval);
     }
 }
 
@@ -201,5 +258,47 @@ pub fn switch(args: SwitchArgs) -> anyhow::Result<()> {
         (&state.target, &state.to_model)
     };
     println!("`{}` now reads `{collection}` ({model})", state.collection);
+    Ok(())
+}
+
+pub fn rollback(args: RollbackArgs) -> anyhow::Result<()> {
+    switch(SwitchArgs {
+        collection: args.collection,
+        back: true,
+        store: args.store,
+        model: args.model,
+    })
+}
+
+pub fn finish(args: FinishArgs) -> anyhow::Result<()> {
+    if !(args.keep_days.is_finite() && args.keep_days >= 0.0) {
+        bail!("--keep-days must be 0 or more");
+    }
+    let (_store, engine) = open_memory_engine(&args.store, &args.model, &Default::default())?;
+    let keep = std::time::Duration::from_secs_f64(args.keep_days * 86_400.0);
+    let deleted = engine.finish_migration(&args.collection, keep)?;
+    println!(
+        "deleted `{deleted}`: `{}` stays on its new model",
+        args.collection
+    );
+    Ok(())
+}
+
+/// `mnemo eval`: hit@1, hit@10 and MRR of a collection on labelled queries.
+pub fn eval(args: EvalArgs) -> anyhow::Result<()> {
+    let queries = read_eval(&args.queries)?;
+    if queries.is_empty() {
+        bail!("{}: no queries", args.queries.display());
+    }
+    let (_store, engine) = open_memory_engine(&args.store, &args.model, &Default::default())?;
+    let scores = engine.evaluate(&args.collection, &queries, &args.mode)?;
+    if args.json {
+        for score in &scores {
+            println!("{}", serde_json::to_string(score)?);
+        }
+    } else {
+        println!("`{}`, {} labelled queries", args.collection, queries.len());
+        print_scores(&scores);
+    }
     Ok(())
 }

@@ -34,6 +34,10 @@ pub enum ModelsCommand {
     /// Points a collection's name at the collection its migration built, in one write
     /// (searches running meanwhile never fail); --back returns to the old one
     Switch(super::migrate::SwitchArgs),
+    /// Returns a collection to the collection its migration replaced (`switch --back`)
+    Rollback(super::migrate::RollbackArgs),
+    /// Deletes the old collection of a switched migration once its retention has passed
+    Finish(super::migrate::FinishArgs),
 }
 
 #[derive(Args)]
@@ -121,6 +125,8 @@ pub fn run(command: ModelsCommand) -> anyhow::Result<()> {
         ModelsCommand::Fetch(args) => fetch(known(&args.name)?, &args.python),
         ModelsCommand::Migrate(args) => super::migrate::migrate(args),
         ModelsCommand::Switch(args) => super::migrate::switch(args),
+        ModelsCommand::Rollback(args) => super::migrate::rollback(args),
+        ModelsCommand::Finish(args) => super::migrate::finish(args),
     }
 }
 
