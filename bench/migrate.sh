@@ -3,7 +3,7 @@
 # the shared corpus (30 by default) from all-MiniLM-L6-v2 to all-mpnet-base-v2, beside the
 # baseline of the same run, indexing those plans from scratch with all-mpnet-base-v2 (what
 # moving a collection costs without mnemo: a new index and a cut-over by hand). Prints both
-# times, the migration's texts/s, and its A/B report on labelled queries made from the plans
+# times and peak memory (RSS), the migration's texts/s, and its A/B report on labelled queries made from the plans
 # (each of EVAL tasks' title as the query, its file:line expected: a sanity check that both
 # models find a task by its own words, not a relevance benchmark).
 #
@@ -38,16 +38,18 @@ PY
 echo "$files plans, $tasks tasks, $(wc -l < "$work/eval.jsonl") labelled queries"
 
 start=$(date +%s.%N)
-"$mnemo" index "$work/plans" --tasks-only --model all-mpnet-base-v2 --data-dir "$work/mpnet" --json > /dev/null
+/usr/bin/time -f %M -o "$work/baseline.rss" "$mnemo" index "$work/plans" --tasks-only --model all-mpnet-base-v2 --data-dir "$work/mpnet" --json > /dev/null
 baseline=$(echo "$(date +%s.%N) - $start" | bc)
 start=$(date +%s.%N)
-"$mnemo" model migrate --to all-mpnet-base-v2 --eval "$work/eval.jsonl" --data-dir "$work/minilm" --json > "$work/report.json" 2> /dev/null
+/usr/bin/time -f %M -o "$work/migration.rss" "$mnemo" model migrate --to all-mpnet-base-v2 --eval "$work/eval.jsonl" --data-dir "$work/minilm" --json > "$work/report.json" 2> /dev/null
 migration=$(echo "$(date +%s.%N) - $start" | bc)
-python3 - "$work/report.json" "$baseline" "$migration" <<'PY'
+python3 - "$work/report.json" "$baseline" "$migration" "$work/baseline.rss" "$work/migration.rss" <<'PY'
 import json, sys
 report = json.load(open(sys.argv[1]))
 baseline, migration = float(sys.argv[2]), float(sys.argv[3])
-print(f"baseline, fresh index with all-mpnet-base-v2: {baseline:.1f} s")
+rss = [int(open(path).read().split()[-1]) / 1024 for path in sys.argv[4:6]]
+print(f"baseline, fresh index with all-mpnet-base-v2: {baseline:.1f} s, max RSS {rss[0]:.0f} MiB")
+print(f"migration max RSS {rss[1]:.0f} MiB")
 print(f"mnemo model migrate (shadow built, caught up, compared): {migration:.1f} s, "
       f"{report['points_target']} points, {report['embedded']} embedded, "
       f"{report['embedded'] / migration:.1f} texts/s; {migration / baseline:.2f}x the baseline")
