@@ -183,8 +183,16 @@ impl RegisteredStore {
             (Some(_), None) => false,
         };
         if stale && let Err(err) = self.reload() {
-            // The last registry read stays in force: a store that does not answer now will
-            // fail the call that follows with its own error.
+            // A shared store that does not answer: the last registry read stays in force until
+            // the next try, one interval later, rather than every call asking again (each
+            // fails with the store's own error meanwhile). A store of this process alone is
+            // asked again at the next call.
+            if self.refresh.is_some() {
+                self.registry
+                    .write()
+                    .unwrap_or_else(std::sync::PoisonError::into_inner)
+                    .loaded = Some(Instant::now());
+            }
             eprintln!("warning: the collection registry could not be read again: {err}");
         }
         view(

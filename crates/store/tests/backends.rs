@@ -3,9 +3,10 @@
 //! a message when there is none), so the trait's semantics cannot drift between them.
 
 use mnemo_store::{
-    CollectionConfig, Condition, Distance, EmbeddedStore, FieldType, Filter, NearestQuery,
-    OpenOptions, PayloadSelection, Point, PointId, PointSelector, QdrantStore, Range,
-    ScrollRequest, SearchRequest, SparseVector, StoreError, Vector, VectorSelection, VectorStore,
+    CollectionConfig, Condition, Distance, EmbeddedStore, FieldType, Filter, ModelBinding,
+    NearestQuery, OpenOptions, PayloadSelection, Point, PointId, PointSelector, QdrantStore,
+    REGISTRY_COLLECTION, Range, RegisteredStore, ScrollRequest, SearchRequest, SparseVector,
+    StoreError, Vector, VectorSelection, VectorStore,
 };
 use mnemo_testkit::Qdrant;
 use serde_json::json;
@@ -32,7 +33,76 @@ const BODIES: &[(&str, Body)] = &[
         "keyword idf",
         keyword_scores_weigh_terms_by_their_frequency_in_the_whole_collection,
     ),
+    (
+        "registry",
+        the_registry_keeps_models_and_aliases_beside_the_vectors,
+    ),
 ];
+
+/// Models and aliases kept in the store itself: found again by another opening of it, an
+/// alias moved in one write, the registry never listed, and a deleted collection's entries
+/// gone with it.
+fn the_registry_keeps_models_and_aliases_beside_the_vectors(
+    make: &dyn Fn() -> Box<dyn VectorStore>,
+) {
+    use std::sync::Arc;
+    let binding = ModelBinding {
+        model: "m".into(),
+        dimension: 3,
+        pooling: "mean".into(),
+        provider: "local".into(),
+    };
+    {
+        let store = RegisteredStore::new(Arc::from(make()));
+        for name in ["reg-a", "reg-b"] {
+            store
+                .create_collection(name, &CollectionConfig::single(3, Distance::Cosine))
+                .unwrap();
+        }
+        store.bind("reg-b", &binding).unwrap();
+        store.set_alias("reg", "reg-a").unwrap();
+        store
+            .upsert(
+                "reg",
+                vec![Point::dense(
+                    1u64,
+                    "",
+                    vec![1.0, 0.0, 0.0],
+                    Default::default(),
+                )],
+            )
+            .unwrap();
+        assert_eq!(
+            store.count("reg-a", None).unwrap(),
+            1,
+            "written through the alias"
+        );
+        assert!(matches!(
+            store.set_alias("reg", "missing"),
+            Err(StoreError::UnknownCollection(_))
+        ));
+        store.flush().unwrap();
+    }
+    let store = RegisteredStore::new(Arc::from(make()));
+    assert_eq!(store.resolve("reg"), "reg-a");
+    assert_eq!(store.binding("reg-b"), Some(binding.clone()));
+    store.set_alias("reg", "reg-b").unwrap();
+    assert_eq!(store.binding("reg"), Some(binding));
+    let listed = store.list_collections().unwrap();
+    assert!(listed.contains(&"reg".to_owned()) && listed.contains(&"reg-a".to_owned()));
+    assert!(
+        !listed.contains(&"reg-b".to_owned()),
+        "behind its alias: {listed:?}"
+    );
+    assert!(!listed.contains(&REGISTRY_COLLECTION.to_owned()));
+    assert!(
+        store.delete_collection("reg").unwrap(),
+        "the alias's collection"
+    );
+    assert_eq!(store.resolve("reg"), "reg");
+    assert_eq!(store.binding("reg-b"), None);
+    assert!(store.delete_collection("reg-a").unwrap());
+}
 
 fn run_all(backend: &str, make: &dyn Fn() -> Box<dyn VectorStore>) {
     for (name, body) in BODIES {
