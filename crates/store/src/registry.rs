@@ -118,17 +118,20 @@ impl RegisteredStore {
         &self.inner
     }
 
+    fn registry_exists(&self) -> Result<bool> {
+        Ok(self
+            .inner
+            .list_collections()?
+            .iter()
+            .any(|c| c == REGISTRY_COLLECTION))
+    }
+
     fn reload(&self) -> Result<()> {
         let mut fresh = Registry {
             loaded: Some(Instant::now()),
             ..Registry::default()
         };
-        if self
-            .inner
-            .list_collections()?
-            .iter()
-            .any(|c| c == REGISTRY_COLLECTION)
-        {
+        if self.registry_exists()? {
             let mut request = ScrollRequest::new(256);
             request.with_payload = PayloadSelection::All;
             loop {
@@ -204,12 +207,7 @@ impl RegisteredStore {
     }
 
     fn write_entry(&self, point: Point) -> Result<()> {
-        if !self
-            .inner
-            .list_collections()?
-            .iter()
-            .any(|c| c == REGISTRY_COLLECTION)
-        {
+        if !self.registry_exists()? {
             match self.inner.create_collection(
                 REGISTRY_COLLECTION,
                 &CollectionConfig::single(1, Distance::Dot),
@@ -335,12 +333,7 @@ impl RegisteredStore {
                 .map(|(alias, _)| entry_id(KIND_ALIAS, alias))
                 .collect::<Vec<_>>()
         }));
-        if self
-            .inner
-            .list_collections()?
-            .iter()
-            .any(|c| c == REGISTRY_COLLECTION)
-        {
+        if self.registry_exists()? {
             self.inner
                 .delete(REGISTRY_COLLECTION, PointSelector::Ids(ids))?;
         }
