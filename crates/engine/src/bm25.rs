@@ -2,28 +2,46 @@
 //! each term by its inverse document frequency at query time (Qdrant's `idf` modifier), so
 //! the score of a document is its BM25 score for the query.
 //!
-//! Tokens are lowercased, accent-folded runs of letters and digits; a run joined by `.`, `-`,
-//! `_` or `/` (`2.1.2.1`, `plan-dev-v57.md`, `api/v1`) is a token as a whole, and its parts
-//! that hold letters are tokens too, so an exact identifier matches exactly and the words of
-//! a name still match alone.
+//! Text is lowercased and cut into runs of letters, digits and joiners. A run joined by `.`,
+//! `-`, `_` or `/` (`2.1.2.1`, `plan-dev-v57.md`, `api/v1`) is a term as a whole, accents
+//! folded, so an exact identifier matches exactly; its words match alone too. A word is
+//! analysed as French and as English at once, since the plans mix both, often in one line:
+//! the stop words of either language are dropped (with them the elided articles of `l'API`,
+//! `d'index`, `qu'il`), and what is left is reduced to its Snowball stem in each language,
+//! accents folded (`Étape` and `etapes`, `indexation` and `indexer`, `caching` and `caches`
+//! meet). A word's stems share its weight, so that every word counts once in a document's
+//! length and in a query.
 
 use std::collections::BTreeMap;
+use std::sync::LazyLock;
 
 use mnemo_store::SparseVector;
+use rust_stemmers::{Algorithm, Stemmer};
+
+/// The version of the analysis below. Vectors are stored, so a change here that yields other
+/// terms must bump it: what was indexed with another version is analysed again.
+pub const ANALYSIS_VERSION: u32 = 2;
 
 const K1: f32 = 1.2;
 /// Less length normalisation than the usual 0.75: titles are short, and a longer one is not
 /// less about its words.
 const B: f32 = 0.5;
-/// Typical length, in tokens, of what is indexed (a task's number, title and file name).
+/// Typical length, in words, of what is indexed (a task's number, title and file name).
 const AVERAGE_LENGTH: f32 = 16.0;
 
-/// The document vector of `tokens`: BM25's saturated term frequency per token.
-pub fn document_vector(tokens: &[String]) -> SparseVector {
-    let length = tokens.len() as f32;
+static FRENCH: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::French));
+static ENGLISH: LazyLock<Stemmer> = LazyLock::new(|| Stemmer::create(Algorithm::English));
+
+/// A term and its weight: 1 for a word or an identifier, less for a share of one.
+pub type Term = (String, f32);
+
+/// The document vector of `terms`: BM25's saturated term frequency per term, the length being
+/// the sum of their weights; `context` adds to the frequencies without lengthening it.
+pub fn document_vector(terms: &[Term], context: &[Term]) -> SparseVector {
+    let length: f32 = terms.iter().map(|(_, weight)| weight).sum();
     let mut frequencies: BTreeMap<u32, f32> = BTreeMap::new();
-    for token in tokens {
-        *frequencies.entry(term_id(token)).or_default() += 1.0;
+    for (term, weight) in terms.iter().chain(context) {
+        *frequencies.entry(term_id(term)).or_default() += weight;
     }
     let norm = K1 * (1.0 - B + B * length / AVERAGE_LENGTH);
     let (indices, values) = frequencies
@@ -33,41 +51,54 @@ pub fn document_vector(tokens: &[String]) -> SparseVector {
     SparseVector { indices, values }
 }
 
-/// The query vector: each distinct token once, the words inside an identifier together
-/// weighing as much as the identifier whole. A query for `plan-dev-v16-mcp-manager.md` is
-/// about that file: the items of that file (which hold its name whole) must outrank items
-/// that merely mention `plan`, `dev`, `manager` and `md` in their titles.
+/// The query vector: each distinct term once. The words inside an identifier together weigh
+/// as much as the identifier whole: a query for `plan-dev-v16-mcp-manager.md` is about that
+/// file, whose items (which hold its name whole) must outrank items that merely mention
+/// `plan`, `dev`, `manager` and `md` in their titles.
 pub fn query_vector(text: &str) -> SparseVector {
     let mut weights: BTreeMap<u32, f32> = BTreeMap::new();
-    for (token, weight) in weighted_tokens(text) {
-        let entry = weights.entry(term_id(&token)).or_default();
+    for (term, weight) in terms(text) {
+        let entry = weights.entry(term_id(&term)).or_default();
         *entry = entry.max(weight);
     }
     let (indices, values) = weights.into_iter().unzip();
     SparseVector { indices, values }
 }
 
+/// Each term of `text` once, at `weight` times the largest weight it has there: what a text
+/// is about, bounded however long it is.
+pub fn distinct_terms(text: &str, weight: f32) -> Vec<Term> {
+    let mut distinct: BTreeMap<String, f32> = BTreeMap::new();
+    for (term, term_weight) in terms(text) {
+        let entry = distinct.entry(term).or_default();
+        *entry = entry.max(term_weight * weight);
+    }
+    distinct.into_iter().collect()
+}
+
 /// 32-bit FNV-1a: stable across versions and platforms, which the stored vectors rely on.
-fn term_id(token: &str) -> u32 {
-    token.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
+fn term_id(term: &str) -> u32 {
+    term.bytes().fold(0x811c_9dc5_u32, |hash, byte| {
         (hash ^ u32::from(byte)).wrapping_mul(0x0100_0193)
     })
 }
 
-/// Lowercased, accent-folded runs of letters, digits and joiners.
-fn chunks(folded: &str) -> impl Iterator<Item = &str> {
-    folded
-        .split(|c: char| !(c.is_alphanumeric() || is_joiner(c)))
+/// Runs of letters, digits and joiners.
+fn chunks(text: &str) -> impl Iterator<Item = &str> {
+    text.split(|c: char| !(c.is_alphanumeric() || is_joiner(c)))
         .map(|chunk| chunk.trim_matches(is_joiner))
         .filter(|chunk| !chunk.is_empty())
 }
 
-/// The tokens a file's name adds to each of its items: the name whole, and without its
+/// The terms a file's name adds to each of its items: the name whole, and without its
 /// extension; not the words inside it, which every item of the file would then match, drowning
 /// a query for those words (`complete` in `roadmap_complete_2.md`) in that file's items.
-pub fn name_tokens(name: &str) -> Vec<String> {
+pub fn name_terms(name: &str) -> Vec<Term> {
     let folded = fold(name);
-    chunks(&folded).flat_map(whole_tokens).collect()
+    chunks(&folded)
+        .flat_map(whole_terms)
+        .map(|term| (term, 1.0))
+        .collect()
 }
 
 /// What a query made of identifiers only names.
@@ -116,9 +147,10 @@ pub fn name_key(name: &str) -> String {
     fold(name)
 }
 
-/// A chunk as a token, and a file name's stem beside it (`plan-dev-v57` of `plan-dev-v57.md`),
-/// so that a query for the name or for the stem finds a file's items, the name counting twice.
-fn whole_tokens(chunk: &str) -> impl Iterator<Item = String> + '_ {
+/// A folded chunk as a term, and a file name's stem beside it (`plan-dev-v57` of
+/// `plan-dev-v57.md`), so that a query for the name or for the stem finds a file's items, the
+/// name counting twice.
+fn whole_terms(chunk: &str) -> impl Iterator<Item = String> + '_ {
     std::iter::once(chunk)
         .chain(file_stem(chunk))
         .map(str::to_owned)
@@ -134,31 +166,57 @@ pub(crate) fn file_stem(name: &str) -> Option<&str> {
     (is_extension && !stem.is_empty()).then_some(stem)
 }
 
-pub fn tokens(text: &str) -> Vec<String> {
-    weighted_tokens(text)
-        .into_iter()
-        .map(|(token, _)| token)
-        .collect()
-}
-
-/// The tokens of `text`, each with 1, but a word inside an identifier with its share of 1.
-fn weighted_tokens(text: &str) -> Vec<(String, f32)> {
+/// The terms of `text`, each with its weight.
+pub fn terms(text: &str) -> Vec<Term> {
+    let lower = text.to_lowercase();
     let mut out = Vec::new();
-    let folded = fold(text);
-    for chunk in chunks(&folded) {
-        out.extend(whole_tokens(chunk).map(|token| (token, 1.0)));
+    for chunk in chunks(&lower) {
+        if !chunk.contains(is_joiner) {
+            push_shared(&mut out, word_terms(chunk), 1.0);
+            continue;
+        }
+        out.extend(whole_terms(&fold(chunk)).map(|term| (term, 1.0)));
         // Words inside a name match alone; the digits of a number (`2` of `2.1.2.1`) would
         // only lengthen the document and match every other number.
-        let words: Vec<&str> = chunk
+        let words: Vec<Vec<String>> = chunk
             .split(is_joiner)
             .filter(|part| part.chars().any(char::is_alphabetic))
+            .map(word_terms)
+            .filter(|stems| !stems.is_empty())
             .collect();
-        if chunk.contains(is_joiner) && !words.is_empty() {
-            let share = 1.0 / words.len() as f32;
-            out.extend(words.into_iter().map(|word| (word.to_owned(), share)));
+        let share = 1.0 / words.len().max(1) as f32;
+        for stems in words {
+            push_shared(&mut out, stems, share);
         }
     }
     out
+}
+
+/// `weight` shared between `stems`.
+fn push_shared(out: &mut Vec<Term>, stems: Vec<String>, weight: f32) {
+    let each = weight / stems.len().max(1) as f32;
+    out.extend(stems.into_iter().map(|stem| (stem, each)));
+}
+
+/// The terms of one lowercased word: none for a stop word of French or English; the word
+/// folded when it holds a digit (`v57`, `8kb`); else its French and English stems, folded,
+/// once when they agree.
+fn word_terms(word: &str) -> Vec<String> {
+    let folded = fold(word);
+    if STOP_WORDS.contains(folded.as_str()) {
+        return Vec::new();
+    }
+    if !word.chars().all(char::is_alphabetic) {
+        return vec![folded];
+    }
+    // French's stemmer reads accents (`é` ends a participle); English's has none to read.
+    let french = fold(&FRENCH.stem(word));
+    let english = ENGLISH.stem(&folded).into_owned();
+    if french == english {
+        vec![french]
+    } else {
+        vec![french, english]
+    }
 }
 
 fn is_joiner(c: char) -> bool {
@@ -186,18 +244,55 @@ fn fold(text: &str) -> String {
     out
 }
 
+/// Snowball's French and English stop words, accents folded, with the elided forms that an
+/// apostrophe leaves alone (`l`, `d`, `qu`, `jusqu`: `l'API` is `API`). Words that carry a
+/// plan's meaning in either language (`up`, `down`, `off`, `over`, `out`) are kept.
+static STOP_WORDS: LazyLock<std::collections::HashSet<&'static str>> = LazyLock::new(|| {
+    const FRENCH_WORDS: &str = "au aux avec ce ces dans de des du elle en et eux il ils je la le \
+        les leur lui ma mais me meme mes moi mon ne nos notre nous on ou par pas pour qu que qui \
+        sa se ses son sur ta te tes toi ton tu un une vos votre vous c d j l m n s t y jusqu \
+        lorsqu puisqu quoiqu presqu quelqu ete etee etees etes etant etante etants etantes suis \
+        es est sommes sont serai seras sera serons serez seront serais serait serions seriez \
+        seraient etais etait etions etiez etaient fus fut fumes futes furent sois soit soyons \
+        soyez soient fusse fusses fussions fussiez fussent ayant ayante ayantes ayants eu eue \
+        eues eus ai as avons avez ont aurai auras aura aurons aurez auront aurais aurait \
+        aurions auriez auraient avais avait avions aviez avaient eut eumes eutes eurent aie \
+        aies ait ayons ayez aient eusse eusses eussions eussiez eussent";
+    const ENGLISH_WORDS: &str = "i me my myself we our ours ourselves you your yours yourself \
+        yourselves he him his himself she her hers herself it its itself they them their theirs \
+        themselves what which who whom this that these those am is are was were be been being \
+        have has had having do does did doing a an the and but if or because as until while of \
+        at by for with about against between into through during before after above below to \
+        from in on again further then once here there when where why how all any both each few \
+        more most other some such no nor not only own same so than too very s t can will just \
+        don should now ll re ve";
+    FRENCH_WORDS
+        .split_whitespace()
+        .chain(ENGLISH_WORDS.split_whitespace())
+        .collect()
+});
+
 #[cfg(test)]
 mod tests {
     use super::*;
 
+    fn words(text: &str) -> Vec<String> {
+        terms(text).into_iter().map(|(term, _)| term).collect()
+    }
+
+    fn shares_a_term(a: &str, b: &str) -> bool {
+        let a = words(a);
+        words(b).iter().any(|term| a.contains(term))
+    }
+
     #[test]
-    fn identifiers_are_tokens_whole_and_in_parts() {
+    fn identifiers_are_terms_whole_and_in_parts() {
         assert_eq!(
-            tokens("**2.1.2.1** Créer l'API (plan-dev-v57.md)."),
+            words("**2.1.2.1** Créer l'API (plan-dev-v57.md)."),
             [
                 "2.1.2.1",
+                "cre",
                 "creer",
-                "l",
                 "api",
                 "plan-dev-v57.md",
                 "plan-dev-v57",
@@ -210,14 +305,53 @@ mod tests {
     }
 
     #[test]
-    fn a_file_name_is_a_token_whole_and_without_its_extension() {
+    fn stop_words_and_elisions_of_both_languages_are_dropped() {
+        assert_eq!(words("l'indexation"), words("indexation"));
+        assert_eq!(words("d’index"), words("index"));
+        assert_eq!(words("qu'il"), Vec::<String>::new());
+        assert_eq!(words("the cache of the plans"), words("cache plans"));
+        assert_eq!(words("mise à jour des données"), words("mise jour données"));
+        // Stop words inside an identifier are not terms either, the name whole still is.
+        assert_eq!(words("plan-de-test"), ["plan-de-test", "plan", "test"]);
+    }
+
+    #[test]
+    fn inflections_meet_in_french_and_english() {
+        assert!(shares_a_term("Étape", "etapes"));
+        assert!(shares_a_term("indexation", "indexer"));
+        assert!(shares_a_term(
+            "Créer les collections",
+            "création d'une collection"
+        ));
+        assert!(shares_a_term("caching", "caches"));
+        assert!(shares_a_term("deployments", "deploy"));
+        assert!(!shares_a_term("cache", "chargement"));
+    }
+
+    #[test]
+    fn a_word_counts_once_whatever_its_stems() {
+        let weight = |text: &str| terms(text).iter().map(|(_, w)| w).sum::<f32>();
+        assert!((weight("créer") - 1.0).abs() < 1e-6);
+        // The name whole, and its two words sharing one.
+        assert!((weight("plan-dev") - 2.0).abs() < 1e-6);
+        assert_eq!(terms("the"), Vec::<Term>::new());
+    }
+
+    #[test]
+    fn a_file_name_is_a_term_whole_and_without_its_extension() {
+        let names = |name: &str| {
+            name_terms(name)
+                .into_iter()
+                .map(|(term, _)| term)
+                .collect::<Vec<_>>()
+        };
         assert_eq!(
-            name_tokens("roadmap_complete_2.md"),
+            names("roadmap_complete_2.md"),
             ["roadmap_complete_2.md", "roadmap_complete_2"]
         );
-        assert_eq!(name_tokens("README"), ["readme"]);
+        assert_eq!(names("README"), ["readme"]);
         // A query for the name holds it whole.
-        assert!(tokens("Roadmap_Complete_2.md").contains(&"roadmap_complete_2.md".to_owned()));
+        assert!(words("Roadmap_Complete_2.md").contains(&"roadmap_complete_2.md".to_owned()));
     }
 
     #[test]
@@ -245,8 +379,8 @@ mod tests {
 
     #[test]
     fn repeated_terms_saturate() {
-        let once = document_vector(&tokens("cache"));
-        let thrice = document_vector(&tokens("cache cache cache"));
+        let once = document_vector(&terms("cache"), &[]);
+        let thrice = document_vector(&terms("cache cache cache"), &[]);
         assert_eq!(once.indices, thrice.indices);
         assert!(thrice.values[0] > once.values[0] && thrice.values[0] < K1 + 1.0);
         assert_eq!(query_vector("Cache cache CACHE").values, vec![1.0]);
@@ -255,8 +389,8 @@ mod tests {
     #[test]
     fn the_words_of_an_identifier_share_its_weight_in_a_query() {
         let query = query_vector("voir plan-dev.md");
-        let weight = |token: &str| {
-            let id = term_id(token);
+        let weight = |term: &str| {
+            let id = term_id(term);
             query
                 .indices
                 .iter()

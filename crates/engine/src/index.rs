@@ -120,8 +120,11 @@ struct SearchTexts {
     embed: HashedText,
     /// What the `title` vector embeds, for a task whose title alone is not `embed`.
     title: Option<HashedText>,
-    /// The BM25 document's tokens.
-    keywords: Vec<String>,
+    /// The BM25 document's terms.
+    keywords: Vec<bm25::Term>,
+    /// Terms from around the item (a task's body and heading), each once, counting towards
+    /// matches but not towards the document's length.
+    context: Vec<bm25::Term>,
 }
 
 /// A task or passage as it should be stored.
@@ -166,11 +169,16 @@ struct ReadFile {
 
 /// The version of what the index derives from a file (payload fields, the texts embedded and
 /// keyword-indexed). Stored in every payload, so it is part of each point's fingerprint: a
-/// version that derives differently rewrites every point once (reusing stored vectors).
-const INDEX_FORMAT: u32 = 2;
+/// version that derives differently rewrites every point once (reusing stored vectors). Bumped
+/// with `bm25::ANALYSIS_VERSION`: 3 is the French and English keyword analysis.
+const INDEX_FORMAT: u32 = 3;
+
+/// The weight of a word of a task's body or nearest heading in its keyword document (once,
+/// however often it occurs), beside 1 for each word of its title.
+const CONTEXT_KEYWORD_WEIGHT: f32 = 0.3;
 
 /// The fields filters use, indexed in both collections.
-const INDEXED_FIELDS: [(&str, FieldType); 17] = [
+const INDEXED_FIELDS: [(&str, FieldType); 18] = [
     ("file", FieldType::Keyword),
     ("file_hash", FieldType::Keyword),
     (crate::FILE_KEY_FIELD, FieldType::Keyword),
@@ -188,6 +196,7 @@ const INDEXED_FIELDS: [(&str, FieldType); 17] = [
     ("mvp", FieldType::Bool),
     ("depth", FieldType::Integer),
     ("line", FieldType::Integer),
+    ("index_format", FieldType::Integer),
 ];
 
 impl Engine {
@@ -510,6 +519,7 @@ impl Engine {
             Condition::matches("file", file.key.as_str()),
             Condition::matches("file_hash", file_hash.as_str()),
             Condition::matches("model", model),
+            Condition::matches("index_format", i64::from(INDEX_FORMAT)),
         ]);
         let mut counts = Vec::with_capacity(collections.len());
         for collection in collections {
@@ -667,7 +677,10 @@ impl Engine {
                 (DENSE_VECTOR.to_owned(), Vector::Dense(dense.clone())),
                 (
                     KEYWORD_VECTOR.to_owned(),
-                    Vector::Sparse(bm25::document_vector(&wanted.texts.keywords)),
+                    Vector::Sparse(bm25::document_vector(
+                        &wanted.texts.keywords,
+                        &wanted.texts.context,
+                    )),
                 ),
             ]
             .into();
@@ -939,15 +952,28 @@ fn wanted_tasks(model: &str, files: &[ReadFile]) -> Vec<Wanted> {
                     .cloned()
                     .unwrap_or_else(|| format!("task in {}", file_name(&file.path)));
             }
-            // The title, its number and its file's name (whole), and nothing longer: BM25 discounts long
-            // documents, and a task's headings would make a task under deep headings lose to a
-            // shallow one that shares fewer of the query's words.
-            let mut keywords = bm25::tokens(&format!(
+            // The title, its number and its file's name (whole); BM25 discounts long documents,
+            // and a task with a long body or under deep headings must not lose to a shorter
+            // one that shares as many of the query's words.
+            let mut keywords = bm25::terms(&format!(
                 "{} {}",
                 task.number.as_deref().unwrap_or_default(),
                 task.title
             ));
-            keywords.extend(bm25::name_tokens(&file_name(&file.path)));
+            keywords.extend(bm25::name_terms(&file_name(&file.path)));
+            // The body and the nearest heading say what a terse title leaves out: their words
+            // match, at a fraction of a title's word, without lengthening the document.
+            let context = bm25::distinct_terms(
+                &format!(
+                    "{} {}",
+                    task.section_path
+                        .last()
+                        .map(String::as_str)
+                        .unwrap_or_default(),
+                    task.body
+                ),
+                CONTEXT_KEYWORD_WEIGHT,
+            );
             all.push(wanted(
                 model,
                 file,
@@ -957,6 +983,7 @@ fn wanted_tasks(model: &str, files: &[ReadFile]) -> Vec<Wanted> {
                     embed: HashedText::new(embed_text),
                     title,
                     keywords,
+                    context,
                 },
                 task_json(&file.path, task),
             ));
@@ -969,12 +996,12 @@ fn wanted_passages(model: &str, files: &[ReadFile]) -> Vec<Wanted> {
     let mut all = Vec::new();
     for file in files {
         for passage in &file.document.passages {
-            let mut keywords = bm25::tokens(&format!(
+            let mut keywords = bm25::terms(&format!(
                 "{} {}",
                 passage.section_path.join(" "),
                 passage.text
             ));
-            keywords.extend(bm25::name_tokens(&file_name(&file.path)));
+            keywords.extend(bm25::name_terms(&file_name(&file.path)));
             let payload = passage_json(&file.path, passage);
             all.push(wanted(
                 model,
@@ -985,6 +1012,7 @@ fn wanted_passages(model: &str, files: &[ReadFile]) -> Vec<Wanted> {
                     embed: HashedText::new(passage.text.clone()),
                     title: None,
                     keywords,
+                    context: Vec::new(),
                 },
                 payload,
             ));

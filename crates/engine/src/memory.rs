@@ -44,6 +44,9 @@ const CREATED_FIELD: &str = "created_at_seconds";
 /// The memory's meaning; BM25 keywords beside it under [`KEYWORD_VECTOR`] for hybrid search.
 const MEANING_VECTOR: &str = "";
 const HASH_FIELD: &str = "content_hash";
+/// The keyword analysis (`bm25::ANALYSIS_VERSION`) a memory's keyword vector was made with: a
+/// vector of another is made again by `repair_memories`, at start.
+const KEYWORDS_FIELD: &str = "keywords_version";
 
 /// A memory to add.
 #[derive(Debug, Clone, Default)]
@@ -582,10 +585,15 @@ impl Engine {
                 )?
                 .into_iter()
                 .map(|record| {
+                    let current_keywords =
+                        record.payload.get(KEYWORDS_FIELD).and_then(Value::as_u64)
+                            == Some(u64::from(bm25::ANALYSIS_VERSION));
+                    // A vector of an older analysis is taken as stale, like one of another text.
                     let hash = record
                         .payload
                         .get(HASH_FIELD)
                         .and_then(Value::as_str)
+                        .filter(|_| current_keywords)
                         .map(str::to_owned);
                     (record.id, hash)
                 })
@@ -811,6 +819,7 @@ fn memory_point(memory: &Memory, vector: Vec<f32>) -> Result<Point> {
     let created = epoch_seconds(&memory.created_at);
     payload.insert(CREATED_FIELD.to_owned(), json!(created));
     payload.insert(HASH_FIELD.to_owned(), json!(memory.content_hash));
+    payload.insert(KEYWORDS_FIELD.to_owned(), json!(bm25::ANALYSIS_VERSION));
     payload.insert(
         "metadata".to_owned(),
         Value::Object(memory.metadata.clone()),
@@ -818,7 +827,7 @@ fn memory_point(memory: &Memory, vector: Vec<f32>) -> Result<Point> {
     let mut point = Point::dense(id, MEANING_VECTOR, vector, payload);
     point.vectors.insert(
         KEYWORD_VECTOR.to_owned(),
-        Vector::Sparse(bm25::document_vector(&bm25::tokens(&memory.text))),
+        Vector::Sparse(bm25::document_vector(&bm25::terms(&memory.text), &[])),
     );
     Ok(point)
 }

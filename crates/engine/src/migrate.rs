@@ -30,6 +30,15 @@ use crate::{Engine, EngineError, Result};
 /// switches.
 pub const MAX_FAILED_SHARE: f64 = 0.05;
 
+/// Points a migration reads before its share of failures can stop it while it runs.
+const MIN_POINTS_JUDGED: usize = 100;
+
+/// Whether more than [`MAX_FAILED_SHARE`] of the points tried so far failed, once enough were
+/// tried to judge.
+fn failing(failed: usize, attempted: usize) -> bool {
+    attempted >= MIN_POINTS_JUDGED && failed as f64 > MAX_FAILED_SHARE * attempted as f64
+}
+
 /// Recent queries compared at most (the latest).
 const MAX_RECENT_COMPARED: usize = 200;
 
@@ -292,7 +301,8 @@ impl Engine {
     /// Builds the shadow collection of `options.collection` for `options.to` (or goes on
     /// with one a killed run left), catches up with what changed meanwhile, and compares the
     /// two. Nothing switches: [`Engine::switch_model`] does. More than 5 % of points that
-    /// cannot be embedded delete the shadow (`model.migration.rolled_back`) and fail.
+    /// cannot be embedded (judged as it goes, from the 100th point read) stop it, delete the
+    /// shadow (`model.migration.rolled_back`) and fail.
     pub fn migrate_collection(
         &self,
         options: &MigrateOptions,
@@ -380,8 +390,8 @@ impl Engine {
         };
         let points_source = self.store().count(&source, None)?;
         let points_target = self.store().count(&target, None)?;
-        let attempted = (embedded + failed).max(1);
-        if failed as f64 / attempted as f64 > MAX_FAILED_SHARE {
+        let attempted = embedded + failed;
+        if failed as f64 > MAX_FAILED_SHARE * attempted as f64 {
             self.delete_collection(&target)?;
             state.state = "rolled_back".into();
             let reason = format!(
@@ -558,6 +568,10 @@ impl Engine {
             }
             done += ids.len();
             progress.files_done(done, embedded);
+            if failing(failed, embedded + failed) {
+                // A bad migration stops here, not at its end: the caller rolls it back.
+                break;
+            }
             match page.next {
                 Some(next) => request.offset = Some(next),
                 None => break,

@@ -262,3 +262,72 @@ fn a_task_with_a_body_is_found_by_its_title_alone() {
         .unwrap();
     assert_eq!((moved.embedded, moved.reused), (0, 3));
 }
+
+#[test]
+fn an_index_of_an_older_analysis_is_analysed_again_without_embedding() {
+    use mnemo_store::{PayloadSelection, PointSelector, Vector, VectorSelection};
+
+    let data = tempfile::tempdir().unwrap();
+    let notes = tempfile::tempdir().unwrap();
+    fs::write(notes.path().join("plan.md"), PLAN).unwrap();
+    let engine = common::engine(data.path());
+    let first = index(&engine, notes.path());
+
+    // The points as an older build left them: another index format, keyword vectors of
+    // another analysis (here: none at all).
+    let mut request = mnemo_store::ScrollRequest::new(100);
+    request.with_payload = PayloadSelection::All;
+    request.with_vectors = VectorSelection::All;
+    let page = engine.store().scroll("tasks", request).unwrap();
+    let ids: Vec<_> = page.points.iter().map(|record| record.id).collect();
+    let tasks = ids.len();
+    assert!(tasks > 0 && tasks < first.written, "tasks, and a passage left as it is");
+    let older: Vec<mnemo_store::Point> = page
+        .points
+        .into_iter()
+        .map(|record| {
+            let mut payload = record.payload;
+            payload.insert("index_format".into(), serde_json::json!(2));
+            payload.insert(
+                "payload_hash".into(),
+                serde_json::json!("of an older build"),
+            );
+            let mut vectors = record.vectors;
+            vectors.insert(
+                "bm25".into(),
+                Vector::Sparse(mnemo_store::SparseVector {
+                    indices: vec![],
+                    values: vec![],
+                }),
+            );
+            mnemo_store::Point {
+                id: record.id,
+                vectors,
+                payload: serde_json::Value::Object(payload),
+            }
+        })
+        .collect();
+    engine
+        .store()
+        .delete("tasks", PointSelector::Ids(ids))
+        .unwrap();
+    engine.store().upsert("tasks", older).unwrap();
+
+    let upgraded = index(&engine, notes.path());
+    assert_eq!(upgraded.files_unchanged, 0, "an older format is read again");
+    assert_eq!(upgraded.embedded, 0, "its vectors are reused");
+    assert_eq!(upgraded.written, tasks, "every task rewritten");
+
+    // The new analysis answers: French inflections and English stop words meet the titles.
+    let found = engine
+        .search(
+            "l'ajout des caches",
+            &SearchOptions {
+                mode: SearchMode::Keyword,
+                limit: 1,
+                ..SearchOptions::default()
+            },
+        )
+        .unwrap();
+    assert_eq!(found[0].payload["title"], "Ajouter le cache LRU");
+}

@@ -200,6 +200,47 @@ fn a_migration_that_cannot_embed_its_points_is_rolled_back() {
             .unwrap()
             .contains(&"notes--all-mpnet-base-v2".to_owned())
     );
+
+    // A bad migration stops as soon as its failures pass 5 %, not at its end: of 1,000 points
+    // whose first 200 have no text, the first page of 256 is the last one read.
+    engine.delete_collection("notes").unwrap();
+    engine
+        .create_collection_for(
+            "notes",
+            &CollectionConfig::single(384, Distance::Cosine),
+            &engine.default_model(),
+        )
+        .unwrap();
+    let points: Vec<Point> = (0..1000u64)
+        .map(|i| {
+            let mut payload = serde_json::Map::new();
+            if i >= 200 {
+                payload.insert("text".into(), json!(format!("note {i}")));
+            }
+            Point::dense(PointId::Num(i), "", vec![1.0; 384], payload)
+        })
+        .collect();
+    engine.store().upsert("notes", points).unwrap();
+    let err = engine
+        .migrate_collection(
+            &MigrateOptions {
+                collection: "notes".into(),
+                to: MPNET.into(),
+                max_texts_per_second: None,
+                eval: Vec::new(),
+            },
+            &Quiet,
+        )
+        .unwrap_err()
+        .to_string();
+    assert!(err.contains("200 of 256"), "{err}");
+    assert!(
+        !engine
+            .store()
+            .list_collections()
+            .unwrap()
+            .contains(&"notes--all-mpnet-base-v2".to_owned())
+    );
     assert_eq!(
         engine.migration_state("notes").unwrap().unwrap().state,
         "rolled_back"
