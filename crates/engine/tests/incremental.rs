@@ -281,7 +281,10 @@ fn an_index_of_an_older_analysis_is_analysed_again_without_embedding() {
     let page = engine.store().scroll("tasks", request).unwrap();
     let ids: Vec<_> = page.points.iter().map(|record| record.id).collect();
     let tasks = ids.len();
-    assert!(tasks > 0 && tasks < first.written, "tasks, and a passage left as it is");
+    assert!(
+        tasks > 0 && tasks < first.written,
+        "tasks, and a passage left as it is"
+    );
     let older: Vec<mnemo_store::Point> = page
         .points
         .into_iter()

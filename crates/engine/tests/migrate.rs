@@ -9,7 +9,9 @@ use std::fs;
 use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::time::Duration;
 
-use mnemo_engine::{IndexOptions, LabelledQuery, MigrateOptions, Quiet, SearchMode, SearchOptions};
+use mnemo_engine::{
+    Engine, IndexOptions, LabelledQuery, MigrateOptions, Quiet, SearchMode, SearchOptions,
+};
 use mnemo_store::{CollectionConfig, Distance, Point, PointId};
 use serde_json::json;
 
@@ -158,10 +160,17 @@ fn a_collection_moves_to_another_model_while_it_is_searched() {
     assert_eq!(search(&engine, "sauvegardes").unwrap()[0], MINILM);
 }
 
-#[test]
-fn a_migration_that_cannot_embed_its_points_is_rolled_back() {
-    let data = tempfile::tempdir().unwrap();
-    let engine = common::engine(data.path());
+/// A `notes` collection (made anew) of `count` points, the first `without_text` of which carry
+/// no text to embed again; the error of migrating it to MPNet.
+fn migrate_notes_failing(engine: &Engine, count: u64, without_text: u64) -> String {
+    if engine
+        .store()
+        .list_collections()
+        .unwrap()
+        .contains(&"notes".to_owned())
+    {
+        engine.delete_collection("notes").unwrap();
+    }
     engine
         .create_collection_for(
             "notes",
@@ -169,11 +178,10 @@ fn a_migration_that_cannot_embed_its_points_is_rolled_back() {
             &engine.default_model(),
         )
         .unwrap();
-    // Ten points, of which four carry no text to embed again (40 % > 5 %).
-    let points: Vec<Point> = (0..10u64)
+    let points: Vec<Point> = (0..count)
         .map(|i| {
             let mut payload = serde_json::Map::new();
-            if i >= 4 {
+            if i >= without_text {
                 payload.insert("text".into(), json!(format!("note numéro {i}")));
             }
             Point::dense(PointId::Num(i), "", vec![1.0; 384], payload)
@@ -192,55 +200,29 @@ fn a_migration_that_cannot_embed_its_points_is_rolled_back() {
         )
         .unwrap_err()
         .to_string();
-    assert!(err.contains("4 of 10"), "{err}");
     assert!(
         !engine
             .store()
             .list_collections()
             .unwrap()
-            .contains(&"notes--all-mpnet-base-v2".to_owned())
+            .contains(&"notes--all-mpnet-base-v2".to_owned()),
+        "the shadow is deleted"
     );
+    err
+}
+
+#[test]
+fn a_migration_that_cannot_embed_its_points_is_rolled_back() {
+    let data = tempfile::tempdir().unwrap();
+    let engine = common::engine(data.path());
+    // Ten points, of which four carry no text to embed again (40 % > 5 %).
+    let err = migrate_notes_failing(&engine, 10, 4);
+    assert!(err.contains("4 of 10"), "{err}");
 
     // A bad migration stops as soon as its failures pass 5 %, not at its end: of 1,000 points
     // whose first 200 have no text, the first page of 256 is the last one read.
-    engine.delete_collection("notes").unwrap();
-    engine
-        .create_collection_for(
-            "notes",
-            &CollectionConfig::single(384, Distance::Cosine),
-            &engine.default_model(),
-        )
-        .unwrap();
-    let points: Vec<Point> = (0..1000u64)
-        .map(|i| {
-            let mut payload = serde_json::Map::new();
-            if i >= 200 {
-                payload.insert("text".into(), json!(format!("note {i}")));
-            }
-            Point::dense(PointId::Num(i), "", vec![1.0; 384], payload)
-        })
-        .collect();
-    engine.store().upsert("notes", points).unwrap();
-    let err = engine
-        .migrate_collection(
-            &MigrateOptions {
-                collection: "notes".into(),
-                to: MPNET.into(),
-                max_texts_per_second: None,
-                eval: Vec::new(),
-            },
-            &Quiet,
-        )
-        .unwrap_err()
-        .to_string();
+    let err = migrate_notes_failing(&engine, 1000, 200);
     assert!(err.contains("200 of 256"), "{err}");
-    assert!(
-        !engine
-            .store()
-            .list_collections()
-            .unwrap()
-            .contains(&"notes--all-mpnet-base-v2".to_owned())
-    );
     assert_eq!(
         engine.migration_state("notes").unwrap().unwrap().state,
         "rolled_back"
