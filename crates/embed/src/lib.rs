@@ -27,4 +27,4 @@ pub use catalog::{KnownModel, MODELS, find_model, model_dir_for};
 pub use embedder::{Backend, Embedder, EmbedderOptions, Embeddings};
 pub use error::{EmbedError, Result};
 pub use model_dir::{DEFAULT_MODEL_NAME, MODEL_DIR_ENV, default_model_dir};
-pub use remote::{Provider, RemoteConfig};
+pub use remote::{Provider, RemoteConfig, describe_http_error};

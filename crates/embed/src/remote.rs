@@ -8,6 +8,7 @@
 //! answer fails the call at once, naming the endpoint. Every vector must have the configured
 //! dimension: a server that serves another model is caught on its first answer.
 
+use std::io::Read;
 use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
@@ -305,7 +306,7 @@ impl RemoteEmbedder {
             Ok(response) => response,
             Err(err) => {
                 return Attempt::Retry {
-                    reason: describe(&err),
+                    reason: describe_http_error(&err),
                     after: None,
                 };
             }
@@ -318,15 +319,24 @@ impl RemoteEmbedder {
             .and_then(|value| value.trim().parse::<f64>().ok())
             .filter(|seconds| seconds.is_finite() && *seconds >= 0.0)
             .map(Duration::from_secs_f64);
-        let text = match response.text() {
-            Ok(text) => text,
-            Err(err) => {
-                return Attempt::Retry {
-                    reason: describe(&err),
-                    after: None,
-                };
-            }
-        };
+        // Read no more than such an answer can hold: a server that streams without end must
+        // not fill this process's memory.
+        let limit = answer_limit(texts.len(), self.config.dimension);
+        let mut bytes = Vec::new();
+        if let Err(err) = response.take(limit as u64 + 1).read_to_end(&mut bytes) {
+            return Attempt::Retry {
+                reason: format!("the answer could not be read: {err}"),
+                after: None,
+            };
+        }
+        if bytes.len() > limit {
+            return Attempt::Fail(format!(
+                "answered more than {limit} bytes for {} texts of {} dimensions",
+                texts.len(),
+                self.config.dimension
+            ));
+        }
+        let text = String::from_utf8_lossy(&bytes).into_owned();
         if status == reqwest::StatusCode::TOO_MANY_REQUESTS
             || status == reqwest::StatusCode::REQUEST_TIMEOUT
             || status.is_server_error()
@@ -378,8 +388,10 @@ impl RemoteEmbedder {
     }
 }
 
-/// A reqwest error and its causes, without the URL (already in the error's `endpoint`).
-fn describe(err: &reqwest::Error) -> String {
+/// What went wrong in an HTTP request, with its causes and without its URL (a path may hold a
+/// token, and callers name the endpoint their own way): for the remote embedders and the
+/// webhooks alike.
+pub fn describe_http_error(err: &reqwest::Error) -> String {
     let mut message = if err.is_timeout() {
         "timed out".to_owned()
     } else if err.is_connect() {
@@ -403,6 +415,15 @@ fn quoted(text: &str) -> String {
     }
     let cut = if end < text.len() { "…" } else { "" };
     format!("{:?}{cut}", &text[..end])
+}
+
+/// The most bytes an answer of `texts` vectors of `dimension` may take: 32 bytes per number
+/// (a JSON float written in full, with its separator, is at most 25), and 1 MiB besides.
+fn answer_limit(texts: usize, dimension: usize) -> usize {
+    texts
+        .saturating_mul(dimension)
+        .saturating_mul(32)
+        .saturating_add(1 << 20)
 }
 
 #[cfg(test)]
@@ -462,6 +483,49 @@ mod tests {
         let mut zero_batch = RemoteConfig::new("m", Provider::Tei, "http://h", "x", 3);
         zero_batch.batch_size = 0;
         assert!(refused(zero_batch));
+    }
+
+    #[test]
+    fn an_answer_longer_than_its_vectors_can_be_is_refused_unread() {
+        use std::io::Write;
+        // A server that answers 200 and then streams without end.
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("a free port");
+        let port = listener.local_addr().expect("bound").port();
+        let server = std::thread::spawn(move || {
+            let Ok((mut stream, _)) = listener.accept() else {
+                return 0usize;
+            };
+            // Ends the test even if the client held the connection without reading.
+            let _ = stream.set_write_timeout(Some(Duration::from_secs(10)));
+            let mut request = [0u8; 4096];
+            let _ = stream.read(&mut request);
+            let _ = stream.write_all(b"HTTP/1.1 200 OK\r\ncontent-type: application/json\r\n\r\n[");
+            let chunk = [b' '; 64 * 1024];
+            let mut sent = 0;
+            // At most 64 MiB: the test ends by itself even if the client kept reading.
+            while sent < 64 << 20 && stream.write_all(&chunk).is_ok() {
+                sent += chunk.len();
+            }
+            sent
+        });
+        let mut config = RemoteConfig::new(
+            "endless",
+            Provider::Tei,
+            &format!("http://127.0.0.1:{port}"),
+            "x",
+            3,
+        );
+        config.attempts = 1;
+        let embedder = RemoteEmbedder::new(config).expect("valid");
+        let err = embedder.embed(&["hello"]).expect_err("no answer fits");
+        let message = err.to_string();
+        assert!(message.contains("answered more than"), "{message}");
+        drop(embedder);
+        let sent = server.join().expect("the server thread ends");
+        assert!(
+            sent < 64 << 20,
+            "the client stopped reading: {sent} bytes sent"
+        );
     }
 
     #[test]

@@ -73,21 +73,22 @@ impl Engine {
         Ok(recent.len())
     }
 
-    /// The recent queries of `collection`: those written by a server to the records, and
-    /// this process's own not written yet.
+    /// The recent queries of `collection`: this process's own when it kept any (a flush
+    /// writes them whole, so they hold what it wrote and what came since), else those a server
+    /// wrote to the records.
     pub fn recent_queries(&self, collection: &str) -> Result<Vec<String>> {
-        let mut queries: Vec<String> = match &self.records {
+        if let Some(own) = crate::lock(&self.query_log.recent).get(collection)
+            && !own.is_empty()
+        {
+            return Ok(own.iter().cloned().collect());
+        }
+        Ok(match &self.records {
             Some(records) => records
                 .state(&format!("{STATE_PREFIX}{collection}"))?
                 .and_then(|value| serde_json::from_value(value).ok())
                 .unwrap_or_default(),
             None => Vec::new(),
-        };
-        if let Some(own) = crate::lock(&self.query_log.recent).get(collection) {
-            queries.extend(own.iter().cloned());
-        }
-        queries.dedup();
-        Ok(queries)
+        })
     }
 }
 

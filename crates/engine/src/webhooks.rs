@@ -94,19 +94,6 @@ impl Webhook {
     }
 }
 
-/// A reqwest error and its causes, without the URL (whose path may hold a token).
-fn without_url(err: reqwest::Error) -> String {
-    let err = err.without_url();
-    let mut text = err.to_string();
-    let mut source = std::error::Error::source(&err);
-    while let Some(cause) = source {
-        text.push_str(": ");
-        text.push_str(&cause.to_string());
-        source = cause.source();
-    }
-    text
-}
-
 /// The signature header's value for `body` under `secret`.
 pub fn signature(secret: &str, body: &[u8]) -> String {
     let mut mac = <Hmac<Sha256> as KeyInit>::new_from_slice(secret.as_bytes())
@@ -165,7 +152,14 @@ fn post(client: &reqwest::blocking::Client, webhook: &Webhook, event: &Event) ->
         request = request.header(SIGNATURE_HEADER, signature(secret, &body));
     }
     match request.body(body).send() {
-        Err(err) => Outcome::Retry(format!("{}: {}", webhook.origin(), without_url(err)), None),
+        Err(err) => Outcome::Retry(
+            format!(
+                "{}: {}",
+                webhook.origin(),
+                mnemo_embed::describe_http_error(&err)
+            ),
+            None,
+        ),
         Ok(response) => {
             let status = response.status();
             if status.is_success() {
