@@ -1491,8 +1491,13 @@ fn a_server_at_its_limit_says_when_to_retry() {
     let url = server.url("/v1/embeddings");
     let slow = json!({"model": "all-MiniLM-L6-v2", "input": (0..256).map(|i| format!("texte numéro {i} ").repeat(40)).collect::<Vec<_>>()});
     let busy = std::thread::scope(|scope| {
+        // No client timeout: on a loaded machine the long request may take more than
+        // reqwest's 30 s, and what is tested is the other request's refusal.
         let holder = scope.spawn(|| {
-            Client::new()
+            Client::builder()
+                .timeout(None)
+                .build()
+                .unwrap()
                 .post(&url)
                 .json(&slow)
                 .send()
