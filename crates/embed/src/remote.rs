@@ -485,6 +485,14 @@ mod tests {
         assert!(refused(zero_batch));
     }
 
+    /// A remote model of 3 dimensions at a loopback port, tried `attempts` times.
+    fn local_embedder(name: &str, provider: Provider, port: u16, attempts: u32) -> RemoteEmbedder {
+        let mut config =
+            RemoteConfig::new(name, provider, &format!("http://127.0.0.1:{port}"), "x", 3);
+        config.attempts = attempts;
+        RemoteEmbedder::new(config).expect("valid")
+    }
+
     #[test]
     fn an_answer_longer_than_its_vectors_can_be_is_refused_unread() {
         use std::io::Write;
@@ -508,15 +516,7 @@ mod tests {
             }
             sent
         });
-        let mut config = RemoteConfig::new(
-            "endless",
-            Provider::Tei,
-            &format!("http://127.0.0.1:{port}"),
-            "x",
-            3,
-        );
-        config.attempts = 1;
-        let embedder = RemoteEmbedder::new(config).expect("valid");
+        let embedder = local_embedder("endless", Provider::Tei, port, 1);
         let err = embedder.embed(&["hello"]).expect_err("no answer fits");
         let message = err.to_string();
         assert!(message.contains("answered more than"), "{message}");
@@ -535,15 +535,7 @@ mod tests {
             .and_then(|listener| listener.local_addr())
             .map(|address| address.port())
             .expect("a free port");
-        let mut config = RemoteConfig::new(
-            "far",
-            Provider::OpenAi,
-            &format!("http://127.0.0.1:{port}"),
-            "x",
-            3,
-        );
-        config.attempts = 2;
-        let embedder = RemoteEmbedder::new(config).expect("valid");
+        let embedder = local_embedder("far", Provider::OpenAi, port, 2);
         let err = embedder.embed(&["hello"]).expect_err("nothing listens");
         let message = err.to_string();
         assert!(

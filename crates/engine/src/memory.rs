@@ -282,9 +282,10 @@ impl Engine {
             request.with_payload = PayloadSelection::None;
             Ok(request)
         };
+        let keyword_vector = bm25::query_vector(&query.text);
         let keywords = |limit| {
             let mut request =
-                crate::search::keyword_request(&query.text, Some(filter.clone()), limit);
+                crate::search::keyword_request(&keyword_vector, Some(filter.clone()), limit);
             request.with_payload = PayloadSelection::None;
             request
         };

@@ -33,10 +33,14 @@ pub const MAX_FAILED_SHARE: f64 = 0.05;
 /// Points a migration reads before its share of failures can stop it while it runs.
 const MIN_POINTS_JUDGED: usize = 100;
 
-/// Whether more than [`MAX_FAILED_SHARE`] of the points tried so far failed, once enough were
-/// tried to judge.
+/// Whether more than [`MAX_FAILED_SHARE`] of the points tried failed.
+fn too_many_failed(failed: usize, attempted: usize) -> bool {
+    failed as f64 > MAX_FAILED_SHARE * attempted as f64
+}
+
+/// Whether too many of the points tried so far failed, once enough were tried to judge.
 fn failing(failed: usize, attempted: usize) -> bool {
-    attempted >= MIN_POINTS_JUDGED && failed as f64 > MAX_FAILED_SHARE * attempted as f64
+    attempted >= MIN_POINTS_JUDGED && too_many_failed(failed, attempted)
 }
 
 /// Recent queries compared at most (the latest).
@@ -391,7 +395,7 @@ impl Engine {
         let points_source = self.store().count(&source, None)?;
         let points_target = self.store().count(&target, None)?;
         let attempted = embedded + failed;
-        if failed as f64 > MAX_FAILED_SHARE * attempted as f64 {
+        if too_many_failed(failed, attempted) {
             self.delete_collection(&target)?;
             state.state = "rolled_back".into();
             let reason = format!(

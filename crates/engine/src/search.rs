@@ -5,7 +5,7 @@ use std::collections::{BTreeMap, BTreeSet, HashMap, HashSet};
 
 use mnemo_store::{
     Condition, Filter, MatchValue, NearestQuery, PayloadSelection, PointId, ScoredPoint,
-    SearchRequest, Vector, VectorSelection,
+    SearchRequest, SparseVector, Vector, VectorSelection,
 };
 use serde_json::Value;
 
@@ -228,7 +228,8 @@ impl Engine {
                 hits
             }
             SearchMode::Keyword => {
-                let mut request = keyword_request(query, filter, options.limit);
+                let mut request =
+                    keyword_request(&bm25::query_vector(query), filter, options.limit);
                 request.score_threshold = options.score_threshold;
                 self.store().search(collection, request)?
             }
@@ -240,8 +241,10 @@ impl Engine {
                 };
                 let names = self.model_vectors(collection, true)?;
                 let vector = self.query_vector_in(collection, query)?;
+                let keywords = bm25::query_vector(query);
                 let depth = (options.limit * FUSION_DEPTH).max(50);
-                let mut requests = hybrid_requests(&names, &vector, query, filter, depth, false);
+                let mut requests =
+                    hybrid_requests(&names, &vector, &keywords, filter, depth, false);
                 let lists = requests.len();
                 // A query made of file names or task numbers: the items of those files and the
                 // tasks of those numbers, nearest first, are a third list. BM25 alone ranks a
@@ -273,11 +276,11 @@ impl Engine {
                     let within = Filter::must([Condition::has_id(candidates)]);
                     let mut answers = self.store().search_batch(
                         collection,
-                        hybrid_requests(&names, &vector, query, Some(within), count, true),
+                        hybrid_requests(&names, &vector, &keywords, Some(within), count, true),
                     )?;
                     let keyword_hits = answers.pop().unwrap_or_default();
-                    let keyword_weight =
-                        keyword_weight * self.keyword_coverage(collection, query, &keyword_hits)?;
+                    let keyword_weight = keyword_weight
+                        * self.keyword_coverage(collection, &keywords, &keyword_hits)?;
                     let model_hits = best_of_each_point(answers);
                     let named_hits = model_hits
                         .iter()
@@ -311,10 +314,9 @@ impl Engine {
     fn keyword_coverage(
         &self,
         collection: &str,
-        query: &str,
+        wanted: &SparseVector,
         keyword_hits: &[ScoredPoint],
     ) -> Result<f32> {
-        let wanted = bm25::query_vector(query);
         let total: f32 = wanted.values.iter().sum();
         if total <= 0.0 || keyword_hits.is_empty() {
             return Ok(0.0);
@@ -588,11 +590,16 @@ fn model_requests(
         .collect()
 }
 
-pub(crate) fn keyword_request(query: &str, filter: Option<Filter>, limit: usize) -> SearchRequest {
+/// A search of the keyword vectors for `keywords` (a query's `bm25::query_vector`).
+pub(crate) fn keyword_request(
+    keywords: &SparseVector,
+    filter: Option<Filter>,
+    limit: usize,
+) -> SearchRequest {
     let mut request = SearchRequest::new(
         NearestQuery {
             using: KEYWORD_VECTOR.to_owned(),
-            vector: Vector::Sparse(bm25::query_vector(query)),
+            vector: Vector::Sparse(keywords.clone()),
         },
         limit,
     );
@@ -626,12 +633,12 @@ fn named_items_filter(query: &str) -> Filter {
 fn hybrid_requests(
     names: &[&str],
     vector: &[f32],
-    query: &str,
+    keywords: &SparseVector,
     filter: Option<Filter>,
     limit: usize,
     exact: bool,
 ) -> Vec<SearchRequest> {
-    let keywords = keyword_request(query, filter.clone(), limit);
+    let keywords = keyword_request(keywords, filter.clone(), limit);
     let mut requests = model_requests(names, vector, filter, limit);
     requests.push(keywords);
     for request in &mut requests {
