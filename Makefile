@@ -37,7 +37,7 @@ test: model patched-deps fmt
 	wait $$installing; installed=$$?; \
 	if [ $$tested -ne 0 ]; then exit $$tested; fi; \
 	if [ $$installed -ne 0 ]; then echo "installing the Python test clients failed" >&2; exit $$installed; fi
-	MNEMO_BIN=$(MNEMO) tests/python/run.sh
+	MNEMO_REQUIRE_QDRANT=1 MNEMO_BIN=$(MNEMO) tests/python/run.sh
 	tests/scripts/patch-qdrant-edge.sh
 	scripts/check-deploy.sh $(MNEMO)
 

@@ -3,8 +3,9 @@
 # validator (test_api.py), then schemathesis fuzzing every route from /openapi.json for a
 # bounded number of cases, failing on any 5xx or crash; then HTTPS against a test CA with curl,
 # `openai` and the CLI (test_tls.py); then `mnemo import` and `export`
-# against .npy files and pickles written by numpy and Python (test_import.py). Run by
-# `make test`.
+# against .npy files and pickles written by numpy and Python (test_import.py); Qdrant's REST API
+# through Qdrant's own clients, against mnemo and the real Qdrant server (test_qdrant_api.py).
+# Run by `make test`.
 #
 #   MNEMO_BIN        the binary to serve (default target/release/mnemo)
 #   MNEMO_API_VENV   the venv the pinned clients go into (default ~/.cache/mnemo/api-test-venv)
@@ -85,6 +86,18 @@ echo "API clients and fuzzing: passed"
 
 # Agents' memories and the plan index through the official MCP SDK, over HTTP and stdio.
 "$venv/bin/python" "$here/test_mcp.py" "$binary"
+
+# Qdrant's REST API through qdrant-client, LangChain and LlamaIndex, against mnemo and against
+# the real Qdrant server from the shared folder: the same answers from both.
+shared="${MNEMO_SHARED_DIR:-$root/../shared}"
+if [[ -f "$shared/qdrant/qdrant.xz" ]]; then
+  "$venv/bin/python" "$here/test_qdrant_api.py" "$binary" "$shared"
+elif [[ "${MNEMO_REQUIRE_QDRANT:-}" == 1 ]]; then
+  echo "MNEMO_REQUIRE_QDRANT=1 but $shared/qdrant/qdrant.xz does not exist" >&2
+  exit 1
+else
+  echo "SKIPPED: Qdrant's API against the real Qdrant server: no $shared/qdrant/qdrant.xz (set MNEMO_SHARED_DIR)"
+fi
 
 # Files that Python itself writes (numpy's .npy, pickles) through mnemo import and export.
 "$venv/bin/python" "$here/test_import.py" "$binary"

@@ -295,8 +295,8 @@ pub fn run(args: HttpArgs) -> anyhow::Result<()> {
     let serving = server.spawn(mnemo_server::serve(
         engine.clone(),
         config,
-        move |address| {
-            let _ = address_tx.send(address);
+        move |listening| {
+            let _ = address_tx.send(listening.url.clone());
         },
         async {
             let _ = stop_rx.await;

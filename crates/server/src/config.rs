@@ -47,6 +47,8 @@ pub enum ConfigError {
 #[serde(deny_unknown_fields)]
 struct ConfigFile {
     bind: Option<SocketAddr>,
+    /// Where Qdrant's REST API is answered, when it is.
+    qdrant_api: Option<SocketAddr>,
     body_limit_bytes: Option<usize>,
     max_batch: Option<usize>,
     request_timeout_secs: Option<u64>,
@@ -207,6 +209,8 @@ impl Default for RateLimit {
 #[derive(Debug, Clone)]
 pub struct ServerConfig {
     pub bind: SocketAddr,
+    /// A second listener that speaks Qdrant's REST API (`qdrant_api = "127.0.0.1:6333"`).
+    pub qdrant_api: Option<SocketAddr>,
     pub body_limit_bytes: usize,
     /// Points per upsert, queries per batch search, inputs per embeddings request.
     pub max_batch: usize,
@@ -258,6 +262,7 @@ impl Default for ServerConfig {
     fn default() -> Self {
         Self {
             bind: DEFAULT_BIND.parse().expect("static address"),
+            qdrant_api: None,
             body_limit_bytes: 32 * 1024 * 1024,
             max_batch: 1024,
             request_timeout: Duration::from_secs(60),
@@ -449,6 +454,7 @@ impl ServerConfig {
                     Duration::from_secs(secs.max(1))
                 }),
             bind: file.bind.unwrap_or(defaults.bind),
+            qdrant_api: file.qdrant_api,
             body_limit_bytes: file.body_limit_bytes.unwrap_or(defaults.body_limit_bytes),
             max_batch: file.max_batch.unwrap_or(defaults.max_batch).max(1),
             request_timeout: file
@@ -470,14 +476,16 @@ impl ServerConfig {
     /// Refuses what must not run: a non-loopback address without keys, or in clear text
     /// unless told that TLS ends in front of mnemo.
     pub fn check(&self) -> Result<(), ConfigError> {
-        if self.bind.ip().is_loopback() {
-            return Ok(());
-        }
-        if self.keys.is_empty() {
-            return Err(ConfigError::OpenWithoutKeys { bind: self.bind });
-        }
-        if self.tls.is_none() && !self.insecure_http {
-            return Err(ConfigError::PublicWithoutTls { bind: self.bind });
+        for bind in std::iter::once(self.bind).chain(self.qdrant_api) {
+            if bind.ip().is_loopback() {
+                continue;
+            }
+            if self.keys.is_empty() {
+                return Err(ConfigError::OpenWithoutKeys { bind });
+            }
+            if self.tls.is_none() && !self.insecure_http {
+                return Err(ConfigError::PublicWithoutTls { bind });
+            }
         }
         Ok(())
     }
@@ -532,6 +540,7 @@ impl ServerConfig {
             "db": self.memory_db.as_deref().map(redact_url),
             "mcp_allowed_hosts": self.mcp_allowed_hosts,
             "mcp_allowed_origins": self.mcp_allowed_origins,
+            "qdrant_api": self.qdrant_api,
             "watch": self.watch,
             "events": { "keep_days": self.events_keep_days, "keep_last": self.events_keep_last },
             "probe_interval_secs": self.probe_interval.as_secs(),

@@ -8,6 +8,7 @@ pub mod error;
 pub mod mcp;
 pub mod metrics;
 pub mod openapi;
+pub mod qdrant;
 pub mod tls;
 
 use std::future::Future;
@@ -81,13 +82,23 @@ pub fn service_components(
     Ok(components)
 }
 
-/// Listens on `config.bind` (HTTPS when `config.tls` names a certificate) and serves until
-/// `shutdown` completes; requests in flight then finish, and the store is flushed.
-/// `on_listening` gets the address bound (the port chosen when 0 was asked) as a URL.
+/// Where a started server answers.
+#[derive(Debug, Clone)]
+pub struct Listening {
+    /// mnemo's REST API (`http://127.0.0.1:6343`; the port chosen when 0 was asked).
+    pub url: String,
+    /// Qdrant's REST API, when `qdrant_api` is configured.
+    pub qdrant_api: Option<String>,
+}
+
+/// Listens on `config.bind` (HTTPS when `config.tls` names a certificate), and on
+/// `config.qdrant_api` for Qdrant's REST API when set, and serves until `shutdown` completes;
+/// requests in flight then finish, and the store is flushed. `on_listening` gets the
+/// addresses bound.
 pub async fn serve(
     engine: Arc<Engine>,
     config: ServerConfig,
-    on_listening: impl FnOnce(String),
+    on_listening: impl FnOnce(&Listening),
     shutdown: impl Future<Output = ()> + Send + 'static,
 ) -> Result<(), ServeError> {
     // The certificate is read before listening: a wrong file is said at once.
@@ -97,6 +108,14 @@ pub async fn serve(
         .await
         .map_err(|source| ServeError::Listen { bind, source })?;
     let address = listener.local_addr()?;
+    let qdrant_listener = match config.qdrant_api {
+        Some(bind) => Some(
+            tokio::net::TcpListener::bind(bind)
+                .await
+                .map_err(|source| ServeError::Listen { bind, source })?,
+        ),
+        None => None,
+    };
     let mut state = AppState::new(engine.clone(), config);
     let metrics = state.metrics.clone();
     let indexed = move |summary: &mnemo_engine::IndexSummary| metrics.observe_indexed(summary);
@@ -125,20 +144,35 @@ pub async fn serve(
         .map_err(std::io::Error::other)??;
     }
     state.supervisor = Some(Arc::clone(&supervisor));
-    on_listening(format!("{}://{address}", state.config.scheme()));
-    let app = router(Arc::new(state));
-    match acceptor {
-        Some(acceptor) => {
-            axum::serve(tls::TlsListener::new(listener, acceptor)?, app)
-                .with_graceful_shutdown(shutdown)
-                .await?
+    let scheme = state.config.scheme();
+    let qdrant_address = qdrant_listener
+        .as_ref()
+        .map(tokio::net::TcpListener::local_addr)
+        .transpose()?;
+    on_listening(&Listening {
+        url: format!("{scheme}://{address}"),
+        qdrant_api: qdrant_address.map(|address| format!("{scheme}://{address}")),
+    });
+    let state = Arc::new(state);
+    // One shutdown for both listeners.
+    let (stop, stopped) = tokio::sync::watch::channel(false);
+    tokio::spawn(async move {
+        shutdown.await;
+        let _ = stop.send(true);
+    });
+    let rest = serve_on(
+        listener,
+        acceptor.clone(),
+        router(state.clone()),
+        stopped.clone(),
+    );
+    let qdrant = async {
+        match qdrant_listener {
+            Some(listener) => serve_on(listener, acceptor, qdrant::router(state), stopped).await,
+            None => Ok(()),
         }
-        None => {
-            axum::serve(listener, app)
-                .with_graceful_shutdown(shutdown)
-                .await?
-        }
-    }
+    };
+    tokio::try_join!(rest, qdrant)?;
     tokio::task::spawn_blocking(move || {
         supervisor.stop();
         engine.store().flush()
@@ -146,4 +180,29 @@ pub async fn serve(
     .await
     .map_err(std::io::Error::other)?
     .map_err(ServeError::Flush)
+}
+
+/// Serves `app` on `listener` (through TLS when `acceptor` is given) until `stopped` turns
+/// true; requests in flight finish.
+async fn serve_on(
+    listener: tokio::net::TcpListener,
+    acceptor: Option<tokio_rustls::TlsAcceptor>,
+    app: axum::Router,
+    mut stopped: tokio::sync::watch::Receiver<bool>,
+) -> std::io::Result<()> {
+    let shutdown = async move {
+        let _ = stopped.wait_for(|stopped| *stopped).await;
+    };
+    match acceptor {
+        Some(acceptor) => {
+            axum::serve(tls::TlsListener::new(listener, acceptor)?, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+        None => {
+            axum::serve(listener, app)
+                .with_graceful_shutdown(shutdown)
+                .await
+        }
+    }
 }

@@ -148,6 +148,8 @@ pub enum StoreError {
     NotDurable(String),
     #[error("this store does not support {0}")]
     Unsupported(&'static str),
+    #[error("alias `{0}` does not exist")]
+    UnknownAlias(String),
     #[error("store location `{location}`: {reason}")]
     BadLocation { location: String, reason: String },
     /// A remote node could not be reached or answered too slowly, every attempt.

@@ -26,12 +26,14 @@ pub use filter::{
 };
 pub use model::{
     CollectionConfig, CollectionInfo, DENSE_VECTOR, DenseVectorChoice, Distance, FieldType,
-    NearestQuery, PayloadSelection, Point, PointId, PointSelector, Record, ScoredPoint, ScrollPage,
-    ScrollRequest, SearchRequest, SparseVector, SparseVectorParams, UpsertSummary, Vector,
-    VectorParams, VectorSelection,
+    NearestQuery, PayloadSelection, Point, PointChange, PointId, PointSelector, Record,
+    ScoredPoint, ScrollPage, ScrollRequest, SearchRequest, SparseVector, SparseVectorParams,
+    UpsertSummary, Vector, VectorParams, VectorSelection,
 };
 pub use qdrant::{BreakerState, NodeMetrics, QdrantOptions, QdrantStore, ResiliencePolicy};
-pub use registry::{Alias, ModelBinding, REGISTRY_COLLECTION, RegisteredStore, unpinned};
+pub use registry::{
+    Alias, AliasChange, ModelBinding, REGISTRY_COLLECTION, RegisteredStore, unpinned,
+};
 pub use snapshot::{MAX_RESTORED_BYTES, SnapshotInfo, checksum_path as snapshot_checksum_path};
 pub use validate::json_type;
 
@@ -78,6 +80,56 @@ pub trait VectorStore: Send + Sync {
         collection: &str,
         requests: Vec<SearchRequest>,
     ) -> Result<Vec<Vec<ScoredPoint>>>;
+
+    /// Changes the payload or the vectors of the points `selector` picks, keeping the rest of
+    /// each point; how many points were changed. Points are read and written back a page at a
+    /// time, each page as one batch: a change that fails part way leaves the pages before it
+    /// changed. A selector by id skips ids that do not exist.
+    fn update_points(
+        &self,
+        collection: &str,
+        selector: &PointSelector,
+        change: &PointChange,
+    ) -> Result<usize> {
+        const PAGE: usize = 256;
+        let mut changed = 0;
+        let mut apply = |records: Vec<Record>| -> Result<()> {
+            if records.is_empty() {
+                return Ok(());
+            }
+            let points: Vec<Point> = records.into_iter().map(|r| change.apply(r)).collect();
+            changed += points.len();
+            self.upsert(collection, points)?;
+            Ok(())
+        };
+        match selector {
+            PointSelector::Ids(ids) => {
+                for chunk in ids.chunks(PAGE) {
+                    let records = self.get(
+                        collection,
+                        chunk,
+                        PayloadSelection::All,
+                        VectorSelection::All,
+                    )?;
+                    apply(records)?;
+                }
+            }
+            PointSelector::Filter(filter) => {
+                let mut request = ScrollRequest::new(PAGE);
+                request.filter = Some(filter.clone());
+                request.with_vectors = VectorSelection::All;
+                loop {
+                    let page = self.scroll(collection, request.clone())?;
+                    apply(page.points)?;
+                    match page.next {
+                        Some(next) => request.offset = Some(next),
+                        None => break,
+                    }
+                }
+            }
+        }
+        Ok(changed)
+    }
 
     /// Indexes a payload field so filters on it are fast. Idempotent.
     fn create_payload_index(

@@ -413,6 +413,58 @@ pub enum PointSelector {
     Filter(Filter),
 }
 
+/// A change of stored points that keeps what it does not name ([`crate::VectorStore::update_points`]).
+#[derive(Debug, Clone, PartialEq)]
+pub enum PointChange {
+    /// These payload fields set, the others kept.
+    SetPayload(Map<String, Value>),
+    /// The payload replaced by this one.
+    OverwritePayload(Map<String, Value>),
+    /// These payload fields removed.
+    DeletePayloadKeys(Vec<String>),
+    ClearPayload,
+    /// These vectors set, the others kept.
+    SetVectors(BTreeMap<String, Vector>),
+    /// These vectors removed.
+    DeleteVectors(Vec<String>),
+}
+
+impl PointChange {
+    /// The point `record` becomes.
+    pub fn apply(&self, record: Record) -> Point {
+        let Record {
+            id,
+            mut payload,
+            mut vectors,
+        } = record;
+        match self {
+            Self::SetPayload(fields) => {
+                payload.extend(fields.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            Self::OverwritePayload(fields) => payload = fields.clone(),
+            Self::DeletePayloadKeys(keys) => {
+                for key in keys {
+                    payload.remove(key);
+                }
+            }
+            Self::ClearPayload => payload.clear(),
+            Self::SetVectors(set) => {
+                vectors.extend(set.iter().map(|(k, v)| (k.clone(), v.clone())));
+            }
+            Self::DeleteVectors(names) => {
+                for name in names {
+                    vectors.remove(name);
+                }
+            }
+        }
+        Point {
+            id,
+            vectors,
+            payload: Value::Object(payload),
+        }
+    }
+}
+
 /// The type of a payload index.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
 #[serde(rename_all = "snake_case")]

@@ -8,7 +8,7 @@
 //! its alias points at, and listings show the names people use, not the registry nor the
 //! collections hidden behind an alias.
 
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::sync::{Arc, RwLock};
 use std::time::{Duration, Instant};
@@ -36,6 +36,24 @@ pub struct ModelBinding {
     pub pooling: String,
     /// Who computes it: `local` (this process) or a remote provider (`openai`, `tei`, `ollama`).
     pub provider: String,
+}
+
+/// One change of a list of alias changes applied together ([`RegisteredStore::change_aliases`]).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum AliasChange {
+    /// Points `alias` at `collection` (moving it if it pointed elsewhere).
+    Create {
+        alias: String,
+        collection: String,
+    },
+    Delete {
+        alias: String,
+    },
+    /// Gives the alias `from` the name `to`, pointing where `from` pointed.
+    Rename {
+        from: String,
+        to: String,
+    },
 }
 
 /// An alias and the collection it points at.
@@ -207,6 +225,10 @@ impl RegisteredStore {
     }
 
     fn write_entry(&self, point: Point) -> Result<()> {
+        self.write_entries(vec![point])
+    }
+
+    fn write_entries(&self, points: Vec<Point>) -> Result<()> {
         if !self.registry_exists()? {
             match self.inner.create_collection(
                 REGISTRY_COLLECTION,
@@ -216,7 +238,7 @@ impl RegisteredStore {
                 Err(err) => return Err(err),
             }
         }
-        self.inner.upsert(REGISTRY_COLLECTION, vec![point])?;
+        self.inner.upsert(REGISTRY_COLLECTION, points)?;
         self.reload()
     }
 
@@ -285,6 +307,61 @@ impl RegisteredStore {
         )?;
         self.reload()?;
         Ok(true)
+    }
+
+    /// Applies `changes` in order, all or none, in one write: each is checked against the
+    /// aliases the earlier ones leave (a rename of an alias created in the same list works), and
+    /// a list with one wrong change (an unknown alias or collection, a bad name) changes nothing.
+    pub fn change_aliases(&self, changes: &[AliasChange]) -> Result<()> {
+        let collections = self.inner.list_collections()?;
+        let mut aliases = self.read(|registry| registry.aliases.clone());
+        let mut touched: BTreeSet<String> = BTreeSet::new();
+        for change in changes {
+            match change {
+                AliasChange::Create { alias, collection } => {
+                    crate::validate::check_collection_name(alias)?;
+                    reserved(alias)?;
+                    let target = aliases.get(collection).unwrap_or(collection);
+                    if target == REGISTRY_COLLECTION || !collections.contains(target) {
+                        return Err(StoreError::UnknownCollection(collection.clone()));
+                    }
+                    aliases.insert(alias.clone(), target.clone());
+                    touched.insert(alias.clone());
+                }
+                // As in Qdrant, deleting an alias that is not there is no error.
+                AliasChange::Delete { alias } => {
+                    if aliases.remove(alias).is_some() {
+                        touched.insert(alias.clone());
+                    }
+                }
+                AliasChange::Rename { from, to } => {
+                    crate::validate::check_collection_name(to)?;
+                    reserved(to)?;
+                    let target = aliases
+                        .remove(from)
+                        .ok_or_else(|| StoreError::UnknownAlias(from.clone()))?;
+                    aliases.insert(to.clone(), target);
+                    touched.insert(from.clone());
+                    touched.insert(to.clone());
+                }
+            }
+        }
+        // An alias deleted is written as an entry without a target, which reading skips: the
+        // whole list is then one upsert, which the store applies whole or not at all.
+        let entries: Vec<Point> = touched
+            .iter()
+            .map(|alias| {
+                let mut fields = Map::new();
+                if let Some(target) = aliases.get(alias) {
+                    fields.insert("collection".into(), json!(target));
+                }
+                entry(KIND_ALIAS, alias, fields)
+            })
+            .collect();
+        if entries.is_empty() {
+            return Ok(());
+        }
+        self.write_entries(entries)
     }
 
     /// The model of the collection `name` means (or a pinned name), when one was recorded.

@@ -37,7 +37,189 @@ const BODIES: &[(&str, Body)] = &[
         "registry",
         the_registry_keeps_models_and_aliases_beside_the_vectors,
     ),
+    (
+        "alias changes",
+        a_list_of_alias_changes_applies_whole_or_not_at_all,
+    ),
+    ("point updates", point_updates_keep_what_they_do_not_name),
 ];
+
+/// Creates, renames and deletes in one list: applied together, each seeing the ones before;
+/// a list with one wrong change changes nothing; deleting an absent alias is no error.
+fn a_list_of_alias_changes_applies_whole_or_not_at_all(make: &dyn Fn() -> Box<dyn VectorStore>) {
+    use mnemo_store::AliasChange;
+    use std::sync::Arc;
+    let store = RegisteredStore::new(Arc::from(make()));
+    for name in ["al-a", "al-b"] {
+        store
+            .create_collection(name, &CollectionConfig::single(3, Distance::Cosine))
+            .unwrap();
+    }
+    let create = |alias: &str, collection: &str| AliasChange::Create {
+        alias: alias.into(),
+        collection: collection.into(),
+    };
+    store
+        .change_aliases(&[
+            create("first", "al-a"),
+            AliasChange::Rename {
+                from: "first".into(),
+                to: "current".into(),
+            },
+            create("other", "al-b"),
+            AliasChange::Delete {
+                alias: "never-made".into(),
+            },
+        ])
+        .unwrap();
+    let names = |store: &RegisteredStore| -> Vec<(String, String)> {
+        store
+            .aliases()
+            .into_iter()
+            .map(|a| (a.alias, a.collection))
+            .collect()
+    };
+    let expected = vec![
+        ("current".to_owned(), "al-a".to_owned()),
+        ("other".to_owned(), "al-b".to_owned()),
+    ];
+    assert_eq!(names(&store), expected);
+    let refused = store.change_aliases(&[
+        AliasChange::Delete {
+            alias: "current".into(),
+        },
+        create("late", "missing"),
+    ]);
+    assert!(
+        matches!(refused, Err(StoreError::UnknownCollection(_))),
+        "{refused:?}"
+    );
+    let refused = store.change_aliases(&[AliasChange::Rename {
+        from: "absent".into(),
+        to: "x".into(),
+    }]);
+    assert!(
+        matches!(refused, Err(StoreError::UnknownAlias(_))),
+        "{refused:?}"
+    );
+    assert_eq!(names(&store), expected, "nothing of a refused list applied");
+    store
+        .change_aliases(&[AliasChange::Delete {
+            alias: "current".into(),
+        }])
+        .unwrap();
+    store.flush().unwrap();
+    drop(store);
+    let store = RegisteredStore::new(Arc::from(make()));
+    assert_eq!(
+        names(&store),
+        vec![("other".to_owned(), "al-b".to_owned())],
+        "seen by another opening of the store"
+    );
+    assert_eq!(store.resolve("current"), "current");
+    for name in ["al-a", "al-b"] {
+        store.delete_collection(name).unwrap();
+    }
+}
+
+/// Payload fields set, replaced, removed and cleared, and vectors set and removed, by ids and
+/// by filter: the rest of each point kept.
+fn point_updates_keep_what_they_do_not_name(make: &dyn Fn() -> Box<dyn VectorStore>) {
+    use mnemo_store::PointChange;
+    let store = make();
+    let config = CollectionConfig::single(2, Distance::Dot).with_sparse_vector("words", false);
+    store.create_collection("updates", &config).unwrap();
+    let points = (0..5u64)
+        .map(|id| Point {
+            id: PointId::Num(id),
+            vectors: [
+                ("".to_owned(), Vector::Dense(vec![id as f32, 1.0])),
+                (
+                    "words".to_owned(),
+                    Vector::Sparse(SparseVector {
+                        indices: vec![1],
+                        values: vec![1.0],
+                    }),
+                ),
+            ]
+            .into(),
+            payload: json!({"n": id, "group": id % 2, "tag": "t"}),
+        })
+        .collect();
+    store.upsert("updates", points).unwrap();
+    let ids = |ids: &[u64]| PointSelector::Ids(ids.iter().map(|&id| PointId::Num(id)).collect());
+    let set = |fields: serde_json::Value| fields.as_object().cloned().unwrap();
+    let changed = store
+        .update_points(
+            "updates",
+            &ids(&[0, 1, 99]),
+            &PointChange::SetPayload(set(json!({"owner": "ana"}))),
+        )
+        .unwrap();
+    assert_eq!(changed, 2, "the absent id skipped");
+    let odd = Filter::must([Condition::matches("group", 1i64)]);
+    store
+        .update_points(
+            "updates",
+            &PointSelector::Filter(odd),
+            &PointChange::DeletePayloadKeys(vec!["tag".into()]),
+        )
+        .unwrap();
+    store
+        .update_points(
+            "updates",
+            &ids(&[2]),
+            &PointChange::OverwritePayload(set(json!({"only": true}))),
+        )
+        .unwrap();
+    store
+        .update_points("updates", &ids(&[4]), &PointChange::ClearPayload)
+        .unwrap();
+    store
+        .update_points(
+            "updates",
+            &ids(&[3]),
+            &PointChange::SetVectors([("".to_owned(), Vector::Dense(vec![9.0, 9.0]))].into()),
+        )
+        .unwrap();
+    store
+        .update_points(
+            "updates",
+            &ids(&[0]),
+            &PointChange::DeleteVectors(vec!["words".into()]),
+        )
+        .unwrap();
+    let records = store
+        .get(
+            "updates",
+            &(0..5).map(PointId::Num).collect::<Vec<_>>(),
+            PayloadSelection::All,
+            VectorSelection::All,
+        )
+        .unwrap();
+    let payloads: Vec<serde_json::Value> = records
+        .iter()
+        .map(|r| serde_json::Value::Object(r.payload.clone()))
+        .collect();
+    assert_eq!(
+        payloads,
+        vec![
+            json!({"n": 0, "group": 0, "tag": "t", "owner": "ana"}),
+            json!({"n": 1, "group": 1, "owner": "ana"}),
+            json!({"only": true}),
+            json!({"n": 3, "group": 1}),
+            json!({}),
+        ]
+    );
+    assert_eq!(records[3].vectors[""], Vector::Dense(vec![9.0, 9.0]));
+    assert!(
+        records[3].vectors.contains_key("words"),
+        "the other vector kept"
+    );
+    assert!(!records[0].vectors.contains_key("words"));
+    assert_eq!(records[0].vectors[""], Vector::Dense(vec![0.0, 1.0]));
+    store.delete_collection("updates").unwrap();
+}
 
 /// Models and aliases kept in the store itself: found again by another opening of it, an
 /// alias moved in one write, the registry never listed, and a deleted collection's entries

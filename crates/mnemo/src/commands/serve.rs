@@ -17,7 +17,11 @@ pub struct ServeArgs {
     /// Address to listen on [default: 127.0.0.1:6343, or the config file's `bind`]
     #[arg(long)]
     bind: Option<SocketAddr>,
-    /// TOML settings: bind, keys, rate_limit, body_limit_bytes, max_batch,
+    /// Also answer Qdrant's REST API here (`127.0.0.1:6333`), for Qdrant's clients
+    /// [or the config's qdrant_api]
+    #[arg(long)]
+    qdrant_api: Option<SocketAddr>,
+    /// TOML settings: bind, qdrant_api, keys, rate_limit, body_limit_bytes, max_batch,
     /// request_timeout_secs, index_roots, tls_cert, tls_key, insecure_http, durability, store
     /// (and [qdrant] url, api_key), [db] url, mcp_allowed_hosts, mcp_allowed_origins, watch,
     /// probe_interval_secs, [events] keep_days, keep_last, [alerts] disk_free_min_mib,
@@ -47,6 +51,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
     };
     if let Some(bind) = args.bind {
         config.bind = bind;
+    }
+    if let Some(bind) = args.qdrant_api {
+        config.qdrant_api = Some(bind);
     }
     if let Some(files) = mnemo_server::config::tls_files(args.tls_cert, args.tls_key)? {
         config.tls = Some(files);
@@ -88,7 +95,8 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
         .block_on(mnemo_server::serve(
             engine,
             config,
-            |url| {
+            |addresses| {
+                let url = &addresses.url;
                 listening.store(true, std::sync::atomic::Ordering::Relaxed);
                 // The CLI finds the server through the lock file while it holds the directory.
                 if let OpenedStore::Embedded(store) = &store
@@ -98,6 +106,9 @@ pub fn serve(args: ServeArgs) -> anyhow::Result<()> {
                 }
                 // Tests and scripts read this line to learn the port.
                 println!("listening on {url}");
+                if let Some(qdrant_api) = &addresses.qdrant_api {
+                    println!("qdrant api on {qdrant_api}");
+                }
                 println!("store: {}", store_args.describe());
                 if open {
                     println!("no API keys: every request is allowed (loopback only)");

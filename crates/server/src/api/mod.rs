@@ -127,6 +127,30 @@ impl AppState {
         )
     }
 
+    /// The caller a key's secret (or none) is.
+    pub(crate) fn identify(
+        &self,
+        secret: Option<&str>,
+    ) -> Result<mnemo_engine::Principal, mnemo_engine::AccessError> {
+        self.keys.identify(secret)
+    }
+
+    /// One request of `caller`'s rate, or 429 with when to retry.
+    pub(crate) fn take_rate(&self, caller: &mnemo_engine::Principal) -> ApiResult<()> {
+        self.limiter.take(caller.name()).map_err(|seconds| {
+            let mut err = ApiError::new(
+                ErrorCode::RateLimited,
+                format!(
+                    "too many requests for `{}`; retry in {seconds} s",
+                    caller.name()
+                ),
+            )
+            .with_details(json!({ "retry_after_seconds": seconds }));
+            err.retry_after = Some(seconds);
+            err
+        })
+    }
+
     pub(crate) fn check_batch(&self, what: &str, count: usize) -> ApiResult<()> {
         self.metrics.observe_batch(what, count);
         if count > self.config.max_batch {
@@ -285,20 +309,11 @@ async fn guard(State(state): Shared, mut request: Request, next: Next) -> Respon
         .and_then(|v| v.strip_prefix("Bearer "))
         .or_else(|| headers.get("api-key").and_then(|v| v.to_str().ok()))
         .map(str::trim);
-    let caller = match state.keys.identify(secret) {
+    let caller = match state.identify(secret) {
         Ok(caller) => caller,
         Err(err) => return ApiError::from(err).into_response(),
     };
-    if let Err(seconds) = state.limiter.take(caller.name()) {
-        let mut err = ApiError::new(
-            ErrorCode::RateLimited,
-            format!(
-                "too many requests for `{}`; retry in {seconds} s",
-                caller.name()
-            ),
-        )
-        .with_details(json!({ "retry_after_seconds": seconds }));
-        err.retry_after = Some(seconds);
+    if let Err(err) = state.take_rate(&caller) {
         return err.into_response();
     }
     if let Some(length) = headers

@@ -111,7 +111,13 @@ pub(crate) async fn download(
     let (path, info) = state
         .run(move |engine| Ok(engine.store().snapshot_file(&name, &snapshot)?))
         .await?;
-    let file = std::fs::File::open(&path).map_err(|e| {
+    send_snapshot(&path, info)
+}
+
+/// The snapshot file at `path`, streamed from a blocking thread a few chunks ahead of the
+/// client, with its size and checksum in the headers.
+pub(crate) fn send_snapshot(path: &std::path::Path, info: SnapshotInfo) -> ApiResult<Response> {
+    let file = std::fs::File::open(path).map_err(|e| {
         ApiError::new(
             ErrorCode::Internal,
             format!("cannot read {}: {e}", path.display()),
