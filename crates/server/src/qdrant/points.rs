@@ -65,17 +65,9 @@ pub(crate) async fn upsert(
                 .into_iter()
                 .enumerate()
                 .map(|(index, point)| {
-                    let vectors = point
-                        .vectors
-                        .into_iter()
-                        .map(|(vector_name, vector)| {
-                            let at = format!("points[{index}].vector.{vector_name}");
-                            Ok((vector_name, vector.into_vector(&at)?))
-                        })
-                        .collect::<QdrantResult<BTreeMap<String, Vector>>>()?;
                     Ok(Point {
                         id: point.id,
-                        vectors,
+                        vectors: stored_vectors(point.vectors, index)?,
                         payload: point.payload,
                     })
                 })
@@ -87,6 +79,33 @@ pub(crate) async fn upsert(
     }
     .await;
     answer(started, written)
+}
+
+/// The vectors of the point at `index` of a request, its documents embedded by now.
+fn stored_vectors(
+    vectors: BTreeMap<String, VectorIn>,
+    index: usize,
+) -> QdrantResult<BTreeMap<String, Vector>> {
+    vectors
+        .into_iter()
+        .map(|(vector_name, vector)| {
+            let at = format!("points[{index}].vector.{vector_name}");
+            Ok((vector_name, vector.into_vector(&at)?))
+        })
+        .collect()
+}
+
+/// A list of names (payload fields, vectors) at `field`.
+fn read_names(body: &Map<String, Value>, field: &str, what: &str) -> QdrantResult<Vec<String>> {
+    body.get(field)
+        .and_then(Value::as_array)
+        .and_then(|names| {
+            names
+                .iter()
+                .map(|name| name.as_str().map(str::to_owned))
+                .collect::<Option<Vec<_>>>()
+        })
+        .ok_or_else(|| QdrantError::bad(format!("`{field}`: expected a list of {what}")))
 }
 
 fn read_points(points: &Value) -> QdrantResult<Vec<PointIn>> {
@@ -349,16 +368,7 @@ pub(crate) async fn delete_payload(
     Path(name): Path<String>,
     Body(body): Body<Map<String, Value>>,
 ) -> Response {
-    let change = body
-        .get("keys")
-        .and_then(Value::as_array)
-        .and_then(|keys| {
-            keys.iter()
-                .map(|key| key.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-        })
-        .map(PointChange::DeletePayloadKeys)
-        .ok_or_else(|| QdrantError::bad("`keys`: expected a list of payload fields"));
+    let change = read_names(&body, "keys", "payload fields").map(PointChange::DeletePayloadKeys);
     change_points(state, started, name, &body, change).await
 }
 
@@ -380,17 +390,7 @@ pub(crate) async fn delete_vectors(
     Path(name): Path<String>,
     Body(body): Body<Map<String, Value>>,
 ) -> Response {
-    let change = body
-        .get("vector")
-        .and_then(Value::as_array)
-        .and_then(|names| {
-            names
-                .iter()
-                .map(|name| name.as_str().map(str::to_owned))
-                .collect::<Option<Vec<_>>>()
-        })
-        .map(PointChange::DeleteVectors)
-        .ok_or_else(|| QdrantError::bad("`vector`: expected a list of vector names"));
+    let change = read_names(&body, "vector", "vector names").map(PointChange::DeleteVectors);
     change_points(state, started, name, &body, change).await
 }
 
@@ -419,14 +419,7 @@ pub(crate) async fn update_vectors(
                     .flat_map(|point| point.vectors.values_mut()),
             )?;
             for (index, point) in points.into_iter().enumerate() {
-                let vectors = point
-                    .vectors
-                    .into_iter()
-                    .map(|(vector_name, vector)| {
-                        let at = format!("points[{index}].vector.{vector_name}");
-                        Ok((vector_name, vector.into_vector(&at)?))
-                    })
-                    .collect::<QdrantResult<BTreeMap<String, Vector>>>()?;
+                let vectors = stored_vectors(point.vectors, index)?;
                 engine.store().update_points(
                     &name,
                     &PointSelector::Ids(vec![point.id]),
